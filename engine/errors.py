@@ -1,0 +1,12 @@
+"""User-facing errors: one clear sentence, no traceback.
+
+The CLI prints ``str(err)`` and exits with code 2; the app shows it inline and keeps running.
+"""
+
+
+class UserError(ValueError):
+    """A mistake in what the user asked for (a bad flag, a missing file, an unknown model)."""
+
+
+class ConfigError(UserError):
+    """A configuration value is invalid; raised by the frozen config dataclasses on construction."""

@@ -1,0 +1,3 @@
+from lca_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The ``lca-tui`` command line: ``lca-tui`` alone opens the app; subcommands run headless.
+
+A user mistake (``engine.errors.UserError``) prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lca_tui import __version__
+
+#: Subcommand modules under ``lca_tui.commands``, in the order ``--help`` lists them.
+COMMANDS = ["train", "probe", "hijack", "schemes"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, exit 2 (argparse's own convention)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lca-tui", description=(
+        "Terminal workbench for latent concept association and context hijacking "
+        "(Jiang et al., NeurIPS 2024). Run without a command to open the app."))
+    parser.add_argument("--version", action="version", version=f"lca-tui {__version__}")
+    parser.add_argument("--session", metavar="DIR", help="session directory to open or record into")
+    parser.add_argument("--model", metavar="M", help="language model for the app: alias, HF id or local path")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"lca_tui.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lca_tui.commands.{name}":
+                raise
+            continue
+        p = mod.add_parser(sub)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.errors import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from lca_tui.app import run_app
+
+            return run_app(args)
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"lca-tui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lca-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
