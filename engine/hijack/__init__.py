@@ -1,0 +1,1 @@
+"""Context hijacking (Sec. 3): language-model backend, prompt schemes, CounterFact, efficacy."""

@@ -1,0 +1,1 @@
+"""Package data: the built-in CounterFact set and the relation template table."""

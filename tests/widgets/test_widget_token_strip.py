@@ -1,0 +1,65 @@
+"""TokenStrip: visible whitespace, value colours, wrapping and legend."""
+
+import numpy as np
+from textual.app import App, ComposeResult
+
+from widgets import TokenStrip, wrap_tokens
+from widgets.colors import NAN_COLOR, ramp
+from widgets.token_strip import N_COLORS
+
+
+class StripApp(App):
+    CSS = "TokenStrip { width: 30; }"
+
+    def compose(self) -> ComposeResult:
+        yield TokenStrip(label="surprise (nats)")
+
+
+def test_wrap_tokens_greedy_with_forced_breaks():
+    assert wrap_tokens(["ab", "cd", "ef"], 5) == [[0, 1], [2]]
+    assert wrap_tokens(["toolongtoken", "x"], 5) == [[0], [1]]
+    assert wrap_tokens(["a↵", "b"], 80, breaks=[True, False]) == [[0], [1]]
+    assert wrap_tokens([], 10) == [[]]
+
+
+async def test_token_strip_wraps_and_colours_by_value():
+    app = StripApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        strip = app.query_one(TokenStrip)
+        await pilot.pause()
+        assert "no tokens" in strip.render_line(0).text
+        tokens = ["The", " Eiffel", " Tower", " is", " located", " in", " the", " city", " of", "\n", "Paris"]
+        values = [0.0, 8.0, 1.0, 2.0, 4.0, 0.5, 0.2, 3.0, 0.1, 6.0, float("nan")]
+        strip.set_tokens(tokens, values, vmax=8.0)
+        await pilot.pause()
+        lines = [strip.render_line(y).text.rstrip() for y in range(strip.size.height)]
+        assert strip.size.height == len(lines) >= 4  # wrapped token lines + legend
+        assert all(len(line) <= 30 for line in lines)
+        assert lines[0].startswith("The ␣Eiffel ␣Tower")
+        joined = " ".join(lines[:-1]).split()
+        assert joined == ["The", "␣Eiffel", "␣Tower", "␣is", "␣located", "␣in", "␣the",
+                          "␣city", "␣of", "↵", "Paris"]
+        assert lines[-2] == "Paris"  # the newline token forces a break
+        assert lines[-1].startswith("0 ") and "8" in lines[-1] and "surprise (nats)" in lines[-1]
+        colors = ramp("viridis", N_COLORS)
+        segs = {s.text: s.style for y in range(len(lines) - 1) for s in strip.render_line(y)}
+        assert segs["The"].bgcolor == colors[0]
+        assert segs["␣Eiffel"].bgcolor == colors[-1]
+        assert segs["Paris"].bgcolor == NAN_COLOR
+
+
+async def test_token_strip_without_values_and_default_vmax():
+    app = StripApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        strip = app.query_one(TokenStrip)
+        strip.set_tokens(["a", " b"], None)
+        await pilot.pause()
+        assert strip.size.height == 1 and strip.render_line(0).text.startswith("a ␣b")
+        strip.set_tokens(["a", " b"], np.array([1.0, 2.0]))
+        await pilot.pause()
+        assert strip.render_line(1).text.split()[1] == "2"
+        try:
+            strip.set_tokens(["a"], [1.0, 2.0])
+        except ValueError:
+            return
+        raise AssertionError("expected ValueError")
