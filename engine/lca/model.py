@@ -29,8 +29,8 @@ from engine.errors import ConfigError
 
 @dataclass(frozen=True)
 class ModelConfig:
-    d: int = 32
-    d_a: int = 32
+    d: int = 64
+    d_a: int = 64
     freeze_value: bool = False
     freeze_embedding: bool = False
     uniform_attention: bool = False

@@ -1,0 +1,128 @@
+"""Run configuration: the task (TaskConfig), the model (ModelConfig) and the optimiser (TrainConfig).
+
+Frozen dataclasses validated on construction; a bad value raises ConfigError with one sentence.
+``RunConfig.flat()`` / ``RunConfig.from_flat()`` give the one-level view the CLI flags and the
+trainer form use; ``to_dict`` / ``from_dict`` the nested JSON written to ``config.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from engine.errors import ConfigError
+from engine.lca.model import ModelConfig
+from engine.lca.task import TaskConfig
+
+
+def _int(name, v, lo=None):
+    if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo):
+        raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+
+def _pos(name, v, allow_zero=False):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or v < 0 or (v == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {v!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """AdamW on cross-entropy at the last position. ``train_size = 0`` draws fresh samples every
+    step (the default); a positive value fixes a training set of that many samples."""
+
+    lr: float = 0.003
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    batch_size: int = 256
+    steps: int = 2000
+    eval_every: int = 100
+    eval_size: int = 2048
+    train_size: int = 0
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        _pos("lr", self.lr)
+        _pos("weight_decay", self.weight_decay, allow_zero=True)
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
+                raise ConfigError(f"{name} must lie in [0, 1), got {v!r}")
+        _int("batch_size", self.batch_size, 1)
+        _int("steps", self.steps, 1)
+        _int("eval_every", self.eval_every, 1)
+        _int("eval_size", self.eval_size, 1)
+        _int("train_size", self.train_size, 0)
+        _int("seed", self.seed, 0)
+        from engine.device import DEVICE_CHOICES
+
+        base = (self.device or "").split(":", 1)[0]
+        if base not in DEVICE_CHOICES:
+            raise ConfigError(f"unknown device {self.device!r}: choose auto, cpu, cuda, cuda:N or mps")
+
+
+_SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {name: asdict(getattr(self, name)) for name in _SECTIONS}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        if not isinstance(data, dict):
+            raise ConfigError("a run config must be a JSON object")
+        parts = {}
+        for name, klass in _SECTIONS.items():
+            sec = data.get(name, {}) or {}
+            known = {f.name for f in fields(klass)}
+            unknown = set(sec) - known
+            if unknown:
+                raise ConfigError(f"unknown {name} setting(s): {', '.join(sorted(unknown))}")
+            parts[name] = klass(**sec)
+        return cls(**parts)
+
+    def flat(self) -> dict:
+        out = {}
+        for name in _SECTIONS:
+            out.update(asdict(getattr(self, name)))
+        return out
+
+    @classmethod
+    def from_flat(cls, values: dict) -> "RunConfig":
+        """Build from one flat mapping (CLI flags, form fields); unknown keys raise ConfigError."""
+        nested = {name: {} for name in _SECTIONS}
+        owner = {f.name: name for name, k in _SECTIONS.items() for f in fields(k)}
+        for key, v in values.items():
+            if key not in owner:
+                raise ConfigError(f"unknown setting {key!r}")
+            nested[owner[key]][key] = v
+        return cls.from_dict(nested)
+
+    @staticmethod
+    def field_types() -> dict:
+        """Flat field name -> (type, default), for building CLI flags and form fields."""
+        out = {}
+        for klass in _SECTIONS.values():
+            for f in fields(klass):
+                out[f.name] = (type(f.default), f.default)
+        return out
+
+    def summary(self) -> str:
+        t, m, r = self.task, self.model, self.train
+        parts = [f"m={t.m}", f"L={t.L}", f"ω={t.omega:g}", f"β={t.beta:g}", t.neighborhood,
+                 f"d={m.d}", f"lr={r.lr:g}"]
+        if m.freeze_value:
+            parts.append("W_V=I")
+        if m.freeze_embedding:
+            parts.append("W_E frozen")
+        if m.uniform_attention:
+            parts.append("uniform attn")
+        return " ".join(parts)

@@ -1,0 +1,1 @@
+"""Runs, metrics and artefacts on disk (JSON / JSONL / safetensors, atomic writes, no pickle)."""
