@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError
@@ -76,11 +77,11 @@ class OneLayerTransformer(nn.Module):
 
     def attention_last(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) attention weights of the last position over the context: column L of σ(·)."""
-        return self._last_attention(self.W_E.T[x])
+        return self._last_attention(F.embedding(x, self.W_E.T))
 
     def hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """h(x) = [attn(W_E χ(x))]_{:,L} (B, d) and the attention weights (B, L)."""
-        U = self.W_E.T[x]                                   # (B, L, d): columns W_E χ(x)
+        U = F.embedding(x, self.W_E.T)                                   # (B, L, d): columns W_E χ(x)
         a = self._last_attention(U)
         return torch.einsum("bl,bld->bd", a, U), a
 
@@ -92,7 +93,7 @@ class OneLayerTransformer(nn.Module):
 
     def attention_full(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, L) σ((W_K U)ᵀ(W_Q U)/√d_a): entry [b, i, j] is the weight of key i for query j."""
-        U = self.W_E.T[x]
+        U = F.embedding(x, self.W_E.T)
         k = U @ self.W_K.T
         q = U @ self.W_Q.T
         return (k @ q.transpose(1, 2) / math.sqrt(self.cfg.d_a)).softmax(dim=1)
@@ -100,7 +101,7 @@ class OneLayerTransformer(nn.Module):
     def forward_full(self, x: torch.Tensor) -> torch.Tensor:
         """The straightforward formulation: attention and outputs for every position, then the
         last column. Same result as ``forward``; L times the work. For tests and bench/."""
-        U = self.W_E.T[x]                                   # (B, L, d)
+        U = F.embedding(x, self.W_E.T)                                   # (B, L, d)
         A = self.attention_full(x)                          # (B, L, L)
         H = A.transpose(1, 2) @ U                           # (B, L, d): column j = Σ_i U_i A[i, j]
         logits_all = (H @ self.W_V.T) @ self.W_E            # (B, L, V)

@@ -178,13 +178,13 @@ class Trainer:
     # ----------------------------------------------------------------- state for checkpoints
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Weights, AdamW moments and the stream generator as a flat name -> tensor dict."""
-        out = {f"model.{n}": p.detach().cpu().contiguous() for n, p in self.model.named_parameters()}
+        out = {f"model.{n}": p.detach().cpu().clone() for n, p in self.model.named_parameters()}
         names = {id(p): n for n, p in self.model.named_parameters()}
         for p, st in self.optimizer.state.items():
             for key, val in st.items():
                 if torch.is_tensor(val):
-                    out[f"optim.{names[id(p)]}.{key}"] = val.detach().cpu().contiguous()
-        out["rng.stream"] = self.stream.get_state()
+                    out[f"optim.{names[id(p)]}.{key}"] = val.detach().cpu().clone()
+        out["rng.stream"] = self.stream.get_state().clone()
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], step: int):

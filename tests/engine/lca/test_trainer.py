@@ -1,0 +1,123 @@
+"""The trainer learns, stops, pauses, diverges honestly and resumes bit-for-bit."""
+
+import json
+import threading
+
+import pytest
+import torch
+
+from engine.lca.config import RunConfig
+from engine.lca.runner import TrainingRun
+from engine.lca.trainer import Trainer
+from engine.session.rundir import RunDir
+
+
+def _cfg(**kw):
+    base = {"m": 4, "L": 32, "d": 32, "d_a": 32, "lr": 0.01, "batch_size": 128, "steps": 800,
+            "eval_every": 200, "eval_size": 4096, "device": "cpu", "seed": 0}
+    return RunConfig.from_flat({**base, **kw})
+
+
+def test_small_config_trains_to_within_a_few_points_of_bayes():
+    tr = Trainer(_cfg())
+    evals = [e for e in tr.events() if e["event"] == "eval"]
+    first, last = evals[0], evals[-1]
+    assert tr.status == "completed" and tr.step == 800
+    assert last["bayes_accuracy"] - last["accuracy"] < 0.05, last
+    assert last["accuracy"] > 10 / 16  # far above chance (1/16)
+    assert last["loss"] < first["loss"]
+
+
+def test_same_seed_same_numbers():
+    a = Trainer(_cfg(steps=20, eval_every=10)).run()
+    b = Trainer(_cfg(steps=20, eval_every=10)).run()
+    c = Trainer(_cfg(steps=20, eval_every=10, seed=1)).run()
+    assert a == b and a != c
+
+
+def test_fixed_training_set_is_reused():
+    tr = Trainer(_cfg(train_size=64, steps=5))
+    x, _ = tr.next_batch()
+    pool = {tuple(r) for r in tr.train_set[0].tolist()}
+    assert all(tuple(r) in pool for r in x.tolist())
+
+
+def test_stop_between_steps():
+    tr = Trainer(_cfg(steps=10_000))
+    for ev in tr.events():
+        if ev["event"] == "train" and ev["step"] == 7:
+            tr.stop()
+    assert tr.status == "stopped" and tr.step == 7
+
+
+def test_pause_then_resume_continues():
+    tr = Trainer(_cfg(steps=6, eval_every=100))
+    seen = []
+    for ev in tr.events():
+        seen.append(ev["event"] if ev["event"] != "status" else ev["status"])
+        if ev["event"] == "train" and ev["step"] == 2:
+            tr.pause_event.set()
+            threading.Timer(0.2, tr.pause_event.clear).start()
+    assert "paused" in seen and tr.step == 6 and tr.status == "completed"
+
+
+def test_nan_loss_is_diverged():
+    tr = Trainer(_cfg(steps=50, lr=1e30))
+    with torch.no_grad():
+        tr.model.W_E.mul_(float("inf"))
+    done = tr.run()
+    assert done["event"] == "done" and done["status"] == "diverged"
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full = TrainingRun.start(_cfg(steps=40, eval_every=10), tmp_path / "full")
+    full.run()
+    part = TrainingRun.start(_cfg(steps=40, eval_every=10), tmp_path / "part")
+    for ev in part.events():
+        if ev["event"] == "train" and ev["step"] == 17:
+            part.trainer.stop()
+    assert RunDir(tmp_path / "part").state()["status"] == "stopped"
+    resumed = TrainingRun.resume(tmp_path / "part")
+    assert resumed.trainer.step == 17
+    resumed.run()
+    for (n, p), (_, q) in zip(full.trainer.model.named_parameters(), resumed.trainer.model.named_parameters()):
+        assert torch.equal(p, q), n
+    fm, rm = RunDir(tmp_path / "full").metrics(), RunDir(tmp_path / "part").metrics()
+    f_train = [(r["step"], r["loss"]) for r in fm if r["event"] == "train"]
+    r_train = [(r["step"], r["loss"]) for r in rm if r["event"] == "train"]
+    assert f_train == r_train and [s for s, _ in r_train] == list(range(1, 41))
+
+
+def test_resume_crops_metrics_written_after_the_checkpoint(tmp_path):
+    run = TrainingRun.start(_cfg(steps=10, eval_every=5), tmp_path / "r")
+    for ev in run.events():
+        if ev["event"] == "train" and ev["step"] == 5:
+            run.trainer.stop()
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as fh:  # lines a crash left after the checkpoint
+        fh.write(json.dumps({"event": "train", "step": 6, "loss": 9.9}) + "\n")
+        fh.write('{"event": "train", "st')  # torn last line
+    resumed = TrainingRun.resume(tmp_path / "r")
+    assert max(r["step"] for r in RunDir(tmp_path / "r").metrics()) == 5
+    resumed.run()
+    steps = [r["step"] for r in RunDir(tmp_path / "r").metrics() if r["event"] == "train"]
+    assert steps == list(range(1, 11))
+
+
+def test_checkpoint_holds_no_pickle(tmp_path):
+    run = TrainingRun.start(_cfg(steps=3), tmp_path / "r")
+    run.run()
+    blob = (tmp_path / "r" / "checkpoint.safetensors").read_bytes()
+    header_len = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + header_len])
+    assert "model.W_E" in header and "rng.stream" in header and "optim.W_E.exp_avg" in header
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["task"]["m"] == 4
+
+
+def test_damaged_checkpoint_is_reported_by_name(tmp_path):
+    from engine.errors import UserError
+
+    run = TrainingRun.start(_cfg(steps=3), tmp_path / "r")
+    run.run()
+    (tmp_path / "r" / "checkpoint.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="checkpoint.safetensors"):
+        TrainingRun.resume(tmp_path / "r")
