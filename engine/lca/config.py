@@ -1,5 +1,7 @@
 """Run configuration: the task (TaskConfig), the model (ModelConfig) and the optimiser (TrainConfig).
 
+Pure data: importing this module does not import torch, so the app can validate forms at once.
+
 Frozen dataclasses validated on construction; a bad value raises ConfigError with one sentence.
 ``RunConfig.flat()`` / ``RunConfig.from_flat()`` give the one-level view the CLI flags and the
 trainer form use; ``to_dict`` / ``from_dict`` the nested JSON written to ``config.json``.
@@ -11,8 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from engine.errors import ConfigError
-from engine.lca.model import ModelConfig
-from engine.lca.task import TaskConfig
+from engine.lca.latent import LatentSpace, parse_neighborhood
 
 
 def _int(name, v, lo=None):
@@ -24,6 +25,55 @@ def _pos(name, v, allow_zero=False):
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     if not ok or v < 0 or (v == 0 and not allow_zero):
         raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {v!r}")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Parameters of the synthetic task. Defaults are ours (the paper's appendix values are
+    not known): ω = 0.5 (half the context is noise), β = 1, every other token a neighbour."""
+
+    m: int = 6
+    L: int = 64
+    omega: float = 0.5
+    beta: float = 1.0
+    neighborhood: str = "all"
+
+    def __post_init__(self):
+        LatentSpace(self.m)  # validates m
+        if not isinstance(self.L, int) or self.L < 1:
+            raise ConfigError(f"L (context length) must be an integer >= 1, got {self.L!r}")
+        if not (isinstance(self.omega, (int, float)) and 0.0 <= float(self.omega) <= 1.0):
+            raise ConfigError(f"omega must lie in [0, 1], got {self.omega!r}")
+        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta > 0):
+            raise ConfigError(f"beta must be a positive number, got {self.beta!r}")
+        parse_neighborhood(self.neighborhood, self.m)
+
+    @property
+    def V(self) -> int:  # noqa: N802
+        return 2 ** self.m
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d: int = 64
+    d_a: int = 64
+    freeze_value: bool = False
+    freeze_embedding: bool = False
+    uniform_attention: bool = False
+
+    def __post_init__(self):
+        for name in ("d", "d_a"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.d > 16384 or self.d_a > 16384:
+            raise ConfigError("d and d_a must be at most 16384")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -19,33 +19,14 @@ so every position gets weight 1/L.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import ConfigError
+from engine.lca.config import ModelConfig
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    d: int = 64
-    d_a: int = 64
-    freeze_value: bool = False
-    freeze_embedding: bool = False
-    uniform_attention: bool = False
-
-    def __post_init__(self):
-        for name in ("d", "d_a"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
-        if self.d > 16384 or self.d_a > 16384:
-            raise ConfigError("d and d_a must be at most 16384")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["ModelConfig", "OneLayerTransformer"]
 
 
 class OneLayerTransformer(nn.Module):

@@ -6,43 +6,13 @@ A sample: z* ~ Unif(Z); t_1..t_{L-1} ~ p(·|z*); t_L ~ π(·|z*); x = (t_1..t_L)
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 
-from engine.errors import ConfigError
-from engine.lca.latent import LatentSpace, parse_neighborhood
+from engine.lca.config import TaskConfig
+from engine.lca.latent import LatentSpace
 
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """Parameters of the synthetic task. Defaults are ours (the paper's appendix values are
-    not known): ω = 0.5 (half the context is noise), β = 1, every other token a neighbour."""
-
-    m: int = 6
-    L: int = 64
-    omega: float = 0.5
-    beta: float = 1.0
-    neighborhood: str = "all"
-
-    def __post_init__(self):
-        LatentSpace(self.m)  # validates m
-        if not isinstance(self.L, int) or self.L < 1:
-            raise ConfigError(f"L (context length) must be an integer >= 1, got {self.L!r}")
-        if not (isinstance(self.omega, (int, float)) and 0.0 <= float(self.omega) <= 1.0):
-            raise ConfigError(f"omega must lie in [0, 1], got {self.omega!r}")
-        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta > 0):
-            raise ConfigError(f"beta must be a positive number, got {self.beta!r}")
-        parse_neighborhood(self.neighborhood, self.m)
-
-    @property
-    def V(self) -> int:  # noqa: N802
-        return 2 ** self.m
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["LCATask", "TaskConfig"]
 
 
 class LCATask:
