@@ -89,12 +89,14 @@ class RunDir:
     def save_checkpoint(self, trainer, status: str):
         from safetensors.torch import save
 
+        self.flush()  # metrics on disk first, so they never lag behind the checkpoint
         blob = save(trainer.state_tensors(), metadata={"step": str(trainer.step), "status": status})
         atomic_write_bytes(self.path / CHECKPOINT, blob)
         self.write_state({"status": status, "step": trainer.step,
                           "best_accuracy": trainer.best_accuracy,
                           "bayes_accuracy": trainer.bayes_accuracy,
-                          "checkpoint_step": trainer.step})
+                          "checkpoint_step": trainer.step,
+                          **({"pid": os.getpid()} if status in ("running", "paused") else {})})
 
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT).exists()
