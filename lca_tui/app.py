@@ -1,15 +1,230 @@
-"""Placeholder until the app shell lands."""
+"""The lca-tui application: three panels on keys 1/2/3, a command palette, help, themes, a status bar.
+
+The first frame comes before torch/transformers are imported: the model thread starts after it
+and the status bar shows the loading state.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from functools import partial
+from typing import Callable, Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer
+
+from lca_tui.messages import JobFinished, JobProgress, ModelLoaded, ModelLoadFailed, ModelLoading, ProbeAnswered
+from lca_tui.panels import HijackPanel, InspectorPanel, TrainerPanel
+from lca_tui.settings import load_keymap, load_settings, save_settings
+from themes import DEFAULT_THEME, STYLESHEET, THEMES
+from widgets import StatusBar
+
+PANELS = ("hijack", "trainer", "inspector")
+
+
+class LcaApp(App):
+    TITLE = "lca-tui"
+    CSS_PATH = str(STYLESHEET)
+    BINDINGS = [
+        Binding("1", "panel('hijack')", "Hijack", id="app.panel.hijack"),
+        Binding("2", "panel('trainer')", "Trainer", id="app.panel.trainer"),
+        Binding("3", "panel('inspector')", "Inspector", id="app.panel.inspector"),
+        Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),
+        Binding("m", "pick_model", "Model", id="app.model"),
+        Binding("ctrl+t", "cycle_theme", "Theme", id="app.theme", show=False),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, model: str | None = None, device: str = "auto", load_model: bool = True,
+                 session: str | None = None):
+        super().__init__()
+        self.model_name = model
+        self.device = device
+        self.autoload = load_model
+        self.session_arg = session
+        self.model_host = None
+        self.model_info: dict | None = None
+        self.model_error: str | None = None
+        self.results: list[tuple[str, object, dict]] = []
+        self.started = time.perf_counter()
+        self.first_frame_s: float | None = None
+        for theme in THEMES.values():
+            self.register_theme(theme)
+        settings, problem = load_settings()
+        self.startup_problems = [p for p in (problem,) if p]
+        self.theme = settings.get("theme") if settings.get("theme") in self.available_themes else DEFAULT_THEME
+        keymap, problem = load_keymap()
+        if problem:
+            self.startup_problems.append(problem)
+        if keymap:
+            self.set_keymap(keymap)
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        with ContentSwitcher(initial="hijack", id="panels"):
+            yield HijackPanel(id="hijack")
+            yield TrainerPanel(id="trainer")
+            yield InspectorPanel(id="inspector")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.status.set_fields(model="no model", jobs="0")
+        for problem in self.startup_problems:
+            self.notify(problem, severity="warning")
+        self.call_after_refresh(self._after_first_frame)
+        self.set_interval(1.0, self._refresh_status)
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+
+    def _after_first_frame(self) -> None:
+        self.first_frame_s = time.perf_counter() - self.started
+        self.query_one("#prompt").focus()
+        if self.autoload:
+            self.load_model(self.model_name)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    # ------------------------------------------------------------------ model thread
+    def _host(self):
+        if self.model_host is None:
+            from lca_tui.model_host import ModelHost
+
+            self.model_host = ModelHost(self.post_message)
+        return self.model_host
+
+    def load_model(self, name: str | None) -> None:
+        self.status.set_fields(model=f"loading {name or 'smollm2-135m (embedded)'}…")
+        self._host().load(name, device=self.device)
+
+    def run_model_job(self, kind: str, fn: Callable, meta: dict | None = None) -> int:
+        host = self._host()
+        return host.submit(kind, lambda job_id: fn(host, job_id), meta)
+
+    def on_model_loading(self, msg: ModelLoading) -> None:
+        self.status.set_fields(model=msg.text)
+
+    def on_model_loaded(self, msg: ModelLoaded) -> None:
+        self.model_info, self.model_error = msg.info, None
+        i = msg.info
+        self.status.set_fields(model=i["name"], device=i["device"], dtype=i["dtype"], note=None)
+        self.notify(f"model {i['name']} loaded on {i['device']} ({i['dtype']})", timeout=3)
+        self.query_one(HijackPanel).request_probe()
+
+    def on_model_load_failed(self, msg: ModelLoadFailed) -> None:
+        self.model_error = msg.error
+        kept = f"; keeping {msg.kept}" if msg.kept else ""
+        self.status.set_fields(model=msg.kept or "no model", note=f"load failed{kept}")
+        self.notify(f"could not load {msg.name}: {msg.error}{kept}", severity="error", timeout=10)
+
+    def on_probe_answered(self, msg: ProbeAnswered) -> None:
+        self.query_one(HijackPanel).on_probe_answered(msg)
+
+    def on_job_progress(self, msg: JobProgress) -> None:
+        self.query_one(HijackPanel).on_job_progress(msg)
+
+    def on_job_finished(self, msg: JobFinished) -> None:
+        if msg.kind != "load":
+            self.query_one(HijackPanel).on_job_finished(msg)
+        self._refresh_status()
+
+    def record_result(self, kind: str, result, meta: dict) -> None:
+        """Keep what the user produced; the session store writes it to disk."""
+        self.results.append((kind, result, meta))
+
+    # ------------------------------------------------------------------ status bar
+    def _refresh_status(self) -> None:
+        jobs = 0
+        if self.model_host is not None and self.model_host.busy:
+            jobs += 1
+        self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
+
+    # ------------------------------------------------------------------ actions
+    def action_panel(self, name: str) -> None:
+        self.query_one("#panels", ContentSwitcher).current = name
+        panel = self.query_one(f"#{name}")
+        focusables = [w for w in panel.query("*") if w.focusable]
+        if focusables:
+            focusables[0].focus()
+
+    def action_help(self) -> None:
+        from lca_tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_pick_model(self) -> None:
+        from lca_tui.screens.pickers import ModelPicker
+
+        def chosen(name):
+            if name:
+                self.load_model(name)
+
+        current = self.model_info["name"] if self.model_info else self.model_name
+        self.push_screen(ModelPicker(current), chosen)
+
+    def action_cycle_theme(self) -> None:
+        names = list(THEMES)
+        self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+
+    def _remember_theme(self, theme) -> None:
+        settings, _ = load_settings()
+        settings["theme"] = theme.name
+        save_settings(settings)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for name in PANELS:
+            yield SystemCommand(f"Panel: {name}", f"Switch to the {name} panel", partial(self.action_panel, name))
+        yield SystemCommand("Help: keys", "Every binding and its id", self.action_help)
+        yield SystemCommand("Model: load…", "Load an alias, HF id or local path", self.action_pick_model)
+        yield SystemCommand("Theme: next", "Cycle dark / light / high contrast", self.action_cycle_theme)
+        hp = self.query_one(HijackPanel)
+        for label, help_text, action in [
+            ("Hijack: n + 1", "Prepend one more hijack sentence", partial(hp.action_n_step, 1)),
+            ("Hijack: n − 1", "Prepend one fewer hijack sentence", partial(hp.action_n_step, -1)),
+            ("Hijack: next scheme", "not-think, relation, reverse variants", hp.action_next_scheme),
+            ("Hijack: choose record…", "Search CounterFact records", hp.action_pick_record),
+            ("Hijack: add target", "Track another target string", hp.action_add_target),
+            ("Hijack: sweep n", "P(true), P(false) vs n for this record", hp.action_sweep),
+            ("Hijack: evaluate ES", "Efficacy vs n over the built-in records", hp.action_evaluate),
+            ("Hijack: cancel job", "Cancel the running evaluation", hp.action_cancel),
+            ("Hijack: next view", "Surprise, logit lens, attention, sweep, efficacy", hp.action_next_view),
+        ]:
+            yield SystemCommand(label, help_text, action)
+
+    def on_unmount(self) -> None:
+        if self.model_host is not None:
+            self.model_host.close()
+
+
+def memory_in_use() -> str:
+    """Resident memory of this process, plus GPU memory when torch is loaded and CUDA is in use."""
+    try:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak MiB on Linux
+        try:
+            with open("/proc/self/statm") as fh:
+                rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        except OSError:
+            pass
+    except ImportError:
+        rss = 0.0
+    text = f"{rss:,.0f} MiB"
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)  # only if torch is (fully) imported
+    try:
+        if cuda is not None and cuda.is_available() and cuda.is_initialized():
+            text += f" · GPU {cuda.memory_allocated() / 2 ** 30:.2f} GiB"
+    except (AttributeError, RuntimeError):
+        pass
+    return text
 
 
 def run_app(args) -> int:
-    from textual.app import App
-    from textual.widgets import Static
-
-    class _Placeholder(App):
-        BINDINGS = [("q", "quit", "Quit")]
-
-        def compose(self):
-            yield Static("lca-tui — the app is being built. Press q to quit.")
-
-    _Placeholder().run()
+    LcaApp(model=getattr(args, "model", None), session=getattr(args, "session", None)).run()
     return 0

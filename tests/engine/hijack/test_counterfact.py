@@ -261,5 +261,5 @@ def test_builtin_relations_all_have_templates():
 
 def test_builtin_has_the_eiffel_tower():
     rec = next(r for r in load_counterfact(relation="P131") if r.subject == "The Eiffel Tower")
-    assert rec.text == "The Eiffel Tower is located in the city of"
+    assert rec.text == "The Eiffel Tower is in"  # the paper's Fig. 1 example
     assert (rec.target_true, rec.target_false) == ("Paris", "Chicago")

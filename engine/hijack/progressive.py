@@ -1,0 +1,55 @@
+"""Efficacy curves that fill in as records finish (for live views).
+
+``efficacy_progressive`` runs ``efficacy_curve`` over chunks of records and, after each chunk,
+reports the merged curve so far. Merging weights each chunk's per-n means by its record count, so the
+final curve equals one ``efficacy_curve`` call over all records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Sequence
+
+from engine.hijack.efficacy import CurvePoint, EfficacyResult, efficacy_curve
+
+
+def merge_results(parts: Sequence[EfficacyResult]) -> EfficacyResult:
+    """Count-weighted merge of efficacy results over disjoint record sets (same scheme and n)."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    by_n: dict[int, list[CurvePoint]] = {}
+    for part in parts:
+        for p in part.curve:
+            by_n.setdefault(p.n, []).append(p)
+    curve = []
+    for n in sorted(by_n):
+        pts = [p for p in by_n[n] if p.count > 0]
+        total = sum(p.count for p in pts)
+        if total == 0:
+            curve.append(CurvePoint(n, float("nan"), float("nan"), float("nan"), 0))
+            continue
+        mean = lambda attr: sum(getattr(p, attr) * p.count for p in pts) / total  # noqa: E731
+        curve.append(CurvePoint(n, mean("es"), mean("p_true"), mean("p_false"), total))
+    return replace(parts[0], n_records=sum(p.n_records for p in parts), curve=tuple(curve),
+                   records=tuple(r for p in parts for r in p.records),
+                   cancelled=any(p.cancelled for p in parts))
+
+
+def efficacy_progressive(lm, records, scheme: str, max_prepends: int, chunk: int = 8,
+                         on_partial: Callable[[EfficacyResult, int, int], None] | None = None,
+                         cancel=None, **kwargs) -> EfficacyResult:
+    """``efficacy_curve`` in chunks of ``chunk`` records, calling ``on_partial(merged, done, total)``
+    after each; stops early (``cancelled=True``) when ``cancel`` is set."""
+    records = list(records)
+    parts: list[EfficacyResult] = []
+    for start in range(0, len(records), chunk):
+        if cancel is not None and cancel.is_set() and parts:
+            return replace(merge_results(parts), cancelled=True)
+        part = efficacy_curve(lm, records[start:start + chunk], scheme, max_prepends, cancel=cancel, **kwargs)
+        parts.append(part)
+        merged = merge_results(parts)
+        if on_partial is not None:
+            on_partial(merged, min(start + chunk, len(records)), len(records))
+        if part.cancelled:
+            return merged
+    return merge_results(parts) if parts else efficacy_curve(lm, records, scheme, max_prepends, **kwargs)

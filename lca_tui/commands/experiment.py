@@ -1,0 +1,232 @@
+"""``lca-tui experiment``: reproduce one of the paper's figures and say whether its claim holds here.
+
+    lca-tui experiment list
+    lca-tui experiment value-matrix --quick            # minutes on a 2-core CPU
+    lca-tui experiment value-matrix --jobs 8           # the paper's grid, 8 processes
+    torchrun --nproc_per_node 4 -m lca_tui experiment embedding-dim --out result.json
+
+Grids: ``--tiny`` (seconds, for tests), ``--quick`` (a 2-core CPU) or the paper's (the default, for a
+GPU). ``--set KEY=VALUE`` changes one grid parameter (JSON values or comma lists, e.g.
+``--set models=smollm2-135m,openai-community/gpt2``). The result is recorded in the session
+(``experiments/<name>-<id>.json``) or written to ``--out``; ``--json`` prints it as one JSON object.
+Progress goes to stderr. Under ``torchrun`` jobs are sharded over the ranks and rank 0 reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(sub):
+    p = sub.add_parser("experiment", help="run one of the paper's experiments (or `experiment list`)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", metavar="NAME", help="experiment name, or `list` to list them")
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("--quick", dest="level", action="store_const", const="quick",
+                       help="the small grid for a 2-core CPU (minutes)")
+    level.add_argument("--tiny", dest="level", action="store_const", const="tiny",
+                       help="the tiny grid used by the tests (seconds)")
+    level.add_argument("--paper", dest="level", action="store_const", const="paper",
+                       help="the paper's grid, for a GPU (the default)")
+    p.set_defaults(level="paper")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="parallel worker processes on this machine (default: 1)")
+    p.add_argument("--seeds", type=int, default=None, metavar="K", help="use seeds 0..K-1 instead of the grid's")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: the grid's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one grid parameter (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--out", metavar="PATH", help="write the result JSON here (atomically)")
+    p.add_argument("--no-save", action="store_true", help="do not record the result in the session")
+    return p
+
+
+def _overrides(items: list[str]) -> dict:
+    from engine.errors import UserError
+    from engine.experiments import parse_value
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set needs KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def _list(args) -> int:
+    from engine import experiments as E
+
+    if args.json:
+        print(json.dumps({"experiments": [{"name": e.name, "title": e.title, "figure": e.figure,
+                                           "claim": E.claim(e.name)} for e in E.EXPERIMENTS.values()]},
+                         ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Experiments (lca-tui experiment NAME [--quick|--tiny])", title_justify="left")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("figure", no_wrap=True)
+    table.add_column("what")
+    for e in E.EXPERIMENTS.values():
+        table.add_row(e.name, e.figure, e.title)
+    Console().print(table)
+    return 0
+
+
+def _save(args, data: dict) -> str | None:
+    """Write ``--out`` or record into the session; returns where, or None."""
+    if args.out:
+        from engine.session.atomic import atomic_write_json
+
+        return str(atomic_write_json(args.out, data))
+    if args.no_save:
+        return None
+    from engine.session import store
+
+    opener = getattr(store, "open_cli_session", None)
+    session = None
+    if opener is not None:
+        session = opener(getattr(args, "session", None))
+    elif getattr(args, "session", None):
+        session = store.Session.open(args.session)
+    if session is None or not hasattr(session, "record_experiment"):
+        return None
+    return str(session.record_experiment(data))
+
+
+def run(args) -> int:
+    from engine import experiments as E
+    from engine.errors import UserError
+
+    if args.name.strip().lower() == "list":
+        return _list(args)
+    exp = E.get(args.name)
+    if isinstance(args.jobs, bool) or args.jobs < 1:
+        raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
+    grid = E.build_grid(exp.name, args.level, seeds=args.seeds, device=args.device,
+                        overrides=_overrides(args.overrides))
+
+    from engine.experiments import distributed
+
+    ctx = distributed.auto_init()
+    main = distributed.is_main()
+    try:
+        result = _run_with_progress(exp, grid, args.jobs, main)
+        if not main:
+            return 0
+        data = result.to_dict()
+        where = _save(args, data)
+        if args.json:
+            print(json.dumps(data, ensure_ascii=False, allow_nan=False))
+        else:
+            print_result(result, exp)
+        if where:
+            print(f"lca-tui: result saved to {where}", file=sys.stderr)
+        elif not args.no_save:
+            print("lca-tui: result not saved (no session store; pass --out PATH)", file=sys.stderr)
+        return 0
+    finally:
+        if ctx is not None:
+            distributed.shutdown()
+
+
+def _run_with_progress(exp, grid, jobs: int, main: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    fn = exp.function()
+    if not main or not err.is_terminal:
+        print(f"lca-tui: running {exp.name} ({grid.level} grid, jobs={jobs})", file=sys.stderr, flush=True)
+        last = {"done": -1}
+
+        def report(done, total):
+            if main and done != last["done"]:
+                last["done"] = done
+                print(f"lca-tui: {exp.name}: {done}/{total} jobs", file=sys.stderr, flush=True)
+
+        return fn(grid, progress=report, jobs=jobs)
+    with Progress(TextColumn(f"{exp.name} ({grid.level})"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("jobs", total=None)
+        return fn(grid, progress=lambda done, total: bar.update(task, completed=done, total=total), jobs=jobs)
+
+
+# ----------------------------------------------------------------------------------- printing
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if v == int(v) and abs(v) < 1e9:
+            return f"{v:g}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def chart_text(result, exp, width: int = 80, height: int = 20, color: bool = True) -> str:
+    """The result's curves as a plotext chart string (empty when there are no curves)."""
+    import plotext as plt
+
+    curves = result.curves if hasattr(result, "curves") else result["curves"]
+    if not curves:
+        return ""
+    plt.clear_figure()
+    chart = exp.chart
+    for label, c in list(curves.items())[:12]:
+        pts = [(x, y) for x, y in zip(c["x"], c["y"]) if x is not None and y is not None]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        plt.plot(list(xs), list(ys), marker="braille", label=label)
+    if chart.xlog:
+        plt.xscale("log")
+    if chart.ylim:
+        plt.ylim(*chart.ylim)
+    plt.xlabel(chart.xlabel)
+    plt.ylabel(chart.ylabel)
+    title = result.title if hasattr(result, "title") else result["title"]
+    plt.title(title)
+    plt.plotsize(width, height)
+    if not color:
+        plt.theme("clear")
+    return plt.build()
+
+
+def print_result(result, exp, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    text = chart_text(result, exp, width=min(110, max(40, console.width - 2)), color=console.is_terminal)
+    if text:
+        console.print(Text.from_ansi(text))
+    cols: list[str] = []
+    for row in result.rows:
+        for k in row:
+            if k not in cols:
+                cols.append(k)
+    table = Table(title=f"{result.name}: {result.title} ({result.figure}; grid {result.grid.get('level')}, "
+                        f"{result.seconds:.1f} s)", title_justify="left")
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("model", "scheme", "metric", "relation", "W_E", "regime")
+                         else "right", overflow="fold")
+    for row in result.rows:
+        table.add_row(*(_fmt(row.get(c)) for c in cols))
+    console.print(table)
+    for note in result.notes:
+        console.print(Text(f"note: {note}", style="dim"))
+    console.print(Text(f"paper: {result.claim}"))
+    style = {"holds": "bold green", "does not hold": "bold red"}.get(result.verdict, "bold yellow")
+    line = Text("verdict: ")
+    line.append(result.verdict, style=style)
+    line.append(f"  (rule: {result.rule})")
+    console.print(line)

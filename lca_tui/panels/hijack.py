@@ -1,0 +1,407 @@
+"""The hijack panel: edit a prompt, watch next-token probabilities move, step the hijack n.
+
+Every number shown comes from the engine (``engine.hijack``) through the app's model thread; this
+module only wires keys, requests and widgets. Answers to stale requests are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static, TabbedContent, TabPane, TextArea
+
+from lca_tui.messages import JobFinished, JobProgress, ProbeAnswered, ProbeRequest
+from widgets import BarRow, Heatmap, LiveCurve, ProbabilityBars, TokenStrip, visible_token
+
+VIEWS = ("surprise", "lens", "attention", "sweep", "efficacy")
+DEFAULT_SUBJECT = "The Eiffel Tower"
+
+
+def _pct(p: float) -> str:
+    return "—" if p is None or not math.isfinite(p) else (f"{100 * p:.2f}%" if p >= 1e-4 else f"{p:.1e}")
+
+
+class HijackPanel(Widget):
+    PANEL_NAME = "hijack"
+    BINDINGS = [
+        Binding("plus,equals_sign", "n_step(1)", "n+1", id="hijack.n_up"),
+        Binding("minus", "n_step(-1)", "n−1", id="hijack.n_down"),
+        Binding("r", "pick_record", "Record", id="hijack.record"),
+        Binding("s", "next_scheme", "Scheme", id="hijack.scheme"),
+        Binding("t", "add_target", "Add target", id="hijack.add_target"),
+        Binding("x", "remove_target", "Remove target", id="hijack.remove_target"),
+        Binding("w", "sweep", "Sweep n", id="hijack.sweep"),
+        Binding("e", "evaluate", "Evaluate ES", id="hijack.evaluate"),
+        Binding("c", "cancel", "Cancel", id="hijack.cancel"),
+        Binding("v", "next_view", "View", id="hijack.view"),
+        Binding("left_square_bracket", "layer(-1)", "Layer−", id="hijack.layer_down", show=False),
+        Binding("right_square_bracket", "layer(1)", "Layer+", id="hijack.layer_up", show=False),
+        Binding("left_curly_bracket", "head(-1)", "Head−", id="hijack.head_down", show=False),
+        Binding("right_curly_bracket", "head(1)", "Head+", id="hijack.head_up", show=False),
+        Binding("i", "edit_prompt", "Edit prompt", id="hijack.edit"),
+        Binding("escape", "leave_editor", "Leave editor", id="hijack.leave_editor", show=False),
+    ]
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.records = []
+        self.record = None
+        self.scheme = "relation"
+        self.n = 0
+        self.max_n = 8
+        self.targets: list[str] = []
+        self.seq = 0
+        self.last_request: ProbeRequest | None = None
+        self.last_result = None
+        self.shown_seq = -1
+        self.att_layer = -1
+        self.att_head = -1  # -1 = mean over heads
+        self.eval_job: int | None = None
+        self.sweep_job: int | None = None
+        self.eval_result = None
+        self.sweep_result = None
+        self._setting_text = False
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        with Vertical(id="hijack-left"):
+            yield Static("", id="hijack-toolbar")
+            yield TextArea("", id="prompt", soft_wrap=True, show_line_numbers=False)
+            yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
+            yield Input(placeholder="target to track, e.g. ␣Paris (leading space matters) — enter adds",
+                        id="target-input")
+            yield Static("", id="hijack-error", classes="error-line -empty")
+            with TabbedContent(id="hijack-views", initial="surprise"):
+                with TabPane("Surprise", id="surprise"):
+                    yield TokenStrip(label="surprise −log p (nats)", id="surprise-strip")
+                with TabPane("Logit lens", id="lens"):
+                    yield DataTable(id="lens-table", zebra_stripes=True)
+                with TabPane("Attention", id="attention"):
+                    yield Label("", id="attention-label", classes="hint")
+                    yield TokenStrip(label="attention of the last token", palette="viridis", id="attention-strip")
+                    yield Heatmap(id="attention-map")
+                with TabPane("Sweep", id="sweep"):
+                    yield LiveCurve(title="P(true) and P(false) vs n (this record)", xlabel="n",
+                                    ylabel="probability", id="sweep-curve")
+                with TabPane("Efficacy", id="efficacy"):
+                    yield ProgressBar(id="eval-progress", classes="-idle", show_eta=True)
+                    yield Label("e evaluates ES(n) over the built-in records of this scheme", id="eval-info",
+                                classes="hint")
+                    yield LiveCurve(title="ES vs n", xlabel="n prepended sentences", ylabel="ES",
+                                    y_range=(0.0, 1.0), id="eval-curve")
+        with Vertical(id="hijack-right"):
+            yield Label("next token", classes="panel-title")
+            yield ProbabilityBars(id="topk-bars")
+            yield Static("", id="probe-info")
+
+    def on_mount(self) -> None:
+        t = self.query_one("#targets", DataTable)
+        t.add_columns("target", "P(target)", "rank", "P(first token)", "")
+        from engine.hijack.counterfact import load_counterfact
+
+        self.records = load_counterfact("builtin")
+        start = next((r for r in self.records if r.subject == DEFAULT_SUBJECT), self.records[0])
+        self.use_record(start)
+
+    # ------------------------------------------------------------------ state -> prompt
+    def use_record(self, record) -> None:
+        self.record = record
+        self.targets = [" " + record.target_true, " " + record.target_false]
+        self.rebuild_prompt()
+
+    def rebuild_prompt(self) -> None:
+        from engine.hijack.schemes import build_prompt
+
+        if self.record is None:
+            return
+        try:
+            text = build_prompt(self.record, self.scheme, self.n)
+        except Exception as exc:  # noqa: BLE001 - e.g. a custom template without one
+            self.show_error(str(exc))
+            return
+        self._setting_text = True
+        self.query_one("#prompt", TextArea).text = text
+        self._setting_text = False
+        self.request_probe()
+
+    def prompt_text(self) -> str:
+        return self.query_one("#prompt", TextArea).text
+
+    def _refresh_toolbar(self, hijacked: bool | None = None) -> None:
+        r = self.record
+        rec = f"{r.subject} ({r.relation_id}) {r.target_true}→{r.target_false}" if r else "no record"
+        mark = ""
+        if hijacked is True:
+            mark = "  [b]HIJACKED: false target ahead[/b]"
+        elif hijacked is False:
+            mark = "  true target ahead"
+        self.query_one("#hijack-toolbar", Static).update(
+            f"record [b]{rec}[/b] · scheme [b]{self.scheme}[/b] · n = [b]{self.n}[/b]{mark}")
+        self.query_one("#hijack-toolbar").set_class(bool(hijacked), "-hijacked")
+
+    # ------------------------------------------------------------------ probing
+    @property
+    def view(self) -> str:
+        return self.query_one("#hijack-views", TabbedContent).active or "surprise"
+
+    def request_probe(self) -> None:
+        self._refresh_toolbar()
+        prompt = self.prompt_text()
+        if not prompt.strip():
+            self.show_error("the prompt is empty: type some text to probe")
+            return
+        self.seq += 1
+        view = self.view
+        req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, surprise=view == "surprise",
+                           logit_lens=view == "lens", attention=view == "attention")
+        self.last_request = req
+        host = getattr(self.app, "model_host", None)
+        if host is not None:
+            host.request_probe(req)
+
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self, event: TextArea.Changed) -> None:
+        if not self._setting_text:
+            self.request_probe()
+
+    @on(TabbedContent.TabActivated, "#hijack-views")
+    def _view_changed(self, event) -> None:
+        if self.last_request is not None:
+            self.request_probe()
+
+    def on_probe_answered(self, msg: ProbeAnswered) -> None:
+        """Drawn only if it answers the newest request (stale answers are dropped)."""
+        if self.last_request is None or msg.request.seq != self.last_request.seq:
+            return
+        if msg.error:
+            self.show_error(msg.error)
+            return
+        self.show_error(None)
+        self.last_result, self.shown_seq = msg.result, msg.request.seq
+        self._draw(msg.result, msg.seconds)
+
+    def _draw(self, res, seconds: float) -> None:
+        tracked = {t.target: i for i, t in enumerate(res.targets)}
+        names = ("true", "false")
+        rows = [BarRow(tp.token, tp.prob, tp.rank,
+                       highlight=names[tracked[tp.token]] if tracked.get(tp.token, 9) < 2 else None)
+                for tp in res.top_k]
+        self.query_one("#topk-bars", ProbabilityBars).set_rows(rows)
+        info = f"{len(res.tokens)} tokens · {1000 * seconds:.0f} ms"
+        if res.reused_prefix:
+            info += f" · {res.reused_prefix} cached"
+        if res.truncated:
+            info += f" · [b]{res.truncated} tokens cut from the left to fit the window[/b]"
+        self.query_one("#probe-info", Static).update(info)
+        t = self.query_one("#targets", DataTable)
+        t.clear()
+        for i, tp in enumerate(res.targets):
+            role = "true" if i == 0 and self.record else "false" if i == 1 and self.record else ""
+            t.add_row(visible_token(tp.target), _pct(tp.prob), str(tp.rank), _pct(tp.first_token_prob), role)
+        hijacked = None
+        if self.record is not None and len(res.targets) >= 2:
+            hijacked = res.targets[1].prob > res.targets[0].prob
+            if hijacked:
+                t.update_cell_at((1, 4), "▲ overtakes true")
+        self._refresh_toolbar(hijacked)
+        if res.surprise is not None:
+            vals = [float("nan") if s is None else s for s in res.surprise]
+            self.query_one("#surprise-strip", TokenStrip).set_tokens(list(res.tokens), vals)
+        if res.logit_lens is not None:
+            self._draw_lens(res.logit_lens)
+        if res.attention is not None:
+            self._draw_attention(res)
+
+    def _draw_lens(self, lens) -> None:
+        t = self.query_one("#lens-table", DataTable)
+        t.clear(columns=True)
+        t.add_columns("layer", *[f"{visible_token(x)} P / rank" for x in lens.targets])
+        for layer in range(lens.probs.shape[0]):
+            t.add_row(str(layer + 1), *[f"{_pct(float(lens.probs[layer, j]))} / {int(lens.ranks[layer, j])}"
+                                        for j in range(lens.probs.shape[1])])
+
+    def _draw_attention(self, res) -> None:
+        att = res.attention  # (layers, heads, tokens)
+        n_layers, n_heads, _ = att.shape
+        self.att_layer = self.att_layer % n_layers
+        grid = att.mean(axis=1) if self.att_head < 0 else att[:, self.att_head % n_heads]
+        head = "mean of heads" if self.att_head < 0 else f"head {self.att_head % n_heads + 1}/{n_heads}"
+        self.query_one("#attention-label", Label).update(
+            f"layer {self.att_layer + 1}/{n_layers} · {head}   ([ ] layer, {{ }} head)")
+        self.query_one("#attention-strip", TokenStrip).set_tokens(list(res.tokens), list(map(float, grid[self.att_layer])))
+        self.query_one("#attention-map", Heatmap).set_matrix(
+            grid, row_labels=[str(i + 1) for i in range(n_layers)], title="layers × prompt tokens")
+
+    def show_error(self, text: str | None) -> None:
+        line = self.query_one("#hijack-error", Static)
+        line.update(text or "")
+        line.set_class(not text, "-empty")
+
+    # ------------------------------------------------------------------ actions
+    def action_n_step(self, delta: int) -> None:
+        self.n = max(0, self.n + delta)
+        self.rebuild_prompt()
+
+    def action_next_scheme(self) -> None:
+        from engine.hijack.schemes import SCHEMES
+
+        names = [s for s in SCHEMES if s != "custom"]
+        self.scheme = names[(names.index(self.scheme) + 1) % len(names)] if self.scheme in names else names[0]
+        self.rebuild_prompt()
+
+    def action_pick_record(self) -> None:
+        from lca_tui.screens.pickers import RecordPicker
+
+        def chosen(record):
+            if record is not None:
+                self.use_record(record)
+
+        self.app.push_screen(RecordPicker(self.records, self.record), chosen)
+
+    def action_add_target(self) -> None:
+        box = self.query_one("#target-input", Input)
+        box.add_class("-visible")
+        box.focus()
+
+    @on(Input.Submitted, "#target-input")
+    def _target_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.replace("␣", " ")
+        box = self.query_one("#target-input", Input)
+        if not value.strip():
+            self.show_error("a target cannot be empty")
+            return
+        if value not in self.targets:
+            self.targets.append(value)
+        box.value = ""
+        box.remove_class("-visible")
+        self.query_one("#targets").focus()
+        self.request_probe()
+
+    def action_remove_target(self) -> None:
+        t = self.query_one("#targets", DataTable)
+        row = t.cursor_row
+        if 0 <= row < len(self.targets):
+            del self.targets[row]
+            if row < 2:
+                self.record = None if len(self.targets) < 2 else self.record
+            self.request_probe()
+
+    def action_next_view(self) -> None:
+        tc = self.query_one("#hijack-views", TabbedContent)
+        tc.active = VIEWS[(VIEWS.index(tc.active) + 1) % len(VIEWS)] if tc.active in VIEWS else VIEWS[0]
+
+    def action_layer(self, delta: int) -> None:
+        self.att_layer += delta
+        if self.last_result is not None and self.last_result.attention is not None:
+            self._draw_attention(self.last_result)
+
+    def action_head(self, delta: int) -> None:
+        self.att_head += delta
+        if self.att_head < -1:
+            self.att_head = -1
+        if self.last_result is not None and self.last_result.attention is not None:
+            self._draw_attention(self.last_result)
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", TextArea).focus()
+
+    def action_leave_editor(self) -> None:
+        self.query_one("#targets", DataTable).focus()
+
+    def action_sweep(self) -> None:
+        """P(true), P(false) against n = 0..max(n, 5) for this record (a job on the model thread)."""
+        if self.record is None:
+            self.show_error("choose a record first (r)")
+            return
+        self.query_one("#hijack-views", TabbedContent).active = "sweep"
+        top = max(self.n, 5)
+        record, scheme = self.record, self.scheme
+        self.sweep_job = self.app.run_model_job(
+            "sweep", lambda host, job_id: _sweep(host, job_id, record, scheme, top),
+            meta={"record": record, "scheme": scheme})
+
+    def action_evaluate(self) -> None:
+        """ES(n), n = 0..max_n, over the built-in set (same relation as the record if one is chosen)."""
+        from engine.hijack.counterfact import filter_relation
+
+        records = self.records
+        if self.scheme == "relation" and self.record is not None:
+            records = filter_relation(self.records, self.record.relation_id)
+        self.query_one("#hijack-views", TabbedContent).active = "efficacy"
+        bar = self.query_one("#eval-progress", ProgressBar)
+        bar.remove_class("-idle")
+        bar.update(total=len(records), progress=0)
+        self.query_one("#eval-curve", LiveCurve).clear()
+        scheme, top = self.scheme, max(self.n, 5)
+        self.query_one("#eval-info", Label).update(
+            f"evaluating {scheme} over {len(records)} records, n = 0..{top} — c cancels")
+        self.eval_job = self.app.run_model_job(
+            "efficacy", lambda host, job_id: _evaluate(host, job_id, records, scheme, top),
+            meta={"scheme": scheme, "records": len(records)})
+
+    def action_cancel(self) -> None:
+        host = getattr(self.app, "model_host", None)
+        if host is not None and host.busy:
+            host.cancel()
+
+    # ------------------------------------------------------------------ job messages
+    def on_job_progress(self, msg: JobProgress) -> None:
+        if msg.job_id == self.eval_job:
+            self.query_one("#eval-progress", ProgressBar).update(total=msg.total, progress=msg.done)
+            if msg.partial is not None:
+                self._draw_curve(msg.partial)
+
+    def on_job_finished(self, msg: JobFinished) -> None:
+        if msg.job_id == self.sweep_job:
+            self.sweep_job = None
+            if msg.error:
+                self.show_error(msg.error)
+                return
+            self.sweep_result = msg.result
+            c = self.query_one("#sweep-curve", LiveCurve)
+            c.clear()
+            xs = [p.n for p in msg.result.curve]
+            c.set_series("P(true)", xs, [p.p_true for p in msg.result.curve])
+            c.set_series("P(false)", xs, [p.p_false for p in msg.result.curve])
+            self.app.record_result("sweep", msg.result, msg.meta)
+        elif msg.job_id == self.eval_job:
+            self.eval_job = None
+            self.query_one("#eval-progress").add_class("-idle")
+            if msg.error:
+                self.show_error(msg.error)
+                return
+            self.eval_result = msg.result
+            self._draw_curve(msg.result)
+            r = msg.result
+            self.query_one("#eval-info", Label).update(
+                f"{r.metric} over {r.n_records} records" + (" (cancelled: partial)" if msg.cancelled else "")
+                + " · " + "  ".join(f"n={p.n}: {p.es:.2f}" for p in r.curve))
+            self.app.record_result("efficacy", msg.result, msg.meta)
+
+    def _draw_curve(self, result) -> None:
+        c = self.query_one("#eval-curve", LiveCurve)
+        xs = [p.n for p in result.curve if p.count]
+        c.set_series(result.metric, xs, [p.es for p in result.curve if p.count])
+
+
+def _sweep(host, job_id, record, scheme, top):
+    from engine.hijack.efficacy import efficacy_curve
+
+    return efficacy_curve(host.lm, [record], scheme, top, cancel=host.cancel_event,
+                          progress=lambda d, t: host.serve_probe())
+
+
+def _evaluate(host, job_id, records, scheme, top):
+    from engine.hijack.progressive import efficacy_progressive
+
+    def partial(result, done, total):
+        host.progress(job_id, "efficacy", done, total, result)
+        host.serve_probe()
+
+    return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial,
+                                cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())

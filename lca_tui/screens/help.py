@@ -1,0 +1,41 @@
+"""The help screen: every binding of the app and its panels, with the keys now in force."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label
+
+
+def binding_rows(app) -> list[tuple[str, str, str, str]]:
+    """(where, keys, description, id) for every Binding of the app and its panels, keymap applied."""
+    from lca_tui.panels import PANEL_CLASSES
+
+    keymap = getattr(app, "_keymap", {}) or {}
+    rows = []
+    for where, klass in [("app", type(app)), *[(k.PANEL_NAME, k) for k in PANEL_CLASSES]]:
+        for b in klass.BINDINGS:
+            if not isinstance(b, Binding):
+                continue
+            keys = keymap.get(b.id, b.key) if b.id else b.key
+            rows.append((where, b.key_display or keys, b.description, b.id or ""))
+    return rows
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close help", id="help.close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("lca-tui keys — escape closes · ctrl+p opens the command palette · "
+                        "rebind with keymap.json (binding id → key)", classes="panel-title")
+            yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_columns("where", "keys", "action", "binding id")
+        for row in binding_rows(self.app):
+            t.add_row(*row)
+        t.focus()

@@ -1,0 +1,122 @@
+"""The hijack panel driven by the keyboard: live bars follow typing, stale answers are dropped,
+n steps rebuild the prompt, a failed model load keeps the previous model."""
+
+import pytest
+
+from lca_tui.app import LcaApp
+from lca_tui.messages import ProbeAnswered, ProbeRequest
+
+from app_helpers import wait_for
+
+
+def _panel(app):
+    return app.query_one("#hijack")
+
+
+async def _loaded(pilot, app):
+    await wait_for(pilot, lambda: app.model_info is not None or app.model_error is not None, timeout=120)
+    assert app.model_error is None, app.model_error
+    p = _panel(app)
+    await wait_for(pilot, lambda: p.last_request is not None and p.shown_seq == p.last_request.seq)
+
+
+async def test_typing_moves_the_bars(tiny_lm_dir):
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        before = p.last_result
+        bars = app.query_one("#topk-bars")
+        rows_before = list(bars.rows)
+        assert len(rows_before) == 10 and rows_before[0].rank == 1
+        await pilot.press("end", *" Rome London")
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq and p.last_result is not before)
+        assert p.last_result.prompt == p.prompt_text() and p.prompt_text().endswith("Rome London")
+        assert list(bars.rows) != rows_before
+        probs = [r.prob for r in bars.rows]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        # the targets table holds both tracked targets with their numbers
+        table = app.query_one("#targets")
+        assert table.row_count == 2
+
+
+async def test_stale_answers_are_dropped(tiny_lm_dir):
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        shown = p.last_result
+        old = ProbeRequest(seq=p.last_request.seq - 1, prompt="old prompt")
+        p.on_probe_answered(ProbeAnswered(old, result=object()))
+        assert p.last_result is shown
+
+
+async def test_n_steps_rebuild_the_prompt_and_probe(tiny_lm_dir):
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        base = p.prompt_text()
+        await pilot.press("escape", "plus", "plus")
+        assert p.n == 2
+        assert p.prompt_text().endswith(base) and p.prompt_text().count("Chicago") == 2
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq)
+        assert p.last_result.prompt == p.prompt_text()
+        await pilot.press("minus", "minus", "minus")
+        assert p.n == 0 and p.prompt_text() == base
+        await pilot.press("s")
+        assert p.scheme != "relation"
+
+
+async def test_failed_model_load_shows_error_and_keeps_the_model(tiny_lm_dir, tmp_path):
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        name = app.model_info["name"]
+        app.load_model(str(tmp_path / "no-such-model"))
+        await wait_for(pilot, lambda: app.model_error is not None)
+        assert "no-such-model" in app.model_error
+        assert app.model_host.lm is not None and app.model_host.lm.name == name
+        p = _panel(app)
+        await pilot.press("escape", "plus")  # the kept model still answers
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq)
+        assert p.last_result.prompt == p.prompt_text()
+
+
+async def test_first_model_fails_app_keeps_running(tmp_path):
+    app = LcaApp(model=str(tmp_path / "missing"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.model_error is not None, timeout=60)
+        assert "missing" in app.model_error
+        await pilot.press("escape", "2")
+        assert app.query_one("#panels").current == "trainer"
+
+
+async def test_evaluate_fills_the_efficacy_curve(tiny_lm_dir):
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        await pilot.press("escape", "e")
+        await wait_for(pilot, lambda: p.eval_job is None and p.eval_result is not None, timeout=120)
+        r = p.eval_result
+        assert [pt.n for pt in r.curve] == list(range(6))
+        assert r.n_records == len([x for x in p.records if x.relation_id == p.record.relation_id])
+        assert all(0.0 <= pt.es <= 1.0 for pt in r.curve)
+        assert app.results and app.results[-1][0] == "efficacy"
+
+
+@pytest.mark.slow
+async def test_real_model_chicago_overtakes_paris(smollm):
+    """README's story with the embedded model: step n up on the Eiffel Tower record."""
+    app = LcaApp()  # the embedded default, converted by the smollm fixture's cache dir
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        first = p.last_result
+        assert first.targets[0].target == " Paris" and first.targets[0].prob > first.targets[1].prob
+        await pilot.press("escape", *["plus"] * 8)
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq, timeout=60)
+        paris, chicago = p.last_result.targets[0], p.last_result.targets[1]
+        assert chicago.prob > paris.prob
+        assert app.query_one("#hijack-toolbar").has_class("-hijacked")
