@@ -9,4 +9,11 @@ class UserError(ValueError):
 
 
 class ConfigError(UserError):
-    """A configuration value is invalid; raised by the frozen config dataclasses on construction."""
+    """A configuration value is invalid; raised by the frozen config dataclasses on construction.
+
+    ``field`` names the offending setting when one is to blame, so a form can mark it.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field

@@ -50,6 +50,7 @@ class LcaApp(App):
         self.model_info: dict | None = None
         self.model_error: str | None = None
         self.results: list[tuple[str, object, dict]] = []
+        self.session = None
         self.started = time.perf_counter()
         self.first_frame_s: float | None = None
         for theme in THEMES.values():
@@ -62,6 +63,7 @@ class LcaApp(App):
             self.startup_problems.append(problem)
         if keymap:
             self.set_keymap(keymap)
+        self.open_session()
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -70,10 +72,26 @@ class LcaApp(App):
             yield TrainerPanel(id="trainer")
             yield InspectorPanel(id="inspector")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)
+
+    def open_session(self):
+        """Reopen ``--session`` or the last session (a new one if none); problems are shown."""
+        from engine.errors import UserError
+        from engine.session.store import open_cli_session
+
+        try:
+            self.session = open_cli_session(self.session_arg)
+        except UserError as exc:
+            self.startup_problems.append(f"session: {exc}")
+            return None
+        for problem in self.session.problems:
+            self.startup_problems.append(f"session {self.session.name}: {problem}")
+        return self.session
 
     def on_mount(self) -> None:
         self.status.set_fields(model="no model", jobs="0")
+        if self.session is not None:
+            self.status.set_fields(note=f"session {self.session.name}")
         for problem in self.startup_problems:
             self.notify(problem, severity="warning")
         self.call_after_refresh(self._after_first_frame)
@@ -134,14 +152,42 @@ class LcaApp(App):
         self._refresh_status()
 
     def record_result(self, kind: str, result, meta: dict) -> None:
-        """Keep what the user produced; the session store writes it to disk."""
+        """Keep what the user produced and write it into the session (hijack/, sweeps/)."""
         self.results.append((kind, result, meta))
+        if self.session is None:
+            return
+        try:
+            if kind == "efficacy":
+                self.session.record_hijack({**result.to_dict(per_record=True), "dataset": "builtin",
+                                            "relation": meta.get("relation")})
+            elif kind == "sweep":
+                r = meta["record"]
+                self.session.record_sweep({"kind": "sweep", "model": result.model, "scheme": result.scheme,
+                                           "record": r.to_dict(), "points": [
+                                               {"n": p.n, "p_true": p.p_true, "p_false": p.p_false}
+                                               for p in result.curve]})
+        except Exception as exc:  # noqa: BLE001 - a failed write is shown, never fatal
+            self.notify(f"could not save the {kind} result: {exc}", severity="error")
+
+    def inspect_run(self, st) -> None:
+        """Show a trainer run in the inspector: a snapshot of the live model, else its checkpoint."""
+        inspector = self.query_one(InspectorPanel)
+        self.action_panel("inspector")
+        if st.run is not None and st.status in ("running", "paused"):
+            import copy
+
+            model = copy.deepcopy(st.run.trainer.model).cpu()
+            inspector.show_snapshot(st.run.trainer.cfg, model, f"{st.run_id} (live, step {st.step})")
+        else:
+            inspector.show_run(st.path)
 
     # ------------------------------------------------------------------ status bar
     def _refresh_status(self) -> None:
         jobs = 0
         if self.model_host is not None and self.model_host.busy:
             jobs += 1
+        trainer = self.query_one(TrainerPanel)
+        jobs += sum(1 for st in trainer.runs.values() if st.run is not None and st.status in ("running", "paused", "starting"))
         self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
 
     # ------------------------------------------------------------------ actions
@@ -183,6 +229,15 @@ class LcaApp(App):
         yield SystemCommand("Help: keys", "Every binding and its id", self.action_help)
         yield SystemCommand("Model: load…", "Load an alias, HF id or local path", self.action_pick_model)
         yield SystemCommand("Theme: next", "Cycle dark / light / high contrast", self.action_cycle_theme)
+        tp = self.query_one(TrainerPanel)
+        for label, help_text, action in [
+            ("Trainer: start run", "Start a run with the form's settings (F5)", tp.action_start),
+            ("Trainer: pause / resume", "Pause or resume the selected run (F6)", tp.action_pause),
+            ("Trainer: stop", "Stop the selected run; the checkpoint is kept (F7)", tp.action_stop),
+            ("Trainer: restart", "A new run with the selected run's settings (F8)", tp.action_restart),
+            ("Trainer: inspect run", "Open the selected run in the inspector (F9)", tp.action_inspect),
+        ]:
+            yield SystemCommand(label, help_text, action)
         hp = self.query_one(HijackPanel)
         for label, help_text, action in [
             ("Hijack: n + 1", "Prepend one more hijack sentence", partial(hp.action_n_step, 1)),
@@ -196,6 +251,12 @@ class LcaApp(App):
             ("Hijack: next view", "Surprise, logit lens, attention, sweep, efficacy", hp.action_next_view),
         ]:
             yield SystemCommand(label, help_text, action)
+
+    async def action_quit(self) -> None:
+        """Stop training runs between steps (their checkpoints are written), then quit."""
+        for panel in self.query(TrainerPanel):
+            panel.stop_all()
+        await super().action_quit()
 
     def on_unmount(self) -> None:
         if self.model_host is not None:

@@ -117,6 +117,10 @@ class LiveCurve(Widget):
         return list(self._series)
 
     @property
+    def hlines(self) -> dict[str, float]:
+        return dict(self._hlines)
+
+    @property
     def plotted_points(self) -> dict[str, int]:
         """How many points of each series the last redraw handed to plotext."""
         return dict(self._plotted)

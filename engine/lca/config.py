@@ -18,13 +18,14 @@ from engine.lca.latent import LatentSpace, parse_neighborhood
 
 def _int(name, v, lo=None):
     if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo):
-        raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+        raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}", field=name)
 
 
 def _pos(name, v, allow_zero=False):
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     if not ok or v < 0 or (v == 0 and not allow_zero):
-        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {v!r}")
+        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {v!r}",
+                          field=name)
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,11 @@ class TaskConfig:
     def __post_init__(self):
         LatentSpace(self.m)  # validates m
         if not isinstance(self.L, int) or self.L < 1:
-            raise ConfigError(f"L (context length) must be an integer >= 1, got {self.L!r}")
+            raise ConfigError(f"L (context length) must be an integer >= 1, got {self.L!r}", field="L")
         if not (isinstance(self.omega, (int, float)) and 0.0 <= float(self.omega) <= 1.0):
-            raise ConfigError(f"omega must lie in [0, 1], got {self.omega!r}")
+            raise ConfigError(f"omega must lie in [0, 1], got {self.omega!r}", field="omega")
         if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta > 0):
-            raise ConfigError(f"beta must be a positive number, got {self.beta!r}")
+            raise ConfigError(f"beta must be a positive number, got {self.beta!r}", field="beta")
         parse_neighborhood(self.neighborhood, self.m)
 
     @property
@@ -68,9 +69,9 @@ class ModelConfig:
         for name in ("d", "d_a"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}", field=name)
         if self.d > 16384 or self.d_a > 16384:
-            raise ConfigError("d and d_a must be at most 16384")
+            raise ConfigError("d and d_a must be at most 16384", field="d" if self.d > 16384 else "d_a")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,7 +100,7 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
-                raise ConfigError(f"{name} must lie in [0, 1), got {v!r}")
+                raise ConfigError(f"{name} must lie in [0, 1), got {v!r}", field=name)
         _int("batch_size", self.batch_size, 1)
         _int("steps", self.steps, 1)
         _int("eval_every", self.eval_every, 1)
@@ -110,7 +111,8 @@ class TrainConfig:
 
         base = (self.device or "").split(":", 1)[0]
         if base not in DEVICE_CHOICES:
-            raise ConfigError(f"unknown device {self.device!r}: choose auto, cpu, cuda, cuda:N or mps")
+            raise ConfigError(f"unknown device {self.device!r}: choose auto, cpu, cuda, cuda:N or mps",
+                              field="device")
 
 
 _SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
@@ -176,3 +178,44 @@ class RunConfig:
         if m.uniform_attention:
             parts.append("uniform attn")
         return " ".join(parts)
+
+
+def parse_flat(texts: dict[str, str]) -> tuple[RunConfig | None, dict[str, str]]:
+    """Validate form text: returns (config, {}) or (None, {field: reason}).
+
+    Each value is parsed to its field's type (``true``/``false`` for flags); a value that parses
+    but breaks a rule is blamed on the field the ConfigError names (``""`` for the whole form).
+    """
+    types = RunConfig.field_types()
+    values, errors = {}, {}
+    for name, text in texts.items():
+        if name not in types:
+            errors[""] = f"unknown setting {name!r}"
+            continue
+        typ, _ = types[name]
+        raw = text.strip() if isinstance(text, str) else text
+        try:
+            if typ is bool:
+                values[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+            elif typ is int:
+                values[name] = int(raw)
+            elif typ is float:
+                values[name] = float(raw)
+            else:
+                values[name] = str(raw)
+        except (TypeError, ValueError):
+            errors[name] = f"{name} must be {'an integer' if typ is int else 'a number'}, got {raw!r}"
+    if errors:
+        return None, errors
+    base = RunConfig().flat()
+    try:
+        return RunConfig.from_flat({**base, **values}), {}
+    except ConfigError as exc:
+        errors[exc.field or ""] = str(exc)
+    # Blame every other field that is wrong on its own too, so the form shows all reasons at once.
+    for name, v in values.items():
+        try:
+            RunConfig.from_flat({**base, "m": values.get("m", base["m"]), name: v})
+        except ConfigError as exc:
+            errors.setdefault(exc.field or name, str(exc))
+    return None, errors

@@ -24,22 +24,18 @@ def parse_neighborhood(spec: str, m: int) -> tuple[str, int]:
     """Parse ``all`` / ``hamming1`` / ``cluster:k`` into (kind, k); raise ConfigError if empty."""
     s = (spec or "").strip().lower()
     if s in ("all", "hamming1"):
-        if s == "hamming1" and m < 1:
-            raise ConfigError("hamming1 neighbourhood needs m >= 1")
-        if s == "all" and m < 1:
-            raise ConfigError("the 'all' neighbourhood needs m >= 1 (at least two tokens)")
         return s, 0
     if s.startswith("cluster:"):
         try:
             k = int(s.split(":", 1)[1])
         except ValueError:
-            raise ConfigError(f"bad neighbourhood {spec!r}: cluster:k needs an integer k") from None
+            raise ConfigError(f"bad neighbourhood {spec!r}: cluster:k needs an integer k", field="neighborhood") from None
         if not 1 <= k < m:
             raise ConfigError(
                 f"neighbourhood {spec!r} is empty for m = {m}: cluster:k needs 1 <= k < m "
-                "(with k >= m every token is alone in its cluster)")
+                "(with k >= m every token is alone in its cluster)", field="neighborhood")
         return "cluster", k
-    raise ConfigError(f"unknown neighbourhood {spec!r}: choose all, hamming1 or cluster:k")
+    raise ConfigError(f"unknown neighbourhood {spec!r}: choose all, hamming1 or cluster:k", field="neighborhood")
 
 
 @dataclass(frozen=True)
@@ -50,11 +46,11 @@ class LatentSpace:
 
     def __post_init__(self):
         if not isinstance(self.m, int) or self.m < 1:
-            raise ConfigError(f"m must be an integer >= 1, got {self.m!r}")
+            raise ConfigError(f"m must be an integer >= 1, got {self.m!r}", field="m")
         if self.m > MAX_M:
             raise ConfigError(
                 f"m = {self.m} gives V = 2^{self.m} = {2 ** self.m} tokens; the dense V x V tables "
-                f"would not fit in memory (at most m = {MAX_M})")
+                f"would not fit in memory (at most m = {MAX_M})", field="m")
 
     @property
     def V(self) -> int:  # noqa: N802 (paper notation)

@@ -141,7 +141,8 @@ def _run_with_progress(exp, grid, jobs: int, main: bool):
     err = Console(stderr=True)
     fn = exp.function()
     if not main or not err.is_terminal:
-        print(f"lca-tui: running {exp.name} ({grid.level} grid, jobs={jobs})", file=sys.stderr, flush=True)
+        if main:
+            print(f"lca-tui: running {exp.name} ({grid.level} grid, jobs={jobs})", file=sys.stderr, flush=True)
         last = {"done": -1}
 
         def report(done, total):
@@ -171,6 +172,9 @@ def _fmt(v) -> str:
     return str(v)
 
 
+_MARKS = ("•", "x", "+", "o", "*", "#", "@", "%", "=", "~", "^", "&")
+
+
 def chart_text(result, exp, width: int = 80, height: int = 20, color: bool = True) -> str:
     """The result's curves as a plotext chart string (empty when there are no curves)."""
     import plotext as plt
@@ -180,12 +184,13 @@ def chart_text(result, exp, width: int = 80, height: int = 20, color: bool = Tru
         return ""
     plt.clear_figure()
     chart = exp.chart
-    for label, c in list(curves.items())[:12]:
+    for i, (label, c) in enumerate(list(curves.items())[:12]):
         pts = [(x, y) for x, y in zip(c["x"], c["y"]) if x is not None and y is not None]
         if not pts:
             continue
         xs, ys = zip(*pts)
-        plt.plot(list(xs), list(ys), marker="braille", label=label)
+        # colour tells the series apart in a terminal; without colour each series gets its own mark
+        plt.plot(list(xs), list(ys), marker="braille" if color else _MARKS[i % len(_MARKS)], label=label)
     if chart.xlog:
         plt.xscale("log")
     if chart.ylim:
@@ -205,7 +210,12 @@ def print_result(result, exp, console=None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console()
+    if console is None:
+        import os
+
+        console = Console()
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console = Console(width=140)  # piped to a file: do not fold the table to 80 columns
     text = chart_text(result, exp, width=min(110, max(40, console.width - 2)), color=console.is_terminal)
     if text:
         console.print(Text.from_ansi(text))

@@ -1,16 +1,368 @@
-"""The trainer panel (placeholder until its issue lands)."""
+"""The trainer panel: a validated form for every LCA/trainer setting, live curves, the session's runs.
+
+Training runs in thread workers (``engine.lca.runner.TrainingRun``); each run appends its events to a
+bounded buffer, and a 4 Hz timer drains the buffers into the curves and the runs table — the UI never
+redraws per step. Pause/stop are events the trainer checks between steps.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Label
+from textual.widgets import Button, DataTable, Input, Label, Static
+
+from widgets import LiveCurve
+
+#: Form fields in display order (flat RunConfig names) with their labels.
+FORM_FIELDS = [
+    ("m", "m (bits, V = 2^m)"), ("L", "L (context length)"), ("omega", "ω (signal fraction)"),
+    ("beta", "β (temperature)"), ("neighborhood", "N(z*): all | hamming1 | cluster:k"),
+    ("d", "d (embedding dim)"), ("d_a", "d_a (head dim)"), ("freeze_value", "W_V = I frozen (true/false)"),
+    ("freeze_embedding", "W_E frozen (true/false)"), ("uniform_attention", "uniform attention (true/false)"),
+    ("lr", "learning rate"), ("weight_decay", "weight decay"), ("beta1", "AdamW β1"), ("beta2", "AdamW β2"),
+    ("batch_size", "batch size"), ("steps", "steps"), ("eval_every", "eval every"),
+    ("eval_size", "eval samples"), ("train_size", "train set size (0 = fresh)"), ("seed", "seed"),
+    ("device", "device: auto | cpu | cuda"),
+]
+BUFFER = 20_000
+REDRAW_S = 0.25
+
+
+@dataclass
+class RunState:
+    """One run of this app session: its TrainingRun, its event buffer and summary numbers."""
+
+    run_id: str
+    path: Path
+    summary: str
+    steps: int
+    run: object = None  # engine.lca.runner.TrainingRun once started
+    status: str = "starting"
+    step: int = 0
+    best: float | None = None
+    bayes: float | None = None
+    rate: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    train: deque = field(default_factory=lambda: deque(maxlen=BUFFER))
+    evals: list = field(default_factory=list)
+    pending: deque = field(default_factory=deque)
+    error: str | None = None
+    overlay: bool = False
+
+    def eta(self) -> str:
+        if not self.rate or self.status not in ("running",):
+            return "—"
+        left = (self.steps - self.step) * self._batch / self.rate
+        return f"{left:,.0f} s"
+
+    _batch: int = 1
+
+
+class RunFinished(Message):
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
 
 
 class TrainerPanel(Widget):
     PANEL_NAME = "trainer"
-    BINDINGS = []
+    BINDINGS = [
+        Binding("f5", "start", "Start", id="trainer.start"),
+        Binding("f6", "pause", "Pause/resume", id="trainer.pause"),
+        Binding("f7", "stop", "Stop", id="trainer.stop"),
+        Binding("f8", "restart", "Restart", id="trainer.restart"),
+        Binding("f9", "inspect", "Inspect", id="trainer.inspect"),
+        Binding("space", "toggle_overlay", "Overlay", id="trainer.overlay", show=False),
+    ]
 
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.runs: dict[str, RunState] = {}
+        self.selected: str | None = None
+        self.config = None
+        self.errors: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        yield Label("Trainer — train the one-layer transformer on the LCA task. Headless for now: "
-                    "lca-tui train --help", classes="hint")
+        from engine.lca.config import RunConfig
+
+        defaults = RunConfig().flat()
+        with VerticalScroll(id="trainer-form"):
+            yield Label("run settings — enter or F5 starts", classes="panel-title")
+            for name, label in FORM_FIELDS:
+                yield Label(label, classes="field-label")
+                yield Input(str(defaults[name]).lower() if isinstance(defaults[name], bool) else str(defaults[name]),
+                            id=f"f-{name}")
+                yield Static("", id=f"e-{name}", classes="field-error")
+            yield Static("", id="form-error", classes="field-error")
+            with Horizontal(id="trainer-buttons"):
+                yield Button("Start F5", id="start-button", variant="primary")
+        with Vertical(id="trainer-main"):
+            yield Static("no run yet — fill the form and press F5", id="trainer-stats")
+            with Horizontal(id="trainer-curves"):
+                yield LiveCurve(title="loss", xlabel="step", ylabel="cross-entropy", id="loss-curve")
+                yield LiveCurve(title="eval accuracy vs Bayes-optimal", xlabel="step", ylabel="accuracy",
+                                y_range=(0.0, 1.0), id="acc-curve")
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        t = self.query_one("#runs-table", DataTable)
+        t.add_columns("run", "config", "status", "step", "best acc", "Bayes", "overlay")
+        self.validate()
+        self.set_interval(REDRAW_S, self._drain)
+        self.load_session_runs()
+
+    # ------------------------------------------------------------------ form
+    def form_values(self) -> dict[str, str]:
+        return {name: self.query_one(f"#f-{name}", Input).value for name, _ in FORM_FIELDS}
+
+    def set_field(self, name: str, value) -> None:
+        self.query_one(f"#f-{name}", Input).value = str(value)
+
+    def validate(self):
+        from engine.lca.config import parse_flat
+
+        self.config, self.errors = parse_flat(self.form_values())
+        for name, _ in FORM_FIELDS:
+            bad = name in self.errors
+            self.query_one(f"#f-{name}", Input).set_class(bad, "-invalid")
+            self.query_one(f"#e-{name}", Static).update(self.errors.get(name, ""))
+        self.query_one("#form-error", Static).update(self.errors.get("", ""))
+        self.query_one("#start-button", Button).disabled = self.config is None
+        return self.config
+
+    @on(Input.Changed)
+    def _field_changed(self, event: Input.Changed) -> None:
+        if event.input.id and event.input.id.startswith("f-"):
+            self.validate()
+
+    @on(Input.Submitted)
+    def _field_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id and event.input.id.startswith("f-"):
+            self.action_start()
+
+    @on(Button.Pressed, "#start-button")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    # ------------------------------------------------------------------ runs
+    def load_session_runs(self) -> None:
+        """Show the session's earlier runs (interrupted ones can be resumed with F5)."""
+        session = getattr(self.app, "session", None)
+        if session is None:
+            return
+        for info in session.runs():
+            if info.id in self.runs:
+                continue
+            st = RunState(info.id, info.path, info.summary, info.steps or 0, status=info.status,
+                          step=info.step, best=info.best_accuracy, bayes=info.bayes_accuracy)
+            for ev in session.metrics(info.id):
+                if ev.get("event") == "train":
+                    st.train.append(ev)
+                elif ev.get("event") == "eval":
+                    st.evals.append(ev)
+            self.runs[info.id] = st
+        self._refresh_table()
+
+    def action_start(self) -> None:
+        sel = self.runs.get(self.selected) if self.selected else None
+        focused_table = self.query_one("#runs-table").has_focus
+        if focused_table and sel is not None and sel.run is None and sel.status in ("interrupted", "stopped", "paused"):
+            self._launch(sel, resume=True)
+            return
+        cfg = self.validate()
+        if cfg is None:
+            self.app.notify("fix the marked settings first", severity="warning")
+            return
+        session = getattr(self.app, "session", None)
+        if session is not None:
+            path = session.new_run_dir(cfg)
+        else:
+            import tempfile
+
+            from engine.session.rundir import new_run_id
+
+            path = Path(tempfile.mkdtemp(prefix="lca-run-")) / new_run_id(cfg)
+        st = RunState(path.name, path, cfg.summary(), cfg.train.steps)
+        st._batch = cfg.train.batch_size
+        self.runs[st.run_id] = st
+        self.selected = st.run_id
+        self._launch(st, resume=False, cfg=cfg)
+
+    def _launch(self, st: RunState, resume: bool, cfg=None) -> None:
+        st.status, st.error = "starting", None
+        self._train(st, resume, cfg)
+        self._refresh_table()
+
+    @work(thread=True, exit_on_error=False, group="train")
+    def _train(self, st: RunState, resume: bool, cfg) -> None:
+        from engine.errors import UserError
+        from engine.lca.runner import TrainingRun
+
+        try:
+            if resume:
+                run = TrainingRun.resume(st.path)
+                st.pending.append({"event": "crop", "step": run.trainer.step})
+            else:
+                run = TrainingRun.start(cfg, st.path)
+            st.run, st.bayes, st.status = run, run.trainer.bayes_accuracy, "running"
+            st._batch = run.trainer.cfg.train.batch_size
+            for ev in run.events():
+                st.pending.append(ev)
+                if ev["event"] == "status":
+                    st.status = ev["status"]
+            st.status = run.trainer.status
+        except UserError as exc:
+            st.status, st.error = "error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown inline, the app keeps running
+            st.status, st.error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.post_message(RunFinished(st.run_id))
+
+    def on_run_finished(self, msg: RunFinished) -> None:
+        st = self.runs.get(msg.run_id)
+        self._drain()
+        if st is not None:
+            if st.error:
+                self.app.notify(f"run {st.run_id}: {st.error}", severity="error", timeout=8)
+            elif st.status == "diverged":
+                self.app.notify(f"run {st.run_id} diverged (loss became NaN/inf); checkpoint kept",
+                                severity="error", timeout=8)
+            else:
+                self.app.notify(f"run {st.run_id} {st.status} at step {st.step}", timeout=4)
+
+    def _drain(self) -> None:
+        """Move buffered events into the run states and redraw (called at 4 Hz)."""
+        changed = False
+        for st in self.runs.values():
+            while st.pending:
+                ev = st.pending.popleft()
+                changed = True
+                kind = ev["event"]
+                if kind == "crop":
+                    st.train = deque((e for e in st.train if e["step"] <= ev["step"]), maxlen=BUFFER)
+                    st.evals = [e for e in st.evals if e["step"] <= ev["step"]]
+                elif kind == "train":
+                    st.train.append(ev)
+                    st.step, st.rate = ev["step"], ev["samples_per_s"]
+                elif kind == "eval":
+                    st.evals.append(ev)
+                    st.best = ev["accuracy"] if st.best is None else max(st.best, ev["accuracy"])
+                    st.bayes = ev["bayes_accuracy"]
+                elif kind == "done":
+                    st.step = ev.get("step", st.step)
+        if changed:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        self._refresh_table()
+        st = self.runs.get(self.selected) if self.selected else None
+        stats = self.query_one("#trainer-stats", Static)
+        loss, acc = self.query_one("#loss-curve", LiveCurve), self.query_one("#acc-curve", LiveCurve)
+        loss.clear()
+        acc.clear()
+        if st is None:
+            stats.update("no run yet — fill the form and press F5")
+            return
+        rate = f"{st.rate:,.0f} samples/s" if st.rate else "—"
+        err = f" · [b]{st.error}[/b]" if st.error else ""
+        stats.update(f"[b]{st.run_id}[/b] {st.status} · step {st.step}/{st.steps} · {rate} · ETA {st.eta()}{err}")
+        if st.train:
+            loss.set_series("train loss", [e["step"] for e in st.train], [e["loss"] for e in st.train])
+        if st.evals:
+            loss.set_series("eval loss", [e["step"] for e in st.evals], [e["loss"] for e in st.evals])
+            acc.set_series(f"{st.run_id[-4:]} acc", [e["step"] for e in st.evals], [e["accuracy"] for e in st.evals])
+        for other in self.runs.values():
+            if other.overlay and other is not st and other.evals:
+                acc.set_series(f"{other.run_id[-4:]} {other.summary[:18]}", [e["step"] for e in other.evals],
+                               [e["accuracy"] for e in other.evals])
+        if st.bayes is not None:
+            acc.set_hline("Bayes-optimal", st.bayes)
+
+    def _refresh_table(self) -> None:
+        """Update the runs table in place (rebuilt only when runs come or go)."""
+        t = self.query_one("#runs-table", DataTable)
+        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        rows = {st.run_id: (st.run_id[-12:], st.summary, st.status, f"{st.step}/{st.steps}", fmt(st.best),
+                            fmt(st.bayes), "●" if st.overlay else "") for st in self.runs.values()}
+        if [k.value for k in t.rows] != list(rows):
+            t.clear()
+            for key, row in rows.items():
+                t.add_row(*row, key=key)
+            if self.selected in rows:
+                t.move_cursor(row=list(rows).index(self.selected), animate=False)
+            return
+        for key, row in rows.items():
+            for col, value in zip(t.columns, row):
+                if t.get_cell(key, col) != value:
+                    t.update_cell(key, col, value)
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _row(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value != self.selected:
+            self.selected = event.row_key.value
+            self._redraw()
+
+    # ------------------------------------------------------------------ actions
+    def _current(self) -> RunState | None:
+        return self.runs.get(self.selected) if self.selected else None
+
+    def action_pause(self) -> None:
+        st = self._current()
+        if st is None or st.run is None or st.status not in ("running", "paused"):
+            return
+        tr = st.run.trainer
+        if tr.pause_event.is_set():
+            tr.pause_event.clear()
+        else:
+            tr.pause_event.set()
+
+    def action_stop(self) -> None:
+        st = self._current()
+        if st is not None and st.run is not None:
+            st.run.trainer.stop()
+
+    def action_restart(self) -> None:
+        """A new run with the selected run's settings (fresh weights, same seed)."""
+        st = self._current()
+        if st is None:
+            return
+        from engine.session.rundir import RunDir
+
+        try:
+            cfg = RunDir(st.path).config()
+        except Exception as exc:  # noqa: BLE001
+            self.app.notify(str(exc), severity="error")
+            return
+        for name, value in cfg.flat().items():
+            self.set_field(name, str(value).lower() if isinstance(value, bool) else value)
+        self.query_one("#runs-table").blur()
+        self.action_start()
+
+    def action_toggle_overlay(self) -> None:
+        st = self._current()
+        if st is not None:
+            st.overlay = not st.overlay
+            self._redraw()
+
+    def action_inspect(self) -> None:
+        st = self._current()
+        if st is None:
+            self.app.notify("no run to inspect yet", severity="warning")
+            return
+        self.app.inspect_run(st)
+
+    def stop_all(self, wait: float = 5.0) -> None:
+        for st in self.runs.values():
+            if st.run is not None:
+                st.run.trainer.stop()

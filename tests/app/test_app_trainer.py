@@ -1,0 +1,102 @@
+"""The trainer panel driven by the keyboard: inline validation, a tiny run that finishes, stop keeps
+the checkpoint, pause holds the step, runs land in the session."""
+
+import json
+
+from app_helpers import wait_for
+
+from lca_tui.app import LcaApp
+
+TINY = {"m": "3", "L": "8", "d": "8", "d_a": "8", "batch_size": "32", "eval_size": "128", "device": "cpu"}
+
+
+async def _open(pilot, app):
+    await pilot.pause()
+    await pilot.press("escape", "2")
+    return app.query_one("#trainer")
+
+
+async def _type(pilot, panel, name, text):
+    box = panel.query_one(f"#f-{name}")
+    box.focus()
+    box.value = ""
+    await pilot.press(*text)
+
+
+async def test_fill_form_with_keys_and_train_to_completion():
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        for name, value in {**TINY, "steps": "60", "eval_every": "20"}.items():
+            await _type(pilot, tp, name, value)
+        assert tp.config is not None and tp.config.task.m == 3 and tp.config.train.steps == 60
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: tp._current() is not None and tp._current().status == "completed", 60)
+        await pilot.pause(0.5)
+        st = tp._current()
+        assert st.step == 60 and [e["step"] for e in st.evals] == [20, 40, 60]
+        assert 0.0 < st.best <= 1.0 and 0.0 < st.bayes <= 1.0
+        acc = app.query_one("#acc-curve")
+        assert any(name.endswith("acc") for name in acc.series_names)
+        assert acc.hlines["Bayes-optimal"] == st.bayes
+        assert app.query_one("#runs-table").row_count == 1
+        # the run is in the session on disk, with its metrics and checkpoint
+        run = app.session.run(st.run_id)
+        assert run.status == "completed" and run.step == 60 and run.has_checkpoint
+
+
+async def test_invalid_value_marks_its_field_and_disables_start():
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        await _type(pilot, tp, "omega", "1.5")
+        assert "omega" in tp.errors and tp.query_one("#f-omega").has_class("-invalid")
+        assert "[0, 1]" in str(tp.query_one("#e-omega").render())
+        assert app.query_one("#start-button").disabled
+        await pilot.press("f5")
+        assert not tp.runs  # nothing started
+        await _type(pilot, tp, "omega", "0.5")
+        assert not tp.errors and not app.query_one("#start-button").disabled
+        await _type(pilot, tp, "neighborhood", "cluster:9")
+        assert "neighborhood" in tp.errors and "empty" in tp.errors["neighborhood"]
+
+
+async def test_pause_resume_and_stop_keep_a_checkpoint():
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        for name, value in {**TINY, "steps": "1000000", "eval_every": "50"}.items():
+            tp.set_field(name, value)
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: tp._current() is not None and tp._current().step > 5, 60)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: tp._current().status == "paused", 30)
+        held = tp._current().run.trainer.step
+        await pilot.pause(0.5)
+        assert tp._current().run.trainer.step == held
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: tp._current().run.trainer.step > held, 30)
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: tp._current().status == "stopped", 30)
+        st = tp._current()
+        state = json.loads((st.path / "state.json").read_text())
+        assert state["status"] == "stopped" and state["checkpoint_step"] == st.run.trainer.step
+        assert (st.path / "checkpoint.safetensors").exists()
+
+
+async def test_runs_survive_in_the_session_across_app_restarts():
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        for name, value in {**TINY, "steps": "10", "eval_every": "5"}.items():
+            tp.set_field(name, value)
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: tp._current() is not None and tp._current().status == "completed", 60)
+        run_id = tp._current().run_id
+    again = LcaApp(load_model=False)
+    async with again.run_test(size=(120, 40)) as pilot:
+        tp = again.query_one("#trainer")
+        assert run_id in tp.runs and tp.runs[run_id].status == "completed"
+        assert [e["step"] for e in tp.runs[run_id].evals] == [5, 10]
