@@ -12,6 +12,7 @@ import time
 from functools import partial
 from typing import Callable, Iterable
 
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -36,6 +37,7 @@ class LcaApp(App):
         Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),
         Binding("m", "pick_model", "Model", id="app.model"),
         Binding("ctrl+t", "cycle_theme", "Theme", id="app.theme", show=False),
+        Binding("ctrl+r", "export_report", "Report", id="app.report", priority=True),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -50,6 +52,7 @@ class LcaApp(App):
         self.model_info: dict | None = None
         self.model_error: str | None = None
         self.results: list[tuple[str, object, dict]] = []
+        self.last_report = None
         self.session = None
         self.started = time.perf_counter()
         self.first_frame_s: float | None = None
@@ -213,6 +216,45 @@ class LcaApp(App):
         current = self.model_info["name"] if self.model_info else self.model_name
         self.push_screen(ModelPicker(current), chosen)
 
+    def action_export_report(self, fmt: str = "html") -> None:
+        """Write the session report (HTML, self-contained) into the session's reports/ folder."""
+        if self.session is None:
+            self.notify("no session is open, so there is nothing to report", severity="warning")
+            return
+        self._write_report(fmt)
+
+    @work(thread=True, exit_on_error=False, group="report")
+    def _write_report(self, fmt: str) -> None:
+        from engine.session.report import write_report
+
+        out = self.session.path / "reports" / f"report-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+        try:
+            path = write_report(self.session, fmt, out)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.call_from_thread(self.notify, f"report failed: {exc}", severity="error", timeout=10)
+            return
+        self.last_report = path
+        self.call_from_thread(self.notify, f"report written: {path}", timeout=10)
+
+    def pin_probe(self) -> None:
+        """Record the hijack panel's current probe, with an SVG screenshot of the screen as it is."""
+        hp = self.query_one(HijackPanel)
+        res = hp.last_result
+        if res is None or self.session is None:
+            self.notify("nothing to pin yet" if res is None else "no session is open", severity="warning")
+            return
+        data = {"kind": "probe", "model": (self.model_info or {}).get("name"), "prompt": res.prompt,
+                "top_k": [{"token": t.token, "prob": t.prob} for t in res.top_k],
+                "targets": [{"target": t.target, "prob": t.prob, "first_token_prob": t.first_token_prob,
+                             "rank": t.rank} for t in res.targets],
+                "svg": self.export_screenshot(title="lca-tui hijack panel")}
+        try:
+            path = self.session.pin_probe(data)
+        except Exception as exc:  # noqa: BLE001
+            self.notify(f"could not pin: {exc}", severity="error")
+            return
+        self.notify(f"pinned to the session: {path.name}", timeout=4)
+
     def action_cycle_theme(self) -> None:
         names = list(THEMES)
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
@@ -229,6 +271,12 @@ class LcaApp(App):
         yield SystemCommand("Help: keys", "Every binding and its id", self.action_help)
         yield SystemCommand("Model: load…", "Load an alias, HF id or local path", self.action_pick_model)
         yield SystemCommand("Theme: next", "Cycle dark / light / high contrast", self.action_cycle_theme)
+        yield SystemCommand("Report: export HTML", "Self-contained HTML report of this session (ctrl+r)",
+                            self.action_export_report)
+        yield SystemCommand("Report: export Markdown", "Markdown report with SVG images beside it",
+                            partial(self.action_export_report, "md"))
+        yield SystemCommand("Hijack: pin probe", "Record the current probe and a screenshot in the session",
+                            self.pin_probe)
         tp = self.query_one(TrainerPanel)
         for label, help_text, action in [
             ("Trainer: start run", "Start a run with the form's settings (F5)", tp.action_start),

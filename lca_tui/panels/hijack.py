@@ -39,6 +39,7 @@ class HijackPanel(Widget):
         Binding("e", "evaluate", "Evaluate ES", id="hijack.evaluate"),
         Binding("c", "cancel", "Cancel", id="hijack.cancel", show=False),
         Binding("v", "next_view", "View", id="hijack.view"),
+        Binding("p", "pin", "Pin", id="hijack.pin"),
         Binding("left_square_bracket", "layer(-1)", "Layer−", id="hijack.layer_down", show=False),
         Binding("right_square_bracket", "layer(1)", "Layer+", id="hijack.layer_up", show=False),
         Binding("left_curly_bracket", "head(-1)", "Head−", id="hijack.head_down", show=False),
@@ -306,6 +307,9 @@ class HijackPanel(Widget):
             self.att_head = -1
         if self.last_result is not None and self.last_result.attention is not None:
             self._draw_attention(self.last_result)
+
+    def action_pin(self) -> None:
+        self.app.pin_probe()
 
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", TextArea).focus()

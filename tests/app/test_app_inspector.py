@@ -162,8 +162,9 @@ async def test_damaged_checkpoint_opened_with_o_shows_inline_error(tiny_run, tmp
         assert panel.error is None and not app.query_one("#inspector-error").display
 
 
-def test_inspector_snapshot(snap_compare, tiny_run, monkeypatch):
+def test_inspector_snapshot(snap_compare, tiny_run, monkeypatch, tmp_path):
     monkeypatch.setattr("lca_tui.app.memory_in_use", lambda: "100 MiB")  # the status bar is live
+    app = LcaApp(load_model=False, session=str(tmp_path / "snap-session"))  # a fixed session name
 
     async def run_before(pilot):
         panel = await _to_inspector(pilot)
@@ -171,4 +172,4 @@ def test_inspector_snapshot(snap_compare, tiny_run, monkeypatch):
         await wait_for(pilot, lambda: panel.report is not None and not panel.busy, timeout=30)
         await pilot.pause(0.6)                           # the curve redraws at 4 Hz
 
-    assert snap_compare(LcaApp(load_model=False), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
