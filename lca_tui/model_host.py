@@ -1,6 +1,8 @@
 """The one thread that owns the language model.
 
-Probes arrive through a slot of size one (the newest request wins) and are debounced: a request is
+Probes arrive through a slot of size one (the newest request wins) and are debounced on both edges:
+an edit that comes after the model has been idle for ``debounce`` seconds is served at once (so a
+single keystroke costs one probe, not one probe plus a wait); during bursts of typing a request is
 served once no newer one has come for ``debounce`` seconds. Long jobs (model loads, efficacy
 evaluations, sweeps) queue up; while one runs it serves a pending probe between its batches, so
 typing keeps getting answers. Results go back as messages through ``post`` (thread-safe). The model
@@ -30,6 +32,7 @@ class ModelHost:
         self.prober = None
         self._pending: ProbeRequest | None = None
         self._pending_at = 0.0
+        self._idle_since = 0.0
         self._jobs: queue.Queue = queue.Queue()
         self._wake = threading.Condition()
         self._cancel = threading.Event()
@@ -83,7 +86,9 @@ class ModelHost:
             if self._stop.is_set():
                 return
             if self._pending is not None:
-                wait = self._pending_at + self.debounce - time.monotonic()
+                now = time.monotonic()
+                leading = now - self._idle_since >= self.debounce and self._pending_at >= self._idle_since
+                wait = 0.0 if leading else self._pending_at + self.debounce - now
                 if wait > 0 and self._jobs.empty():
                     time.sleep(min(wait, 0.05))
                     continue
@@ -113,6 +118,7 @@ class ModelHost:
             self.post(JobFinished(job_id, kind, result=result, cancelled=cancelled, meta=meta))
         finally:
             self.running_job = None
+            self._idle_since = time.monotonic()
 
     def progress(self, job_id: int, kind: str, done: int, total: int, partial: Any = None) -> None:
         self.post(JobProgress(job_id, kind, done, total, partial))
@@ -136,8 +142,10 @@ class ModelHost:
 
             self.post(ProbeAnswered(req, error=str(exc) if isinstance(exc, UserError)
                                     else f"{type(exc).__name__}: {exc}"))
+            self._idle_since = time.monotonic()
             return
         self.post(ProbeAnswered(req, result=res, seconds=time.perf_counter() - t0))
+        self._idle_since = time.monotonic()
 
     def _load(self, name, device, dtype) -> dict:
         from engine.errors import UserError

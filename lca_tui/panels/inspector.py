@@ -154,7 +154,7 @@ class InspectorPanel(Widget):
         self.query_one("#insp-value-table", DataTable).add_columns(
             "value matrix W_V", "accuracy", "smallest angle to trained (°)")
         self.query_one("#insp-attention-table", DataTable).add_columns(
-            "key token group", "mean weight", "× uniform (L·mean)", "mass")
+            "key token group", "mean weight", "L·mean", "mass")
 
     # ------------------------------------------------------------------ public API
     def show_run(self, run_dir: str | os.PathLike) -> None:
@@ -312,15 +312,16 @@ class InspectorPanel(Widget):
     def _draw_attention(self, r) -> None:
         h = r.attention_hamming
         self.query_one("#insp-attention-note", Static).update(
-            f"attention of the last position on {r.n_samples} samples; uniform = 1/L = {_num(1 / r.L)}")
+            f"attention of the last position on {r.n_samples} samples; L·mean = 1 is uniform (1/L = "
+            f"{_num(1 / r.L)}); mass = mean total weight on the group")
         t = self.query_one("#insp-attention-table", DataTable)
         t.clear()
         for k, mean, mass in zip(h.labels, h.mean, h.mass):
-            name = "D_H = 0 (t_L's token)" if k == 0 else f"D_H = {k}"
+            name = "D_H = 0 (t_L itself)" if k == 0 else f"D_H = {k}"
             t.add_row(name, _num(mean, ".4f"), _num(r.L * mean, ".2f"), _num(mass, ".3f"))
         for kb, grp in r.attention_cluster.items():
             for lab, mean, mass in zip(grp.labels, grp.mean, grp.mass):
-                t.add_row(f"{lab} cluster (first {kb} bit{'s' if kb > 1 else ''})", _num(mean, ".4f"),
+                t.add_row(f"{lab} cluster, first {kb} bit{'s' if kb > 1 else ''}", _num(mean, ".4f"),
                           _num(r.L * mean, ".2f"), _num(mass, ".3f"))
         labels = bit_labels(r.m)
         self.query_one("#insp-attention-map", Heatmap).set_matrix(

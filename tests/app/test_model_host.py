@@ -1,0 +1,104 @@
+"""The model thread: one probe slot (newest wins), debounce, jobs serve pending probes, errors
+become messages. A fake prober records what the 'model' saw and from which thread."""
+
+import threading
+import time
+
+from lca_tui.messages import JobFinished, ProbeAnswered, ProbeRequest
+from lca_tui.model_host import ModelHost
+
+
+class FakeProber:
+    def __init__(self, delay=0.0):
+        self.seen, self.threads, self.delay = [], set(), delay
+
+    def probe(self, prompt, targets, **kw):
+        self.seen.append(prompt)
+        self.threads.add(threading.get_ident())
+        time.sleep(self.delay)
+        if prompt == "boom":
+            raise RuntimeError("kaboom")
+        return f"result of {prompt}"
+
+
+def _host(delay=0.0, debounce=0.15):
+    posted = []
+    host = ModelHost(posted.append, debounce=debounce)
+    host.prober = FakeProber(delay)
+    return host, posted
+
+
+def _wait(pred, timeout=5.0):
+    t0 = time.monotonic()
+    while not pred():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.01)
+
+
+def test_burst_of_edits_is_served_once_with_the_newest():
+    host, posted = _host(debounce=1.0)
+    host._idle_since = time.monotonic()  # just answered something: no leading edge
+    for i in range(20):
+        host.request_probe(ProbeRequest(i, f"prompt {i}"))
+        time.sleep(0.01)
+    _wait(lambda: posted)
+    time.sleep(0.3)
+    assert host.prober.seen == ["prompt 19"]
+    assert isinstance(posted[0], ProbeAnswered) and posted[0].result == "result of prompt 19"
+    host.close()
+
+
+def test_isolated_edit_after_idle_is_served_at_once():
+    host, posted = _host(debounce=0.5)
+    time.sleep(0.6)
+    t0 = time.monotonic()
+    host.request_probe(ProbeRequest(1, "alone"))
+    _wait(lambda: posted)
+    assert time.monotonic() - t0 < 0.4  # well under the debounce
+    host.close()
+
+
+def test_probe_errors_become_messages_and_the_thread_lives_on():
+    host, posted = _host()
+    host.request_probe(ProbeRequest(1, "boom"))
+    _wait(lambda: posted)
+    assert posted[0].error == "RuntimeError: kaboom"
+    host.request_probe(ProbeRequest(2, "fine"))
+    _wait(lambda: len(posted) == 2)
+    assert posted[1].result == "result of fine"
+    host.close()
+
+
+def test_jobs_serve_pending_probes_and_run_on_the_model_thread():
+    host, posted = _host(debounce=0.05)
+    seen_threads = []
+
+    def job(job_id):
+        seen_threads.append(threading.get_ident())
+        for _ in range(30):
+            time.sleep(0.01)
+            host.serve_probe()
+        return "done"
+
+    host.submit("efficacy", job)
+    time.sleep(0.05)
+    host.request_probe(ProbeRequest(7, "during the job"))
+    _wait(lambda: any(isinstance(m, JobFinished) for m in posted))
+    answered = [m for m in posted if isinstance(m, ProbeAnswered)]
+    assert answered and answered[0].result == "result of during the job"
+    done = next(m for m in posted if isinstance(m, JobFinished))
+    assert done.result == "done" and done.error is None
+    assert host.prober.threads == set(seen_threads) and threading.get_ident() not in seen_threads
+    host.close()
+
+
+def test_failing_job_posts_its_error():
+    host, posted = _host()
+
+    def job(job_id):
+        raise ValueError("bad job")
+
+    host.submit("sweep", job)
+    _wait(lambda: posted)
+    assert isinstance(posted[0], JobFinished) and "bad job" in posted[0].error
+    host.close()
