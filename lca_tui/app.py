@@ -55,6 +55,7 @@ class LcaApp(App):
         self.last_report = None
         self.session = None
         self.started = time.perf_counter()
+        self.started_wall = time.time()
         self.first_frame_s: float | None = None
         for theme in THEMES.values():
             self.register_theme(theme)
@@ -173,14 +174,20 @@ class LcaApp(App):
             self.notify(f"could not save the {kind} result: {exc}", severity="error")
 
     def inspect_run(self, st) -> None:
-        """Show a trainer run in the inspector: a snapshot of the live model, else its checkpoint."""
+        """Show a trainer run in the inspector: a weight snapshot of a live run (r refreshes it from
+        the run as it is then), else the run's checkpoint."""
         inspector = self.query_one(InspectorPanel)
         self.action_panel("inspector")
         if st.run is not None and st.status in ("running", "paused"):
-            import copy
+            from engine.lca.inspect import snapshot_model
 
-            model = copy.deepcopy(st.run.trainer.model).cpu()
-            inspector.show_snapshot(st.run.trainer.cfg, model, f"{st.run_id} (live, step {st.step})")
+            tr = st.run.trainer
+
+            def source():
+                return tr.cfg, snapshot_model(tr.model), tr.step
+
+            cfg, model, step = source()
+            inspector.show_snapshot(cfg, model, f"{st.run_id} (live)", step=step, source=source)
         else:
             inspector.show_run(st.path)
 

@@ -60,6 +60,7 @@ class HijackPanel(Widget):
         self.last_request: ProbeRequest | None = None
         self.last_result = None
         self.shown_seq = -1
+        self.last_seconds = 0.0
         self.att_layer = -1
         self.att_head = -1  # -1 = mean over heads
         self.eval_job: int | None = None
@@ -183,7 +184,7 @@ class HijackPanel(Widget):
             self.show_error(msg.error)
             return
         self.show_error(None)
-        self.last_result, self.shown_seq = msg.result, msg.request.seq
+        self.last_result, self.shown_seq, self.last_seconds = msg.result, msg.request.seq, msg.seconds
         self._draw(msg.result, msg.seconds)
 
     def _draw(self, res, seconds: float) -> None:

@@ -1,0 +1,73 @@
+"""``lca-tui experiment``: list, a tiny run as JSON / table, saving, and user mistakes (exit 2)."""
+
+import json
+
+import pytest
+
+from lca_tui.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LCA_TUI_DATA_DIR", str(tmp_path / "data"))
+
+
+def test_list_text_and_json(capsys):
+    assert main(["experiment", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("hijack-curves", "value-matrix", "context-mixing", "theorem1", "lemma2"):
+        assert name in out
+    assert main(["experiment", "list", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["experiments"]) == 12
+    assert all({"name", "title", "figure", "claim"} <= set(e) for e in data["experiments"])
+
+
+def test_theorem1_tiny_json_shape(capsys):
+    assert main(["experiment", "theorem1", "--tiny", "--json", "--no-save"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert {"name", "title", "claim", "verdict", "grid", "rows", "curves", "seconds"} <= set(data)
+    assert data["name"] == "theorem1" and data["grid"]["level"] == "tiny"
+    assert data["verdict"] in ("holds", "does not hold", "inconclusive")
+    assert all({"m", "L", "constructed", "bayes"} <= set(r) for r in data["rows"])
+    assert "jobs" in captured.err  # progress goes to stderr
+
+
+def test_table_chart_and_verdict_and_out_file(tmp_path, capsys):
+    out = tmp_path / "res" / "lemma2.json"
+    assert main(["experiment", "lemma2", "--tiny", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "verdict: holds" in text and "constructed" in text and "paper:" in text
+    assert "┤" in text  # the plotext chart
+    saved = json.loads(out.read_text())
+    assert saved["name"] == "lemma2" and saved["rows"]
+
+
+def test_result_is_recorded_in_the_session(tmp_path, capsys):
+    assert main(["--session", str(tmp_path / "s"), "experiment", "lemma2", "--tiny", "--json"]) == 0
+    err = capsys.readouterr().err
+    files = list((tmp_path / "s" / "experiments").glob("lemma2-*.json"))
+    assert len(files) == 1 and str(files[0]) in err
+    rec = json.loads(files[0].read_text())
+    assert rec["name"] == "lemma2" and rec["rows"] and rec["kind"] == "experiment"
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["experiment", "elephants"], "unknown experiment"),
+    (["experiment", "theorem1", "--tiny", "--seeds", "0"], "seeds"),
+    (["experiment", "theorem1", "--tiny", "--jobs", "0"], "--jobs"),
+    (["experiment", "theorem1", "--tiny", "--set", "stepz=3"], "unknown grid parameter"),
+    (["experiment", "theorem1", "--tiny", "--set", "oops"], "KEY=VALUE"),
+    (["experiment", "theorem1", "--tiny", "--device", "tpu"], "unknown device"),
+])
+def test_user_mistakes_exit_2_with_one_line(argv, word, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert word in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_quick_and_tiny_are_exclusive(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "theorem1", "--quick", "--tiny"])
+    assert exc.value.code == 2

@@ -1,0 +1,90 @@
+"""``lca-tui probe`` and ``lca-tui hijack``: JSON shapes, human output, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lca_tui.cli import main
+
+
+def test_probe_json_shape(capsys, tiny_lm_dir):
+    rc = main(["probe", "--model", str(tiny_lm_dir), "--prompt", "The Eiffel Tower is in",
+               "--target", " Paris", "--target", " Chicago", "--top-k", "4", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    data = json.loads(captured.out)
+    assert set(data) == {"model", "top_k", "targets"}
+    assert data["model"] == str(tiny_lm_dir)
+    assert len(data["top_k"]) == 4 and set(data["top_k"][0]) == {"token", "prob"}
+    assert [t["target"] for t in data["targets"]] == [" Paris", " Chicago"]
+    assert set(data["targets"][0]) == {"target", "prob", "first_token_prob", "rank"}
+    assert "loading" in captured.err  # loading messages go to stderr
+
+
+def test_probe_human_tables(capsys, tiny_lm_dir):
+    assert main(["probe", "--model", str(tiny_lm_dir), "--prompt", "The Eiffel Tower is in",
+                 "--target", " Paris"]) == 0
+    out = capsys.readouterr().out
+    assert "Next token" in out and "' Paris'" in out and "first-token prob" in out
+
+
+def test_hijack_json_shape(capsys, tiny_lm_dir):
+    rc = main(["hijack", "--model", str(tiny_lm_dir), "--scheme", "not-think", "--max-prepends", "2",
+               "--limit", "3", "--seed", "1", "--batch-size", "4", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert set(data) == {"model", "scheme", "records", "curve"}
+    assert data["scheme"] == "not-think" and data["records"] == 3
+    assert [p["n"] for p in data["curve"]] == [0, 1, 2]
+    assert set(data["curve"][0]) == {"n", "es", "p_true", "p_false"}
+    assert all(0.0 <= p["es"] <= 1.0 for p in data["curve"])
+
+
+def test_hijack_human_chart_and_table(capsys, tiny_lm_dir):
+    rc = main(["hijack", "--model", str(tiny_lm_dir), "--scheme", "reverse-relation", "--relation", "P103",
+               "--max-prepends", "3", "--limit", "2", "--scoring", "nll"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "accuracy(n), reverse-relation" in out  # the plotext chart title
+    assert "mean P(true)" in out and "scoring nll" in out
+    assert "\x1b[" not in out  # no colour codes when not writing to a terminal
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["probe", "--model", "./no/such/model", "--prompt", "x"], "no model folder"),
+    (["probe", "--model", "owner-xyz/model-xyz", "--prompt", "x"], "not an alias"),
+    (["probe", "--prompt", "   "], "prompt is empty"),
+    (["probe", "--prompt", "The", "--target", ""], "target is empty"),
+    (["hijack", "--scheme", "nope", "--max-prepends", "2"], "scheme"),
+    (["hijack", "--scheme", "not-think", "--max-prepends", "-1"], "prepends"),
+    (["hijack", "--scheme", "not-think", "--max-prepends", "2", "--batch-size", "0"], "batch size"),
+    (["hijack", "--scheme", "not-think", "--max-prepends", "2", "--dataset", "/no/such/file.json"], "file.json"),
+])
+def test_user_errors_exit_2_with_one_line(capsys, monkeypatch, argv, needle):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lca-tui: error")]
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_hijack_out_of_memory_message(capsys, tiny_lm_dir, monkeypatch):
+    import engine.hijack.efficacy as eff
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    monkeypatch.setattr(eff, "extend", oom)
+    assert main(["hijack", "--model", str(tiny_lm_dir), "--scheme", "not-think", "--max-prepends", "1",
+                 "--limit", "2", "--batch-size", "32", "--json"]) == 2
+    assert "smaller --batch-size" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_embedded_probe_cli_json(capsys, smollm, monkeypatch):
+    rc = main(["probe", "--prompt", "The Eiffel Tower is located in the city of", "--target", " Paris",
+               "--top-k", "3", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and data["model"] == "smollm2-135m"
+    assert data["top_k"][0]["token"] == " Paris" and data["targets"][0]["rank"] == 1

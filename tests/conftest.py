@@ -1,0 +1,71 @@
+"""Shared fixtures: the real embedded model (converted once per run) and a tiny random LM folder."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def smollm(tmp_path_factory):
+    """The embedded SmolLM2-135M-Instruct, converted from its GGUF into a fresh cache dir once."""
+    from engine.hijack.lm import load_lm
+
+    old = os.environ.get("LCA_TUI_CACHE_DIR")
+    os.environ["LCA_TUI_CACHE_DIR"] = str(tmp_path_factory.mktemp("lca-cache"))
+    try:
+        yield load_lm(None, device="cpu")
+    finally:
+        if old is None:
+            os.environ.pop("LCA_TUI_CACHE_DIR", None)
+        else:
+            os.environ["LCA_TUI_CACHE_DIR"] = old
+
+
+_CORPUS = ("The Eiffel Tower is located in the city of Paris. Do not think of Chicago. "
+           "The mother tongue of Danielle Darrieux is French. Toko Yasuda plays the guitar and piano. "
+           "The twin city of Lyon is not Beijing. Apple A5 was created by Google. Rome London Berlin.")
+
+
+def make_tiny_lm(path, arch: str = "llama", max_positions: int = 128, seed: int = 0):
+    """Save a tiny random causal LM (llama: RoPE + BOS; gpt2: learned positions, no BOS) and a
+    byte-level BPE tokenizer trained on the fly into ``path``; returns ``path``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([_CORPUS] * 4, trainer)
+    if arch == "llama":
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+    torch.manual_seed(seed)
+    if arch == "llama":
+        cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=max_positions,
+                          bos_token_id=0, eos_token_id=1, initializer_range=0.3)
+        model = LlamaForCausalLM(cfg)
+    else:
+        cfg = GPT2Config(vocab_size=len(fast), n_embd=32, n_layer=2, n_head=2, n_positions=max_positions,
+                         bos_token_id=0, eos_token_id=1, initializer_range=0.3)
+        model = GPT2LMHeadModel(cfg)
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    """Folder of a tiny random Llama-architecture model (window 128 tokens)."""
+    return make_tiny_lm(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory):
+    """Folder of a tiny random GPT-2 (absolute positions, no BOS)."""
+    return make_tiny_lm(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")

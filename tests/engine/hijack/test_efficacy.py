@@ -1,0 +1,141 @@
+"""Efficacy curves: the prefix-shared, batched sweep must equal the naive one-prompt-at-a-time loop."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+import engine.hijack.efficacy as eff
+from engine.errors import UserError
+from engine.hijack.counterfact import load_counterfact
+from engine.hijack.efficacy import efficacy_curve, naive_efficacy_curve
+from engine.hijack.lm import LanguageModel, load_lm
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def tiny(request, tiny_lm_dir, tiny_gpt2_dir):
+    return load_lm(str(tiny_lm_dir if request.param == "llama" else tiny_gpt2_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def records():
+    return load_counterfact("builtin", limit=5, seed=3)
+
+
+def assert_equal_results(fast, slow, tol=1e-4):
+    assert [p.es for p in fast.curve] == [p.es for p in slow.curve]
+    assert [p.count for p in fast.curve] == [p.count for p in slow.curve]
+    assert len(fast.records) == len(slow.records)
+    for a, b in zip(fast.records, slow.records):
+        assert (a.case_id, a.n, a.prompt, a.success) == (b.case_id, b.n, b.prompt, b.success)
+        assert math.log(a.p_true) == pytest.approx(math.log(b.p_true), abs=tol)
+        assert math.log(a.p_false) == pytest.approx(math.log(b.p_false), abs=tol)
+        assert a.nll_true == pytest.approx(b.nll_true, abs=tol)
+        assert a.first_false == pytest.approx(b.first_false, rel=tol)
+
+
+@pytest.mark.parametrize("scheme,scoring,batch", [
+    ("not-think", "whole", 16), ("not-think", "first", 3), ("relation", "nll", 1),
+    ("reverse-not-think", "whole", 7), ("reverse-relation", "first", 16),
+])
+def test_shared_sweep_equals_naive(tiny, records, scheme, scoring, batch):
+    fast = efficacy_curve(tiny, records, scheme, 3, scoring=scoring, batch_size=batch)
+    slow = naive_efficacy_curve(tiny, records, scheme, 3, scoring=scoring)
+    assert_equal_results(fast, slow)
+    assert fast.metric == ("accuracy" if scheme.startswith("reverse") else "efficacy")
+    assert [p.n for p in fast.curve] == [0, 1, 2, 3] and fast.n_records == len(records)
+
+
+def test_custom_template_and_curve_means(tiny, records):
+    template = "{subject} has nothing to do with {target_false}."
+    res = efficacy_curve(tiny, records, "custom", 2, template=template, batch_size=4)
+    assert_equal_results(res, naive_efficacy_curve(tiny, records, "custom", 2, template=template))
+    for p in res.curve:
+        rows = [r for r in res.records if r.n == p.n]
+        assert p.count == len(records)
+        assert p.es == sum(r.p_false > r.p_true for r in rows) / len(rows)
+        assert p.p_true == pytest.approx(sum(r.p_true for r in rows) / len(rows))
+    assert res.records[-1].prompt.startswith(records[-1].subject + " has nothing to do with")
+
+
+def test_prefix_is_really_shared(tiny, records, monkeypatch):
+    """The sweep runs far fewer tokens than the naive prompts hold."""
+    ran = []
+    real = eff.extend
+
+    def spy(lm, past, rows, **kw):
+        ran.append(sum(len(r) for r in rows))
+        return real(lm, past, rows, **kw)
+
+    monkeypatch.setattr(eff, "extend", spy)
+    efficacy_curve(tiny, records, "not-think", 5, batch_size=64)
+    from engine.hijack.schemes import build_prompt
+
+    naive_tokens = 0  # what the naive loop runs: prompt + target[:-1], once per target
+    for r in records:
+        for n in range(6):
+            prompt = build_prompt(r, "not-think", n)
+            for t in (r.target_true, r.target_false):
+                naive_tokens += len(tiny.encode(prompt)) + len(tiny.encode(" " + t, special=False)) - 1
+    assert sum(ran) < 0.6 * naive_tokens
+    assert len(ran) == 2  # one forward for the shared prefixes, one for every (record, n)
+
+
+def test_without_kv_reuse_still_equal(tiny, records, monkeypatch):
+    monkeypatch.setattr(LanguageModel, "kv_reuse", property(lambda self: False))
+    fast = efficacy_curve(tiny, records, "not-think", 2, batch_size=5)
+    assert_equal_results(fast, naive_efficacy_curve(tiny, records, "not-think", 2))
+
+
+def test_progress_and_cancel(tiny, records):
+    seen = []
+    res = efficacy_curve(tiny, records, "not-think", 2, batch_size=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (len(records) * 3, len(records) * 3)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert not res.cancelled
+
+    stop = threading.Event()
+
+    def cancel_after_first(done, total):
+        stop.set()
+
+    part = efficacy_curve(tiny, records, "not-think", 2, batch_size=3, progress=cancel_after_first, cancel=stop)
+    assert part.cancelled and part.n_records < len(records)
+    assert all(p.count == part.n_records for p in part.curve)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"scoring": "median"}, "scoring"),
+    ({"max_prepends": -1}, "prepends"),
+    ({"batch_size": 0}, "batch size"),
+    ({"scheme": "nope"}, "scheme"),
+    ({"scheme": "custom"}, "template"),
+])
+def test_bad_requests(tiny, records, kwargs, match):
+    args = {"scheme": "not-think", "max_prepends": 2, **kwargs}
+    with pytest.raises(UserError, match=match):
+        efficacy_curve(tiny, records, **args)
+
+
+def test_empty_records(tiny):
+    with pytest.raises(UserError, match="no records"):
+        efficacy_curve(tiny, [], "not-think", 2)
+
+
+def test_out_of_memory_suggests_smaller_batch(tiny, records, monkeypatch):
+    def oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(eff, "extend", oom)
+    with pytest.raises(UserError, match="smaller --batch-size"):
+        efficacy_curve(tiny, records, "not-think", 2, batch_size=8)
+
+
+@pytest.mark.slow
+def test_embedded_shared_es_equals_naive(smollm):
+    recs = load_counterfact("builtin", limit=4, seed=0)
+    fast = efficacy_curve(smollm, recs, "not-think", 3, batch_size=16)
+    slow = naive_efficacy_curve(smollm, recs, "not-think", 3)
+    assert_equal_results(fast, slow)
