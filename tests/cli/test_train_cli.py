@@ -79,3 +79,16 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path):
              if json.loads(l)["event"] == "train"]
     assert steps == list(range(1, done["step"] + 1))
     assert main(["train", "--resume", str(out), "--steps", str(done["step"] + 5), "--json"]) == 0
+
+
+def test_default_out_is_a_new_run_in_the_session(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LCA_TUI_DATA_DIR", str(tmp_path / "data"))
+    rc = main(["--session", str(tmp_path / "sess"), "train", *TINY, "--steps", "4", "--eval-every", "2", "--json"])
+    assert rc == 0
+    done = json.loads(capsys.readouterr().out.splitlines()[-1])
+    run_dir = Path(done["run_dir"])
+    assert run_dir.parent == tmp_path / "sess" / "runs" and (run_dir / "checkpoint.safetensors").exists()
+    from engine.session.store import Session
+
+    runs = Session.open(tmp_path / "sess").runs()
+    assert [r.id for r in runs] == [run_dir.name] and runs[0].status == "completed"
