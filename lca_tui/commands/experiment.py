@@ -114,6 +114,12 @@ def run(args) -> int:
 
     ctx = distributed.auto_init()
     main = distributed.is_main()
+    if main and args.level == "paper" and not exp.uses_lm:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("lca-tui: note: the paper grid is sized for a GPU (thousands of steps per config); "
+                  "use --quick on a CPU", file=sys.stderr)
     try:
         result = _run_with_progress(exp, grid, args.jobs, main)
         if not main:

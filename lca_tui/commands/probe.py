@@ -59,7 +59,7 @@ def run(args) -> int:
     lm = load_model(args)
     try:
         res = Prober(lm).probe(args.prompt, args.target, top_k=args.top_k)
-    except RuntimeError as exc:
+    except (RuntimeError, MemoryError) as exc:
         oom_guard(exc, None)
         raise
     if res.truncated:

@@ -1,0 +1,174 @@
+"""Context hijacking on real language models (Sec. 3; Fig. 2, C.1, C.3, C.4).
+
+For every model, relation id and scheme, ES(n) for n = 0..N prepended sentences
+(``engine.hijack.efficacy.efficacy_curve``). Forward schemes (``not-think``, ``relation``) report the
+efficacy score, the share of records with P(target_false) > P(target_true); reverse schemes report
+accuracy, P(true) > P(false). Jobs are (model, relation id); each loads its model once per process.
+The verdict uses an exact one-sided sign test on the records whose outcome differs between n = 0 and
+n = N (pooled over relation ids).
+"""
+
+from __future__ import annotations
+
+from engine.errors import UserError
+from engine.experiments.base import (Cancelled, ExperimentResult, Grid, Timer, as_list, current_cancel, curve,
+                                     run_jobs, sign_test_p)
+
+CLAIMS = {
+    "hijack-curves": ("Prepending 'Do not think of {target_false}.' or a factually true negative relation "
+                      "sentence with the false target makes LLMs prefer the false target more often as the "
+                      "number of sentences n grows (efficacy score rises), while the reverse schemes with the "
+                      "true target raise accuracy (Sec. 3, Fig. 2, App. C)."),
+}
+
+_SCHEMES = ("not-think", "relation", "reverse-not-think", "reverse-relation")
+_RELATIONS = ("P103", "P131", "P190", "P641", "P1412")
+GRIDS = {
+    "hijack-curves": {
+        "tiny": Grid("tiny", models=("smollm2-135m",), relations=("P190",), schemes=_SCHEMES, limit=2,
+                     max_prepends=1, dataset="builtin", scoring="whole", batch_size=8, seed=0, device="cpu"),
+        "quick": Grid("quick", models=("smollm2-135m",), relations=_RELATIONS, schemes=_SCHEMES, limit=5,
+                      max_prepends=3, dataset="builtin", scoring="whole", batch_size=8, seed=0, device="auto"),
+        "paper": Grid("paper", models=("openai-community/gpt2", "google/gemma-2b", "google/gemma-2b-it",
+                                       "meta-llama/Llama-2-7b-hf"),
+                      relations=_RELATIONS, schemes=_SCHEMES, limit=None, max_prepends=10,
+                      dataset="azhx/counterfact", scoring="whole", batch_size=16, seed=0, device="auto"),
+    },
+}
+
+_LM_CACHE: dict = {}
+
+
+def _lm(name: str, device: str):
+    from engine.hijack.lm import load_lm
+
+    key = (name, device)
+    if key not in _LM_CACHE:
+        _LM_CACHE.clear()  # one model per process at a time
+        _LM_CACHE[key] = load_lm(name, device=device)
+    return _LM_CACHE[key]
+
+
+def _hijack_job(spec: dict) -> dict:
+    from engine.hijack.counterfact import FactRecord
+    from engine.hijack.efficacy import efficacy_curve
+
+    lm = _lm(spec["model"], spec.get("device") or "auto")
+    records = [FactRecord.from_dict(r) for r in spec["records"]]
+    cancel = current_cancel()
+    out = {"model": spec["model"], "relation": spec["relation"], "schemes": {}}
+    for scheme in spec["schemes"]:
+        res = efficacy_curve(lm, records, scheme, spec["max_prepends"], scoring=spec["scoring"],
+                             batch_size=spec["batch_size"], cancel=cancel)
+        if res.cancelled:
+            raise Cancelled()
+        out["schemes"][scheme] = {
+            "metric": res.metric,
+            "curve": [{"n": p.n, "es": p.es, "p_true": p.p_true, "p_false": p.p_false, "count": p.count}
+                      for p in res.curve],
+            "success": [[s.case_id, s.n, bool(s.success)] for s in res.records],
+        }
+    return out
+
+
+def _prepare_models(models) -> None:
+    """Convert embedded aliases once in this process, so parallel workers only load them."""
+    from engine.hijack.lm import ALIASES, embedded_model_dir
+
+    for name in models:
+        if str(name).strip().lower() in ALIASES:
+            embedded_model_dir(str(name).strip().lower())
+
+
+def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+    from engine.hijack.counterfact import load_counterfact
+    from engine.hijack.schemes import check_scheme, is_reverse
+
+    t = Timer()
+    schemes = [check_scheme(s) for s in as_list(grid["schemes"])]
+    if "custom" in schemes:
+        raise UserError("hijack-curves runs the built-in schemes; use `lca-tui hijack --scheme custom` for templates")
+    N = grid["max_prepends"]
+    if isinstance(N, bool) or not isinstance(N, int) or N < 1:
+        raise UserError(f"max_prepends must be an integer >= 1, not {N!r}")
+    models = [str(m) for m in as_list(grid["models"])]
+    if not models:
+        raise UserError("no models to evaluate")
+    relations = [str(r) for r in as_list(grid["relations"])]
+    recs = {rel: load_counterfact(grid["dataset"], relation=rel, limit=grid["limit"], seed=grid["seed"])
+            for rel in relations}
+    _prepare_models(models)
+    specs = [{"model": model, "relation": rel, "records": [r.to_dict() for r in recs[rel]], "schemes": schemes,
+              "max_prepends": N, "scoring": grid["scoring"], "batch_size": grid["batch_size"],
+              "device": grid["device"]}
+             for model in models for rel in relations]
+    try:
+        res = run_jobs(_hijack_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+    finally:
+        _LM_CACHE.clear()
+
+    rows, curves = [], {}
+    judgements = []  # (model, scheme, reverse, es0, esN, k_up, k_down)
+    for model in models:
+        for scheme in schemes:
+            mine = [r for r in res if r["model"] == model]
+            pooled = {n: [0, 0] for n in range(N + 1)}  # n -> [successes, count]
+            first = {}
+            last = {}
+            for r in mine:
+                s = r["schemes"][scheme]
+                row = {"model": model, "scheme": scheme, "metric": s["metric"], "relation": r["relation"],
+                       "records": s["curve"][0]["count"]}
+                for p in s["curve"]:
+                    row[f"n={p['n']}"] = p["es"]
+                row[f"p_false@{N}"] = s["curve"][-1]["p_false"]
+                row[f"p_true@{N}"] = s["curve"][-1]["p_true"]
+                rows.append(row)
+                for cid, n, ok in s["success"]:
+                    pooled[n][0] += int(ok)
+                    pooled[n][1] += 1
+                    if n == 0:
+                        first[(r["relation"], cid)] = ok
+                    elif n == N:
+                        last[(r["relation"], cid)] = ok
+            k_up = sum(1 for key, ok in last.items() if ok and not first.get(key, False))
+            k_down = sum(1 for key, ok in last.items() if not ok and first.get(key, False))
+            es = [pooled[n][0] / pooled[n][1] if pooled[n][1] else float("nan") for n in range(N + 1)]
+            row = {"model": model, "scheme": scheme, "metric": "accuracy" if is_reverse(scheme) else "efficacy",
+                   "relation": "all", "records": pooled[0][1]}
+            for n in range(N + 1):
+                row[f"n={n}"] = es[n]
+            row["up"] = k_up      # records that start counting between n = 0 and n = N
+            row["down"] = k_down  # records that stop counting
+            row["sign_p"] = sign_test_p(k_up, k_down)
+            rows.append(row)
+            curves[f"{model} {scheme}"] = curve(list(range(N + 1)), es)
+            judgements.append((model, scheme, is_reverse(scheme), es[0], es[-1], k_up, k_down))
+    rule = (f"pooled over relation ids, per model: records whose outcome changes between n = 0 and n = {N} are "
+            "counted in each direction (exact one-sided sign test); holds if for every model each forward "
+            "scheme (not-think, relation) raises ES with p < 0.05 and no reverse scheme lowers accuracy; "
+            "does not hold if some forward scheme lowers ES, or some reverse scheme lowers accuracy, with "
+            "p < 0.05; inconclusive otherwise (too few records flip)")
+    fwd_ok, bad = True, False
+    for model, scheme, rev, e0, eN, up, down in judgements:
+        if not rev:
+            if not (eN > e0 and sign_test_p(up, down) < 0.05):
+                fwd_ok = False
+            if sign_test_p(down, up) < 0.05:
+                bad = True
+        else:
+            if eN < e0:
+                fwd_ok = False
+            if sign_test_p(down, up) < 0.05:
+                bad = True
+    if not any(not rev for _, _, rev, *_ in judgements):
+        fwd_ok = False
+    verdict = "does not hold" if bad else ("holds" if fwd_ok else "inconclusive")
+    notes = [f"dataset {grid['dataset']}, {grid['limit'] or 'all'} records per relation "
+             f"({', '.join(relations)}), scoring {grid['scoring']}",
+             "rows with relation 'all' pool the relation ids; n=k columns hold ES (forward) or accuracy (reverse); "
+             "p_false/p_true: mean probabilities at the largest n; up/down: records that start/stop counting "
+             "between n = 0 and the largest n; sign_p: one-sided sign test of up against down"]
+    return ExperimentResult("hijack-curves", "Context hijacking: ES against prepended sentences",
+                            CLAIMS["hijack-curves"], verdict, rule, grid.to_dict(), rows, curves, t.seconds,
+                            figure="Fig. 2, C.1, C.3, C.4", notes=notes)

@@ -1,0 +1,333 @@
+"""Efficacy curves ES(n): how often n prepended sentences flip a fact (Fig. 2a not-think, Fig. 2b relation).
+
+ES = fraction of records with P(target_false | prompt_n) > P(target_true | prompt_n). Reverse schemes
+(App. C) report accuracy, the fraction with P(true) > P(false), in the same ``es`` field; ``metric``
+says which. Scoring rules: ``whole`` (probability of the whole target, product over its tokens; default),
+``first`` (first-token probability), ``nll`` (ROME's rule: mean per-token NLL of false < of true).
+Targets are scored with a leading space (``" Paris"``) after the space-less CounterFact prompt.
+
+Speed: the prompts of one record nest (prompt_n = prefix_n + text, prefix_n a prefix of prefix_N),
+so the keys/values of the longest prompt are computed once and every n reuses the longest *token*
+prefix its own tokenisation shares with it (checked token by token, so the numbers equal the naive
+prompts exactly; no sharing simply means a full forward). Each (record, n) then runs only its
+remaining tokens plus the target continuation, many rows per forward (``batch_size`` rows),
+left-padded so that only the last columns need the unembedding; records and rows of similar length
+are batched together to waste little on padding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+from engine.errors import UserError
+from engine.hijack.probe import common_prefix, extend, fit_window
+
+SCORINGS = ("whole", "first", "nll")
+_WINDOW_BATCHES = 8  # records are planned (tokenised) and length-sorted this many batches at a time
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    n: int
+    es: float  # efficacy (or accuracy for reverse schemes)
+    p_true: float  # mean P(target_true) (first-token probability when scoring == "first")
+    p_false: float
+    count: int
+
+
+@dataclass(frozen=True)
+class RecordScore:
+    """One record at one n, kept for drill-down."""
+
+    case_id: int
+    n: int
+    prompt: str
+    p_true: float
+    p_false: float
+    first_true: float
+    first_false: float
+    nll_true: float
+    nll_false: float
+    success: bool  # counts towards the metric (hijacked, or correct for reverse schemes)
+    record_index: int = 0  # position of the record in the input list
+
+
+@dataclass(frozen=True)
+class EfficacyResult:
+    model: str
+    scheme: str
+    metric: str  # "efficacy" or "accuracy"
+    scoring: str
+    max_prepends: int
+    n_records: int
+    curve: tuple[CurvePoint, ...]
+    records: tuple[RecordScore, ...] = field(repr=False)
+    cancelled: bool = False
+    template: str | None = None
+
+    def point(self, n: int) -> CurvePoint:
+        return next(p for p in self.curve if p.n == n)
+
+    def to_dict(self, per_record: bool = False) -> dict:
+        out = {"model": self.model, "scheme": self.scheme, "metric": self.metric, "scoring": self.scoring,
+               "records": self.n_records, "curve": [asdict(p) for p in self.curve]}
+        if per_record:
+            out["per_record"] = [asdict(r) for r in self.records]
+        return out
+
+
+@dataclass
+class _Item:
+    """One (record, n) prompt: its token ids, reusable prefix length and target ids."""
+
+    record_index: int
+    case_id: int
+    n: int
+    prompt: str
+    ids: list[int]
+    shared: int
+    true_ids: list[int]
+    false_ids: list[int]
+
+
+def target_text(prompt: str, target: str) -> str:
+    """The target as scored: with a leading space unless the prompt already ends in whitespace."""
+    return target if (not prompt or prompt[-1].isspace() or target[:1].isspace()) else " " + target
+
+
+def _plan(lm, records, scheme, max_prepends, template, share: bool, offset: int = 0) -> list[list[_Item]]:
+    """Token plans of each record's prompts n = 0..N (``record_index`` counts from ``offset``)."""
+    from engine.hijack.schemes import build_prompt
+
+    plans = []
+    for ri, rec in enumerate(records, start=offset):
+        items = []
+        for n in range(max_prepends + 1):
+            prompt = build_prompt(rec, scheme, n, template)
+            t_true = lm.encode(target_text(prompt, rec.target_true), special=False)
+            t_false = lm.encode(target_text(prompt, rec.target_false), special=False)
+            if not t_true or not t_false:
+                raise UserError(f"record {rec.case_id} has an empty target")
+            ids, _ = fit_window(lm, lm.encode(prompt), reserve=max(len(t_true), len(t_false)) - 1)
+            items.append(_Item(ri, rec.case_id, n, prompt, ids, 0, t_true, t_false))
+        if share:
+            root = items[-1].ids
+            for it in items:
+                it.shared = min(common_prefix(it.ids, root), len(it.ids) - 1)
+        plans.append(items)
+    return plans
+
+
+def _score(item: _Item, lp_true: Sequence[float], lp_false: Sequence[float], scoring: str,
+           reverse: bool) -> RecordScore:
+    p_t, p_f = math.exp(sum(lp_true)), math.exp(sum(lp_false))
+    f_t, f_f = math.exp(lp_true[0]), math.exp(lp_false[0])
+    nll_t, nll_f = -sum(lp_true) / len(lp_true), -sum(lp_false) / len(lp_false)
+    if scoring == "whole":
+        false_wins, true_wins = p_f > p_t, p_t > p_f
+    elif scoring == "first":  # the same first token is a tie, whatever the float noise says
+        same = item.true_ids[0] == item.false_ids[0]
+        false_wins, true_wins = f_f > f_t and not same, f_t > f_f and not same
+    else:
+        false_wins, true_wins = nll_f < nll_t, nll_t < nll_f
+    return RecordScore(item.case_id, item.n, item.prompt, p_t, p_f, f_t, f_f, nll_t, nll_f,
+                       bool(true_wins if reverse else false_wins), item.record_index)
+
+
+def check_request(records, scheme, max_prepends, scoring="whole", batch_size=8, template=None) -> str:
+    """Validate an efficacy request (cheap: no model needed); returns the normalised scheme name."""
+    from engine.hijack.schemes import check_scheme, hijack_sentence
+
+    name = check_scheme(scheme)
+    if scoring not in SCORINGS:
+        raise UserError(f"unknown scoring {scoring!r}: choose one of {', '.join(SCORINGS)}")
+    if isinstance(max_prepends, bool) or not isinstance(max_prepends, int) or max_prepends < 0:
+        raise UserError(f"the number of prepends must be an integer >= 0, not {max_prepends!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"the batch size must be a positive integer, not {batch_size!r}")
+    if not records:
+        raise UserError("no records to evaluate: check the dataset, --relation and --limit")
+    hijack_sentence(records[0], name, template)  # a bad custom template fails here, once
+    return name
+
+
+def _finish(lm, name, scoring, max_prepends, template, scores, n_done, cancelled) -> EfficacyResult:
+    from engine.hijack.schemes import metric_name
+
+    curve = []
+    for n in range(max_prepends + 1):
+        rows = [s for s in scores if s.n == n]
+        k = len(rows)
+        use_first = scoring == "first"
+        pt = [s.first_true if use_first else s.p_true for s in rows]
+        pf = [s.first_false if use_first else s.p_false for s in rows]
+        curve.append(CurvePoint(n, sum(s.success for s in rows) / k if k else float("nan"),
+                                sum(pt) / k if k else float("nan"), sum(pf) / k if k else float("nan"), k))
+    return EfficacyResult(lm.name, name, metric_name(name), scoring, max_prepends, n_done, tuple(curve),
+                          tuple(scores), cancelled, template)
+
+
+def oom_guard(exc: BaseException, batch_size: int | None) -> None:
+    """Re-raise an out-of-memory error as a UserError suggesting a smaller batch; else return."""
+    import torch
+
+    text = str(exc).lower()
+    if (isinstance(exc, (MemoryError, getattr(torch.cuda, "OutOfMemoryError", MemoryError)))
+            or "out of memory" in text or "can't allocate memory" in text):
+        size = f" with batch size {batch_size}" if batch_size else ""
+        raise UserError(f"out of memory{size}: try a smaller --batch-size, a shorter prompt "
+                        "or a smaller --dtype") from exc
+
+
+def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | None = None,
+                   scoring: str = "whole", batch_size: int = 8,
+                   progress: Callable[[int, int], None] | None = None, cancel=None) -> EfficacyResult:
+    """ES(n) for n = 0..max_prepends over ``records`` (see the module docstring).
+
+    ``batch_size`` is the number of sequences per forward pass. ``progress(done, total)`` counts
+    (record, n) prompts. When ``cancel.is_set()`` between batches, returns the records finished so far
+    with ``cancelled=True``.
+    """
+    import torch
+
+    name = check_request(records, scheme, max_prepends, scoring, batch_size, template)
+    from engine.hijack.schemes import is_reverse
+
+    reverse = is_reverse(name)
+    share = lm.kv_reuse
+    total = len(records) * (max_prepends + 1)
+    scores: list[RecordScore] = []
+    done_records = 0
+    cancelled = False
+    window = batch_size * _WINDOW_BATCHES
+    try:
+        with torch.inference_mode():
+            for w_start in range(0, len(records), window):
+                # Records of similar prompt length share a batch: less padding.
+                plans = _plan(lm, records[w_start:w_start + window], name, max_prepends, template, share, w_start)
+                plans.sort(key=lambda items: len(items[-1].ids))
+                for start in range(0, len(plans), batch_size):
+                    if cancel is not None and cancel.is_set():
+                        cancelled = True
+                        break
+                    batch = plans[start:start + batch_size]
+                    batch_scores = _run_batch(lm, batch, scoring, batch_size, reverse, cancel,
+                                              lambda k: progress(len(scores) + k, total) if progress else None)
+                    if batch_scores is None:
+                        cancelled = True
+                        break
+                    scores.extend(batch_scores)
+                    done_records += len(batch)
+                if cancelled:
+                    break
+    except (RuntimeError, MemoryError) as exc:
+        oom_guard(exc, batch_size)
+        raise
+    scores.sort(key=lambda s: (s.n, s.record_index))
+    return _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled)
+
+
+def _run_batch(lm, plans, scoring, batch_size, reverse, cancel, report):
+    """Score every (record, n) of a record batch; None when cancelled midway."""
+    import torch
+
+    # Stage 1: keys/values of each record's longest shared prefix (one padded forward).
+    roots = [(items[0].record_index, items[-1].ids[:max(it.shared for it in items)]) for items in plans]
+    roots = [(i, r) for i, r in roots if r]
+    slot = {i: s for s, (i, _) in enumerate(roots)}
+    root_kv = None
+    if roots:
+        _, _, root_kv = extend(lm, None, [r for _, r in roots], keep=1)
+
+    # Stage 2: each (record, n) runs its own remaining tokens (+ target continuations) after the prefix.
+    work = []  # (item, rows, row index of the true / false continuation)
+    for items in plans:
+        for it in items:
+            rest = it.ids[it.shared:]
+            rows, where = [], {}
+            for key, t in (("true", it.true_ids), ("false", it.false_ids)):
+                if len(t) > 1:  # whole-target probabilities are kept under every scoring rule
+                    where[key] = len(rows)
+                    rows.append(rest + t[:-1])
+            if not rows:
+                rows.append(rest)
+            work.append((it, rows, where))
+    work.sort(key=lambda entry: max(len(r) for r in entry[1]))  # similar lengths share a forward
+
+    out: list[RecordScore] = []
+    chunk: list = []
+    n_rows = 0
+    for entry in work + [None]:
+        if entry is not None and (not chunk or n_rows + len(entry[1]) <= batch_size):
+            chunk.append(entry)
+            n_rows += len(entry[1])
+            continue
+        if not chunk:
+            break
+        if cancel is not None and cancel.is_set():
+            return None
+        out.extend(_run_chunk(lm, chunk, root_kv, slot, scoring, reverse))
+        report(len(out))
+        chunk, n_rows = ([entry], len(entry[1])) if entry is not None else ([], 0)
+    return out
+
+
+def _run_chunk(lm, chunk, root_kv, slot, scoring, reverse):
+    """One forward for a chunk of (record, n) items: left-padded rows after their shared prefix."""
+    import torch
+
+    rows, owners = [], []
+    for it, its_rows, _ in chunk:
+        rows.extend(its_rows)
+        owners.extend([it] * len(its_rows))
+    shared = [it.shared for it in owners]
+    past = None
+    if root_kv is not None and max(shared) > 0:
+        w = max(shared)
+        index = [slot.get(it.record_index, 0) for it in owners]
+        valid = (torch.arange(w)[None, :] < torch.as_tensor(shared)[:, None]).long().to(root_kv.mask.device)
+        past = root_kv.select(index, width=w, valid=valid)
+    # Left padding lines up the row ends, so only the last columns need logits: a row ending with
+    # the target continuation t[:-1] has its last prompt token `len(t) - 1` columns before the end.
+    cont = [len(r) - (len(it.ids) - it.shared) for r, it in zip(rows, owners)]
+    keep = max(cont) + 1
+    logits, _, _ = extend(lm, past, rows, keep=keep, want_cache=False, left=True)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+
+    def logprobs(t, row, base):
+        first = float(logp[base, keep - 1 - cont[base], t[0]])  # next-token distribution: one row for both
+        col = keep - 1 - cont[row]
+        return [first] + [float(logp[row, col + j, tok]) for j, tok in enumerate(t[1:], start=1)]
+
+    scores, base = [], 0
+    for it, its_rows, where in chunk:
+        lp_t = logprobs(it.true_ids, base + where.get("true", 0), base)
+        lp_f = logprobs(it.false_ids, base + where.get("false", 0), base)
+        scores.append(_score(it, lp_t, lp_f, scoring, reverse))
+        base += len(its_rows)
+    return scores
+
+
+def naive_efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | None = None,
+                         scoring: str = "whole") -> EfficacyResult:
+    """Reference implementation: one full forward per (prompt, target), no cache, no batching."""
+    import torch
+
+    name = check_request(records, scheme, max_prepends, scoring, 1, template)
+    from engine.hijack.schemes import is_reverse
+
+    reverse = is_reverse(name)
+    scores = []
+    with torch.inference_mode():
+        for items in _plan(lm, records, name, max_prepends, template, share=False):
+            for it in items:
+                lps = []
+                for t in (it.true_ids, it.false_ids):
+                    ids = torch.as_tensor([it.ids + t[:-1]], device=lm.device)
+                    lp = torch.log_softmax(lm.model(ids).logits[0].float(), dim=-1)
+                    lps.append([float(lp[len(it.ids) - 1 + j, tok]) for j, tok in enumerate(t)])
+                scores.append(_score(it, lps[0], lps[1], scoring, reverse))
+    scores.sort(key=lambda s: (s.n, s.record_index))
+    return _finish(lm, name, scoring, max_prepends, template, scores, len(records), False)
