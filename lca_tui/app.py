@@ -53,6 +53,8 @@ class LcaApp(App):
         self.model_error: str | None = None
         self.results: list[tuple[str, object, dict]] = []
         self.last_report = None
+        self.last_experiment = None
+        self.experiment_cancel = None
         self.session = None
         self.started = time.perf_counter()
         self.started_wall = time.time()
@@ -196,6 +198,8 @@ class LcaApp(App):
         jobs = 0
         if self.model_host is not None and self.model_host.busy:
             jobs += 1
+        if self.experiment_cancel is not None:
+            jobs += 1
         trainer = self.query_one(TrainerPanel)
         jobs += sum(1 for st in trainer.runs.values() if st.run is not None and st.status in ("running", "paused", "starting"))
         self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
@@ -262,6 +266,50 @@ class LcaApp(App):
             return
         self.notify(f"pinned to the session: {path.name}", timeout=4)
 
+    def run_experiment(self, name: str, level: str = "quick") -> None:
+        """Run one of the paper's experiments in a worker thread; progress in the status bar, the
+        result recorded in the session and shown in a modal."""
+        import threading
+
+        if getattr(self, "experiment_cancel", None) is not None:
+            self.notify("an experiment is already running (palette: Experiment: cancel)", severity="warning")
+            return
+        self.experiment_cancel = threading.Event()
+        self.status.set_fields(note=f"experiment {name}: starting")
+        self._experiment(name, level, self.experiment_cancel)
+
+    @work(thread=True, exit_on_error=False, group="experiment")
+    def _experiment(self, name: str, level: str, cancel) -> None:
+        from engine import experiments
+
+        def progress(done, total):
+            self.call_from_thread(self.status.set_fields, note=f"experiment {name}: {done}/{total} jobs")
+
+        try:
+            result = experiments.run(name, level, progress=progress, cancel=cancel).to_dict()
+            if self.session is not None:
+                self.session.record_experiment(result)
+        except Exception as exc:  # noqa: BLE001 - Cancelled, UserError, anything: shown inline
+            msg = "cancelled" if type(exc).__name__ == "Cancelled" else str(exc)
+            self.call_from_thread(self.notify, f"experiment {name}: {msg}", severity="warning", timeout=8)
+            result = None
+        finally:
+            self.experiment_cancel = None
+            self.call_from_thread(self.status.set_fields, note=None)
+        if result is not None:
+            self.last_experiment = result
+            self.call_from_thread(self._show_experiment, result)
+
+    def _show_experiment(self, result: dict) -> None:
+        from lca_tui.screens.experiment import ExperimentScreen
+
+        self.notify(f"{result['name']}: {result['verdict']}", timeout=6)
+        self.push_screen(ExperimentScreen(result))
+
+    def cancel_experiment(self) -> None:
+        if getattr(self, "experiment_cancel", None) is not None:
+            self.experiment_cancel.set()
+
     def action_cycle_theme(self) -> None:
         names = list(THEMES)
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
@@ -284,6 +332,13 @@ class LcaApp(App):
                             partial(self.action_export_report, "md"))
         yield SystemCommand("Hijack: pin probe", "Record the current probe and a screenshot in the session",
                             self.pin_probe)
+        from engine.experiments import EXPERIMENTS
+
+        for exp in EXPERIMENTS.values():
+            yield SystemCommand(f"Experiment: {exp.name} (quick)", f"{exp.title} — {exp.figure}",
+                                partial(self.run_experiment, exp.name, "quick"))
+        yield SystemCommand("Experiment: cancel", "Stop the running experiment between jobs",
+                            self.cancel_experiment)
         tp = self.query_one(TrainerPanel)
         for label, help_text, action in [
             ("Trainer: start run", "Start a run with the form's settings (F5)", tp.action_start),

@@ -73,8 +73,7 @@ def _print_human(result, console) -> None:
     from rich.text import Text
 
     label = "ES" if result.metric == "efficacy" else "accuracy"
-    table = Table(title=f"{result.metric} vs prepended sentences: {result.scheme}, {result.model}, "
-                        f"{result.n_records} records, scoring {result.scoring}", title_justify="left")
+    table = Table()
     for col in ("n", label, "mean P(true)", "mean P(false)", "records"):
         table.add_column(col, justify="right")
     for p in result.curve:
@@ -92,4 +91,7 @@ def _print_human(result, console) -> None:
     if not console.is_terminal:
         plt.theme("clear")
     console.print(Text.from_ansi(plt.build()))
+    console.print(Text(f"{result.metric} vs prepended sentences: scheme {result.scheme}, model {result.model}, "
+                       f"{result.n_records} records, scoring {result.scoring}"
+                       + (" (cancelled: partial)" if result.cancelled else ""), style="bold"))
     console.print(table)
