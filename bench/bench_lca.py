@@ -111,7 +111,7 @@ def main():
     print(f"training m=8 L=64 d=128 B=256: ours {t['ours_samples_per_s']:,.0f} samples/s, every-position "
           f"{t['naive_samples_per_s']:,.0f} samples/s, ratio {t['ratio']:.1f}x, same losses: {t['same_losses']}",
           flush=True)
-    budget = 60.0 if args.quick else 600.0
+    budget = 60.0 if args.quick else 240.0
     out["to_bayes"] = []
     for m in (5, 8):
         r = time_to_bayes(m, budget_s=budget)

@@ -18,6 +18,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ class LanguageModel:
     attn_implementation: str = "sdpa"
     source: str = ""
     _lens_parts: Any = field(default=None, repr=False)
+    _logits_to_keep: bool | None = field(default=None, repr=False)  # forward() takes logits_to_keep
 
     def encode(self, text: str, special: bool = True) -> list[int]:
         """Token ids of ``text``; ``special`` adds BOS etc. as the tokenizer does for a prompt."""
@@ -87,7 +89,7 @@ class LanguageModel:
         norm, head = self._lens_parts
         if norm is None or head is None:
             raise UserError(f"the logit lens does not know the final norm of {type(self.model).__name__}")
-        logits = head(norm(hidden)).float()
+        logits = head(norm(hidden.to(head.weight.device))).float()
         cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
         if cap:
             logits = cap * (logits / cap).tanh()
@@ -157,6 +159,9 @@ def embedded_model_dir(alias: str = DEFAULT_MODEL, progress: Progress | None = N
     folder, filename = _embedded_gguf(alias)
     say = progress or (lambda _msg: None)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}-*"):  # left by a killed conversion
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -223,9 +228,9 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: str = "auto",
     from engine.device import resolve_device, resolve_dtype
 
     say = progress or (lambda _msg: None)
-    display, source = resolve_source(name, progress)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
+    display, source = resolve_source(name, progress)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

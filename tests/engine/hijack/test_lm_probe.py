@@ -137,6 +137,18 @@ def test_reuse_counts_shared_tokens(tiny):
     assert prober.probe("The Eiffel Tower is", TARGETS).reused_prefix == 0
 
 
+def test_without_kv_reuse_every_probe_runs_in_full(tiny, monkeypatch):
+    from engine.hijack.lm import LanguageModel
+
+    monkeypatch.setattr(LanguageModel, "kv_reuse", property(lambda self: False))
+    prober = Prober(tiny)
+    prober.probe("The Eiffel Tower is located in", TARGETS)
+    again = prober.probe("The Eiffel Tower is located in the city of", TARGETS)
+    assert again.reused_prefix == 0
+    monkeypatch.undo()
+    assert_same(again, Prober(tiny).probe("The Eiffel Tower is located in the city of", TARGETS))
+
+
 def test_surprise_is_prompt_token_nll(tiny):
     prompt = "Do not think of Chicago. The Eiffel Tower is in"
     res = Prober(tiny).probe(prompt, [], surprise=True)
