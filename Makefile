@@ -29,7 +29,9 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_lca.py
+	$(PY) bench/bench_hijack.py
+	$(PY) bench/bench_app.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -56,13 +56,39 @@ async def wait_for(pilot, pred, timeout=120.0):
 
 
 async def key_latencies(pilot, keys, n):
+    """Time from a key event entering the app's message queue to its handler having run.
+
+    ``pilot.press`` itself waits for the screen to settle (~200-400 ms even on an idle app), so it
+    is no latency measure; instead the key is posted with a timestamp and the app's key hook
+    records when the binding's action has run. The UI loop's own lag is what load adds."""
+    from textual import events
+
+    app = pilot.app
     lat = []
     for i in range(n):
+        done = asyncio.Event()
         t0 = time.perf_counter()
-        await pilot.press(keys[i % len(keys)])
-        lat.append(time.perf_counter() - t0)
-        await pilot.pause(0.05)
+        key = keys[i % len(keys)]
+
+        def after(_t0=t0):
+            lat.append(time.perf_counter() - _t0)
+            done.set()
+
+        app.post_message(events.Key(key, None))
+        app.call_later(after)  # runs after the key message has been processed
+        await asyncio.wait_for(done.wait(), 10)
+        await asyncio.sleep(0.05)
     return lat
+
+
+async def loop_lag(seconds: float, tick: float = 0.01) -> list[float]:
+    """How late a 10 ms timer fires on the UI loop: the delay any key would see before handling."""
+    lags, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        await asyncio.sleep(tick)
+        lags.append(time.perf_counter() - t0 - tick)
+    return lags
 
 
 async def app_bench(n_keys: int) -> dict:
@@ -72,6 +98,11 @@ async def app_bench(n_keys: int) -> dict:
     app = LcaApp()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.model_info is not None or app.model_error is not None, 300)
+        await pilot.press("escape")
+        idle = await key_latencies(pilot, ["v"], 20)
+        out["ui_key_latency_idle_s"] = {"p50": statistics.median(idle), "p95": pct(idle, 0.95)}
+        app.query_one("#hijack-views").active = "surprise"
+        app.query_one("#prompt").focus()
         hp = app.query_one("#hijack")
         editor = app.query_one("#prompt")
         editor.text = "The Eiffel Tower is not in Chicago. " * 7 + "The Eiffel Tower is in"  # ~80 tokens
@@ -92,8 +123,10 @@ async def app_bench(n_keys: int) -> dict:
         # UI key latency while an ES evaluation runs on the model thread
         await pilot.press("escape", "e")
         await pilot.pause(0.5)
-        busy = await key_latencies(pilot, ["v", "v", "v", "v", "v"], 40)
+        busy = await key_latencies(pilot, ["v"], 40)
+        lag = await loop_lag(3.0)
         out["ui_key_latency_during_eval_s"] = {"p50": statistics.median(busy), "p95": pct(busy, 0.95),
+                                               "loop_lag_p95": pct(lag, 0.95),
                                                "eval_still_running": hp.eval_job is not None}
         await pilot.press("c")
         await wait_for(pilot, lambda: hp.eval_job is None, 300)
@@ -107,7 +140,9 @@ async def app_bench(n_keys: int) -> dict:
         await pilot.press("f5")
         await pilot.pause(0.5)
         busy = await key_latencies(pilot, ["tab", "shift+tab"], 30)
-        out["ui_key_latency_during_training_s"] = {"p50": statistics.median(busy), "p95": pct(busy, 0.95)}
+        lag = await loop_lag(3.0)
+        out["ui_key_latency_during_training_s"] = {"p50": statistics.median(busy), "p95": pct(busy, 0.95),
+                                                   "loop_lag_p95": pct(lag, 0.95)}
         await wait_for(pilot, lambda: tp._current() is not None and tp._current().status == "completed", 600)
         st = tp._current()
         in_app = [e for e in st.train]
@@ -135,9 +170,10 @@ def main():
     k = res["keystroke_to_bars_s"]
     print(f"keystroke -> bars: p50 {1000 * k['p50']:.0f} ms, p95 {1000 * k['p95']:.0f} ms; engine probe p50 "
           f"{1000 * k['engine_probe_p50']:.0f} ms; ratio p50 {k['ratio_p50']:.2f}x")
-    for name in ("ui_key_latency_during_eval_s", "ui_key_latency_during_training_s"):
+    for name in ("ui_key_latency_idle_s", "ui_key_latency_during_eval_s", "ui_key_latency_during_training_s"):
         v = res[name]
-        print(f"{name}: p50 {1000 * v['p50']:.0f} ms, p95 {1000 * v['p95']:.0f} ms")
+        lag = f", UI loop lag p95 {1000 * v['loop_lag_p95']:.0f} ms" if "loop_lag_p95" in v else ""
+        print(f"{name}: p50 {1000 * v['p50']:.1f} ms, p95 {1000 * v['p95']:.1f} ms{lag}")
     t = res["training_samples_per_s"]
     print(f"training throughput: in app {t['in_app']:,.0f} samples/s, headless {t['headless']:,.0f} samples/s, "
           f"ratio {t['ratio']:.2f}")
