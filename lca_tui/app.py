@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer
 
@@ -106,13 +107,19 @@ class LcaApp(App):
 
     def _after_first_frame(self) -> None:
         self.first_frame_s = time.perf_counter() - self.started
-        self.query_one("#prompt").focus()
+        self.main("#prompt").focus()
         if self.autoload:
             self.load_model(self.model_name)
 
+    def main(self, selector, expect_type=None):
+        """Query the main screen (not whichever modal is on top): panels and the status bar live
+        there, and messages or timers can arrive while a picker, help or result modal is open."""
+        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
+
     @property
     def status(self) -> StatusBar:
-        return self.query_one("#status", StatusBar)
+        return self.main("#status", StatusBar)
 
     # ------------------------------------------------------------------ model thread
     def _host(self):
@@ -138,7 +145,7 @@ class LcaApp(App):
         i = msg.info
         self.status.set_fields(model=i["name"], device=i["device"], dtype=i["dtype"], note=None)
         self.notify(f"model {i['name']} loaded on {i['device']} ({i['dtype']})", timeout=3)
-        self.query_one(HijackPanel).request_probe()
+        self.main(HijackPanel).request_probe()
 
     def on_model_load_failed(self, msg: ModelLoadFailed) -> None:
         self.model_error = msg.error
@@ -147,14 +154,14 @@ class LcaApp(App):
         self.notify(f"could not load {msg.name}: {msg.error}{kept}", severity="error", timeout=10)
 
     def on_probe_answered(self, msg: ProbeAnswered) -> None:
-        self.query_one(HijackPanel).on_probe_answered(msg)
+        self.main(HijackPanel).on_probe_answered(msg)
 
     def on_job_progress(self, msg: JobProgress) -> None:
-        self.query_one(HijackPanel).on_job_progress(msg)
+        self.main(HijackPanel).on_job_progress(msg)
 
     def on_job_finished(self, msg: JobFinished) -> None:
         if msg.kind != "load":
-            self.query_one(HijackPanel).on_job_finished(msg)
+            self.main(HijackPanel).on_job_finished(msg)
         self._refresh_status()
 
     def record_result(self, kind: str, result, meta: dict) -> None:
@@ -178,7 +185,7 @@ class LcaApp(App):
     def inspect_run(self, st) -> None:
         """Show a trainer run in the inspector: a weight snapshot of a live run (r refreshes it from
         the run as it is then), else the run's checkpoint."""
-        inspector = self.query_one(InspectorPanel)
+        inspector = self.main(InspectorPanel)
         self.action_panel("inspector")
         if st.run is not None and st.status in ("running", "paused"):
             from engine.lca.inspect import snapshot_model
@@ -195,19 +202,27 @@ class LcaApp(App):
 
     # ------------------------------------------------------------------ status bar
     def _refresh_status(self) -> None:
+        if not self.is_running or not self.screen_stack:
+            return
+        try:
+            self._update_status()
+        except NoMatches:  # shutting down: the widgets are already gone
+            pass
+
+    def _update_status(self) -> None:
         jobs = 0
         if self.model_host is not None and self.model_host.busy:
             jobs += 1
         if self.experiment_cancel is not None:
             jobs += 1
-        trainer = self.query_one(TrainerPanel)
+        trainer = self.main(TrainerPanel)
         jobs += sum(1 for st in trainer.runs.values() if st.run is not None and st.status in ("running", "paused", "starting"))
         self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
 
     # ------------------------------------------------------------------ actions
     def action_panel(self, name: str) -> None:
-        self.query_one("#panels", ContentSwitcher).current = name
-        panel = self.query_one(f"#{name}")
+        self.main("#panels", ContentSwitcher).current = name
+        panel = self.main(f"#{name}")
         focusables = [w for w in panel.query("*") if w.focusable]
         if focusables:
             focusables[0].focus()
@@ -249,7 +264,7 @@ class LcaApp(App):
 
     def pin_probe(self) -> None:
         """Record the hijack panel's current probe, with an SVG screenshot of the screen as it is."""
-        hp = self.query_one(HijackPanel)
+        hp = self.main(HijackPanel)
         res = hp.last_result
         if res is None or self.session is None:
             self.notify("nothing to pin yet" if res is None else "no session is open", severity="warning")
@@ -283,7 +298,7 @@ class LcaApp(App):
         from engine import experiments
 
         def progress(done, total):
-            self.call_from_thread(self.status.set_fields, note=f"experiment {name}: {done}/{total} jobs")
+            self.call_from_thread(self._set_note, f"experiment {name}: {done}/{total} jobs")
 
         try:
             result = experiments.run(name, level, progress=progress, cancel=cancel).to_dict()
@@ -295,10 +310,16 @@ class LcaApp(App):
             result = None
         finally:
             self.experiment_cancel = None
-            self.call_from_thread(self.status.set_fields, note=None)
+            self.call_from_thread(self._set_note, None)
         if result is not None:
             self.last_experiment = result
             self.call_from_thread(self._show_experiment, result)
+
+    def _set_note(self, text: str | None) -> None:
+        try:
+            self.status.set_fields(note=text)
+        except NoMatches:
+            pass
 
     def _show_experiment(self, result: dict) -> None:
         from lca_tui.screens.experiment import ExperimentScreen
@@ -339,7 +360,7 @@ class LcaApp(App):
                                 partial(self.run_experiment, exp.name, "quick"))
         yield SystemCommand("Experiment: cancel", "Stop the running experiment between jobs",
                             self.cancel_experiment)
-        tp = self.query_one(TrainerPanel)
+        tp = self.main(TrainerPanel)
         for label, help_text, action in [
             ("Trainer: start run", "Start a run with the form's settings (F5)", tp.action_start),
             ("Trainer: pause / resume", "Pause or resume the selected run (F6)", tp.action_pause),
@@ -348,7 +369,7 @@ class LcaApp(App):
             ("Trainer: inspect run", "Open the selected run in the inspector (F9)", tp.action_inspect),
         ]:
             yield SystemCommand(label, help_text, action)
-        hp = self.query_one(HijackPanel)
+        hp = self.main(HijackPanel)
         for label, help_text, action in [
             ("Hijack: n + 1", "Prepend one more hijack sentence", partial(hp.action_n_step, 1)),
             ("Hijack: n − 1", "Prepend one fewer hijack sentence", partial(hp.action_n_step, -1)),
@@ -364,7 +385,7 @@ class LcaApp(App):
 
     async def action_quit(self) -> None:
         """Stop training runs between steps (their checkpoints are written), then quit."""
-        for panel in self.query(TrainerPanel):
+        for panel in (self.screen_stack[0].query(TrainerPanel) if self.screen_stack else []):
             panel.stop_all()
         await super().action_quit()
 

@@ -120,3 +120,22 @@ async def test_real_model_chicago_overtakes_paris(smollm):
         paris, chicago = p.last_result.targets[0], p.last_result.targets[1]
         assert chicago.prob > paris.prob
         assert app.query_one("#hijack-toolbar").has_class("-hijacked")
+
+
+async def test_answers_and_timers_arriving_under_a_modal_do_not_crash(tiny_lm_dir):
+    """Probe answers, job messages and the status timer reach the main screen's widgets even while
+    the help modal is on top (they used to query the modal and raise NoMatches)."""
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        await pilot.press("escape", "question_mark")
+        await pilot.pause()
+        assert app.screen.query("#help-table")
+        p.n += 1
+        p.rebuild_prompt()  # a new probe is answered while help is open
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq)
+        await pilot.pause(1.3)  # the 1 s status-bar timer fires under the modal
+        assert "jobs" in str(app.status.render())
+        await pilot.press("escape")
+        assert not app.screen.query("#help-table")
