@@ -126,5 +126,11 @@ def shutdown() -> None:
     import torch.distributed as dist
 
     if _OWNED and dist.is_initialized():
-        dist.destroy_process_group()
+        # Every rank waits here until rank 0 has written its result: a gloo rank that tears down
+        # while its peer is still busy can abort the peer ("terminate called without an active
+        # exception", seen in CI).
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
     _CTX, _OWNED = None, False

@@ -24,6 +24,7 @@ when nothing in the run directory changed for ``stale_after`` seconds.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -58,11 +59,17 @@ def default_sessions_root() -> Path:
     return Path(base).expanduser() / "sessions"
 
 
+_ID_SEQ = itertools.count()
+
+
 def new_id() -> str:
-    """Time-sortable id with a random suffix: ``20240501-120000-123-a1b2``."""
+    """Time-sortable, unique id: ``20240501-120000-123456-0007a1b2c3`` (microseconds, a per-process
+    counter so ids made in the same microsecond still sort and differ, and a random suffix so two
+    processes do not collide)."""
     now = time.time()
-    ms = int((now % 1) * 1000)
-    return f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{ms:03d}-{secrets.token_hex(2)}"
+    us = int((now % 1) * 1_000_000)
+    seq = next(_ID_SEQ) % 10_000
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{us:06d}-{seq:04d}{secrets.token_hex(3)}"
 
 
 def slug(text: str, max_len: int = 48) -> str:
