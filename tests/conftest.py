@@ -69,3 +69,14 @@ def tiny_lm_dir(tmp_path_factory):
 def tiny_gpt2_dir(tmp_path_factory):
     """Folder of a tiny random GPT-2 (absolute positions, no BOS)."""
     return make_tiny_lm(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matrices gain nothing from threads, and on shared cores two threads spin-wait."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -18,15 +18,7 @@ TINY = RunConfig(task=TaskConfig(m=4, L=16), model=ModelConfig(d=16, d_a=16),
                                    lr=0.01, device="cpu"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny matrices gain nothing from threads, and on shared cores two threads spin-wait."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
