@@ -153,15 +153,24 @@ class LcaApp(App):
         self.status.set_fields(model=msg.kept or "no model", note=f"load failed{kept}")
         self.notify(f"could not load {msg.name}: {msg.error}{kept}", severity="error", timeout=10)
 
+    def _to_hijack(self, handler: str, msg) -> None:
+        """Hand a model-thread message to the hijack panel. The panel lives on the main screen for
+        the app's whole life, so NoMatches only means the message landed during shutdown, after
+        the widgets were removed: it is dropped."""
+        try:
+            getattr(self.main(HijackPanel), handler)(msg)
+        except NoMatches:
+            pass
+
     def on_probe_answered(self, msg: ProbeAnswered) -> None:
-        self.main(HijackPanel).on_probe_answered(msg)
+        self._to_hijack("on_probe_answered", msg)
 
     def on_job_progress(self, msg: JobProgress) -> None:
-        self.main(HijackPanel).on_job_progress(msg)
+        self._to_hijack("on_job_progress", msg)
 
     def on_job_finished(self, msg: JobFinished) -> None:
         if msg.kind != "load":
-            self.main(HijackPanel).on_job_finished(msg)
+            self._to_hijack("on_job_finished", msg)
         self._refresh_status()
 
     def record_result(self, kind: str, result, meta: dict) -> None:
