@@ -197,7 +197,7 @@ class LcaApp(App):
         inspector = self.main(InspectorPanel)
         self.action_panel("inspector")
         if st.run is not None and st.status in ("running", "paused"):
-            from engine.lca.inspect import snapshot_model
+            from engine.lca.inspection import snapshot_model
 
             tr = st.run.trainer
 

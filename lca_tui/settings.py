@@ -38,7 +38,7 @@ def load_settings() -> tuple[dict, str | None]:
 
 
 def save_settings(settings: dict) -> None:
-    from engine.session.atomic import atomic_write_json
+    from engine.atomic import atomic_write_json
 
     try:
         atomic_write_json(config_dir() / "settings.json", settings)

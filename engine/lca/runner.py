@@ -12,7 +12,7 @@ from typing import Iterator
 from engine.errors import UserError
 from engine.lca.config import RunConfig
 from engine.lca.trainer import Trainer
-from engine.session.rundir import RunDir
+from engine.lca.rundir import RunDir
 
 LOGGED_EVENTS = ("train", "eval", "diverged", "done")
 

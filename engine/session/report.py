@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from engine.errors import UserError
 from engine.session import svg as svglib
-from engine.session.atomic import atomic_write_text
+from engine.atomic import atomic_write_text
 
 MAX_TABLE_ROWS = 200
 

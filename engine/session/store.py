@@ -4,7 +4,7 @@ exported as a report.
 Layout of a session directory::
 
     session.json                 {"name", "created", "updated", "notes"}
-    runs/<id>/                   a training run (engine.session.rundir: config.json, metrics.jsonl,
+    runs/<id>/                   a training run (engine.lca.rundir: config.json, metrics.jsonl,
                                  checkpoint.safetensors, state.json)
     hijack/<id>.json             an efficacy evaluation  {"kind": "efficacy", "model", "scheme", "curve", ...}
     sweeps/<id>.json             a P(true)/P(false) vs n sweep of one record  {"kind": "sweep", ...}
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.session.atomic import atomic_write_json
+from engine.atomic import atomic_write_json
 
 SESSION_FILE = "session.json"
 LAST_FILE = "last.json"
@@ -565,7 +565,7 @@ class Session:
 
     def new_run_dir(self, cfg) -> Path:
         """A fresh, not yet existing ``runs/<id>`` path for ``TrainingRun.start(cfg, path)``."""
-        from engine.session.rundir import new_run_id
+        from engine.lca.rundir import new_run_id
 
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         while True:
@@ -640,7 +640,7 @@ class Session:
 
     def metrics(self, run_id: str) -> list[dict]:
         """The run's metric events; damaged lines are skipped and counted in ``problems``."""
-        from engine.session.atomic import read_jsonl
+        from engine.atomic import read_jsonl
 
         recs, bad = read_jsonl(self.run_path(run_id) / "metrics.jsonl")
         if bad:

@@ -80,7 +80,7 @@ def _list(args) -> int:
 def _save(args, data: dict) -> str | None:
     """Write ``--out`` or record into the session; returns where, or None."""
     if args.out:
-        from engine.session.atomic import atomic_write_json
+        from engine.atomic import atomic_write_json
 
         return str(atomic_write_json(args.out, data))
     if args.no_save:

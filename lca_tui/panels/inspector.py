@@ -4,7 +4,7 @@ Views: embedding geometry (Fig. 3b, eq. 5.2), the Gram matrix of W_E, singular v
 W_E and W_V with the gap after index m, W_V against the constructed value matrix (eq. 5.1, Fig.
 C.2/C.3) and attention by Hamming distance / cluster with the V x V average attention map (Fig. 3c).
 
-Every number comes from ``engine.lca.inspect.inspect_model`` (which calls ``engine.lca.analysis``),
+Every number comes from ``engine.lca.inspection.inspect_model`` (which calls ``engine.lca.analysis``),
 computed in a thread worker; the result is posted back as an ``InspectorPanel.Inspected`` message
 and drawn on the UI thread. This module imports no torch: the engine is imported inside the worker.
 
@@ -12,7 +12,7 @@ Public API for the app:
 
 - ``show_run(run_dir)``: load ``checkpoint.safetensors`` of a run directory and inspect it;
 - ``show_snapshot(cfg, model_snapshot, label, step=None, source=None)``: inspect a copy of a live
-  model (the caller copies it, e.g. ``engine.lca.inspect.snapshot_model(trainer.model)``, between
+  model (the caller copies it, e.g. ``engine.lca.inspection.snapshot_model(trainer.model)``, between
   steps); ``source``, when given, is a callable returning a fresh ``(cfg, model_snapshot, step)``
   that ``refresh`` uses, so that r / f5 re-inspects the run as it is now.
 """
@@ -167,7 +167,7 @@ class InspectorPanel(Widget):
     def show_snapshot(self, cfg, model_snapshot, label: str, step: int | None = None,
                       source: Callable[[], tuple] | None = None) -> None:
         """Inspect a copy of a live model. ``cfg`` is its RunConfig; ``model_snapshot`` must already
-        be a copy (``engine.lca.inspect.snapshot_model``) that no other thread touches.
+        be a copy (``engine.lca.inspection.snapshot_model``) that no other thread touches.
         ``source()`` -> (cfg, model_snapshot, step) lets r / f5 take a new snapshot."""
         self._source = ("snapshot", cfg, model_snapshot, label, step, source)
         self._start(("snapshot", cfg, model_snapshot, label, step))
@@ -204,7 +204,7 @@ class InspectorPanel(Widget):
         label, step, cfg = (Path(job[1]).name or job[1]) if job[0] == "run" else job[3], None, None
         try:
             from engine.errors import UserError
-            from engine.lca.inspect import inspect_model, load_model_from_run
+            from engine.lca.inspection import inspect_model, load_model_from_run
 
             try:
                 if job[0] == "run":

@@ -190,7 +190,7 @@ class TrainerPanel(Widget):
         else:
             import tempfile
 
-            from engine.session.rundir import new_run_id
+            from engine.lca.rundir import new_run_id
 
             path = Path(tempfile.mkdtemp(prefix="lca-run-")) / new_run_id(cfg)
         st = RunState(path.name, path, cfg.summary(), cfg.train.steps)
@@ -337,7 +337,7 @@ class TrainerPanel(Widget):
         st = self._current()
         if st is None:
             return
-        from engine.session.rundir import RunDir
+        from engine.lca.rundir import RunDir
 
         try:
             cfg = RunDir(st.path).config()

@@ -103,7 +103,7 @@ async def test_inspector_draws_every_view_for_a_checkpoint(tiny_run):
 async def test_live_snapshot_and_refresh_takes_a_new_one(tiny_run):
     import torch
 
-    from engine.lca.inspect import load_model_from_run, snapshot_model
+    from engine.lca.inspection import load_model_from_run, snapshot_model
 
     cfg, model, step = load_model_from_run(tiny_run)
     calls = []

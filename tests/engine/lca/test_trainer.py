@@ -9,7 +9,7 @@ import torch
 from engine.lca.config import RunConfig
 from engine.lca.runner import TrainingRun
 from engine.lca.trainer import Trainer
-from engine.session.rundir import RunDir
+from engine.lca.rundir import RunDir
 
 
 def _cfg(**kw):

@@ -1,4 +1,4 @@
-"""engine.lca.inspect: a run's model rebuilt from its checkpoint, and the inspector's numbers."""
+"""engine.lca.inspection: a run's model rebuilt from its checkpoint, and the inspector's numbers."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from engine.lca.analysis import (attention_by_cluster, attention_by_hamming, emb
                                  value_swap_report)
 from engine.lca.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from engine.lca.constructed import theorem1_model
-from engine.lca.inspect import InspectionReport, inspect_model, load_model_from_run, snapshot_model
+from engine.lca.inspection import InspectionReport, inspect_model, load_model_from_run, snapshot_model
 from engine.lca.runner import TrainingRun
 from engine.lca.task import LCATask
 

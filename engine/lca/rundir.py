@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.lca.config import RunConfig
-from engine.session.atomic import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
+from engine.atomic import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 
 CONFIG, METRICS, CHECKPOINT, STATE = "config.json", "metrics.jsonl", "checkpoint.safetensors", "state.json"
 

@@ -39,7 +39,7 @@ from engine.lca.config import RunConfig, TaskConfig
 from engine.lca.latent import parse_neighborhood
 from engine.lca.model import OneLayerTransformer
 from engine.lca.task import LCATask
-from engine.session.rundir import CHECKPOINT, CONFIG, RunDir
+from engine.lca.rundir import CHECKPOINT, CONFIG, RunDir
 
 __all__ = ["InspectionReport", "inspect_model", "load_model_from_run", "snapshot_model"]
 
