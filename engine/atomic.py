@@ -1,4 +1,5 @@
-"""Atomic file writes: write a temp file in the same folder, fsync, then ``os.replace``.
+"""Files on disk: atomic writes (a temp file in the same folder, fsync, then ``os.replace``), the
+project's one JSON serialiser (``jsonable``) and tolerant JSON / JSONL readers.
 
 A reader never sees half a file; an interrupted write leaves the old file (or none) in place.
 """
@@ -6,11 +7,49 @@ A reader never sees half a file; an interrupted write leaves the old file (or no
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from engine.errors import UserError
+
+
+def jsonable(obj):
+    """Plain JSON values, the one serialiser every JSON file goes through: ``to_dict()`` objects
+    and dataclasses flattened, tuples to lists, numpy/torch scalars and arrays to numbers and lists,
+    paths to strings, NaN/inf to None (the files are strict JSON), anything else to ``str``."""
+    if hasattr(obj, "to_dict") and callable(obj.to_dict) and not isinstance(obj, (dict, type)):
+        obj = obj.to_dict()
+    elif is_dataclass(obj) and not isinstance(obj, type):
+        obj = asdict(obj)
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy / torch scalars and arrays
+        try:
+            return jsonable(obj.tolist())
+        except (TypeError, ValueError):
+            pass
+    if hasattr(obj, "item") and callable(obj.item):
+        try:
+            return jsonable(obj.item())
+        except (TypeError, ValueError):
+            pass
+    return str(obj)
+
+
+def dumps(obj, indent: int | None = None) -> str:
+    """``obj`` as strict JSON text (through ``jsonable``; non-ASCII kept as is)."""
+    return json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -42,7 +81,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    """``obj`` as strict, indented JSON (through ``jsonable``: NaN/inf become null)."""
+    return atomic_write_text(path, dumps(obj, indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike):
