@@ -2,10 +2,18 @@
 
     f(x) = [W_Eᵀ W_V attn(W_E χ(x))]_{:,L},   attn(U) = U · σ((W_K U)ᵀ (W_Q U) / √d_a)
 
-σ is the column-wise softmax, so column L of attn(U) is Σ_i U_i · softmax_i(⟨W_K U_i, W_Q U_L⟩/√d_a):
-only the last query is needed, and ``forward`` computes just that (``forward_full`` is the
-straightforward every-position formulation, kept for tests and the benchmark). Tied embeddings,
-no residual, no normalisation, no causal mask (the paper's attention sees the whole context).
+σ is the column-wise softmax, so column L of attn(U) is Σ_l u_l · softmax_l(s_l) with
+s_l = ⟨W_K u_l, W_Q u_L⟩/√d_a = ⟨u_l, r⟩, r = W_Kᵀ W_Q u_L/√d_a, u_l = W_E(x_l): only the last query
+is needed, and a position's score depends on its token id alone. ``forward`` uses that exactly:
+
+- ``token`` formulation (V small against L): one score per vocabulary token s = W_Eᵀ r (B·V·d),
+  the attention mass per token c = softmax_t(s_t + log n_t) (n_t = count of t in the context) and
+  h = W_E c. The model sees the context only through its token counts and the last token.
+- ``position`` formulation (L small against V): s_l = ⟨u_l, r⟩ per position (B·L·d), h = Σ_l σ_l u_l.
+
+Neither projects the context through W_K. ``forward_reference`` (every key through W_K, then the
+last query) and ``forward_full`` (every query, then the last column) are kept for tests and bench/.
+Tied embeddings, no residual, no normalisation, no causal mask (the attention sees the whole context).
 
 Shapes follow the paper: W_E is (d, V), W_K and W_Q are (d_a, d), W_V is (d, d).
 
@@ -27,6 +35,10 @@ from torch import nn
 from engine.lca.config import ModelConfig
 
 __all__ = ["ModelConfig", "OneLayerTransformer"]
+
+#: ``forward`` scores per vocabulary token when V <= TOKEN_LEVEL_RATIO · L, else per position.
+TOKEN_LEVEL_RATIO = 4
+_LOG_ZERO = -1e4
 
 
 class OneLayerTransformer(nn.Module):
@@ -51,26 +63,75 @@ class OneLayerTransformer(nn.Module):
             if cfg.freeze_value:
                 self.W_V.copy_(torch.eye(d))
 
-    def _last_attention(self, U: torch.Tensor) -> torch.Tensor:
-        k = U @ self.W_K.T                                  # (B, L, d_a)
-        q = U[:, -1] @ self.W_Q.T                           # (B, d_a): the last query only
-        return (torch.einsum("bld,bd->bl", k, q) / math.sqrt(self.cfg.d_a)).softmax(dim=1)
+    # ----------------------------------------------------------------- the fast, exact forward
+    def _query_direction(self, x: torch.Tensor) -> torch.Tensor:
+        """r = W_Kᵀ W_Q u_L / √d_a (B, d): the score of any context column u is ⟨u, r⟩."""
+        u_last = F.embedding(x[:, -1], self.W_E.T)                      # (B, d)
+        return (u_last @ self.W_Q.T) @ self.W_K / math.sqrt(self.cfg.d_a)
+
+    def formulation(self, L: int) -> str:
+        """``token`` (scores per vocabulary token, B·V·d) or ``position`` (per context position,
+        B·L·d), whichever does less work for this context length; both are exact."""
+        return "token" if self.V <= TOKEN_LEVEL_RATIO * L else "position"
+
+    def token_mass(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, V) attention mass per token id: c_t = Σ_{l: x_l = t} σ_l (eq. 4.1, last column).
+
+        Positions holding the same token get the same score s_t = ⟨W_E(t), r⟩, so
+        c = softmax_t(s_t + log n_t) with n_t the count of t in the context (log 0 → -1e4, whose
+        exp underflows to exactly 0 unless two scores differ by more than 10⁴)."""
+        B, L = x.shape
+        n = torch.zeros((B, self.V), dtype=self.W_E.dtype, device=x.device)
+        n.scatter_add_(1, x, torch.ones((B, L), dtype=n.dtype, device=x.device))
+        if self.cfg.uniform_attention:                                  # W_K = W_Q = 0: every σ_l = 1/L
+            return n / L
+        log_n = n.clamp(min=1).log_().masked_fill_(n == 0, _LOG_ZERO)
+        s = self._query_direction(x) @ self.W_E                         # (B, V): one score per token
+        return (s + log_n).softmax(dim=1)
+
+    def _hidden_token(self, x: torch.Tensor) -> torch.Tensor:
+        return self.token_mass(x) @ self.W_E.T                          # h = W_E c
+
+    def _hidden_position(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        U = F.embedding(x, self.W_E.T)                                  # (B, L, d): columns W_E χ(x)
+        B, L, _ = U.shape
+        if self.cfg.uniform_attention:
+            a = torch.full((B, L), 1.0 / L, dtype=U.dtype, device=U.device)
+        else:
+            a = (U @ self._query_direction(x)[:, :, None]).squeeze(2).softmax(dim=1)   # (B, L)
+        return (a[:, None, :] @ U).squeeze(1), a
 
     def attention_last(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) attention weights of the last position over the context: column L of σ(·)."""
-        return self._last_attention(F.embedding(x, self.W_E.T))
+        return self._hidden_position(x)[1]
 
     def hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h(x) = [attn(W_E χ(x))]_{:,L} (B, d) and the attention weights (B, L)."""
-        U = F.embedding(x, self.W_E.T)                                   # (B, L, d): columns W_E χ(x)
-        a = self._last_attention(U)
-        return torch.einsum("bl,bld->bd", a, U), a
+        """h(x) = [attn(W_E χ(x))]_{:,L} (B, d) and the per-position attention weights (B, L)."""
+        return self._hidden_position(x)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
-        """Logits f(x) (B, V) at the last position; with ``return_attention`` also (B, L) weights."""
-        h, a = self.hidden(x)
-        logits = (h @ self.W_V.T) @ self.W_E                # W_Eᵀ W_V h, batched as rows
+    def forward(self, x: torch.Tensor, return_attention: bool = False, formulation: str | None = None):
+        """Logits f(x) (B, V) at the last position; with ``return_attention`` also (B, L) weights.
+
+        Exact eq. 4.1 in the cheaper of two reassociations (``formulation``: ``token``,
+        ``position`` or None = the cheaper for this L); neither projects the context through W_K."""
+        formulation = formulation or self.formulation(x.shape[1])
+        if formulation not in ("token", "position"):
+            raise ValueError(f"unknown formulation {formulation!r}")
+        if return_attention or formulation == "position":
+            h, a = self._hidden_position(x)
+        else:
+            h, a = self._hidden_token(x), None
+        logits = (h @ self.W_V.T) @ self.W_E                           # W_Eᵀ W_V h, batched as rows
         return (logits, a) if return_attention else logits
+
+    # ----------------------------------------------------------------- references (tests, bench/)
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The last-query formulation: every key W_K u_l (B·L·d·d_a), dotted with the last query."""
+        U = F.embedding(x, self.W_E.T)
+        k = U @ self.W_K.T                                              # (B, L, d_a)
+        q = U[:, -1] @ self.W_Q.T                                       # (B, d_a)
+        a = (torch.einsum("bld,bd->bl", k, q) / math.sqrt(self.cfg.d_a)).softmax(dim=1)
+        return (torch.einsum("bl,bld->bd", a, U) @ self.W_V.T) @ self.W_E
 
     def attention_full(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, L) σ((W_K U)ᵀ(W_Q U)/√d_a): entry [b, i, j] is the weight of key i for query j."""
@@ -87,6 +148,3 @@ class OneLayerTransformer(nn.Module):
         H = A.transpose(1, 2) @ U                           # (B, L, d): column j = Σ_i U_i A[i, j]
         logits_all = (H @ self.W_V.T) @ self.W_E            # (B, L, V)
         return logits_all[:, -1]
-
-    def frozen_names(self) -> list[str]:
-        return [n for n, p in self.named_parameters() if not p.requires_grad]
