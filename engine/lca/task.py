@@ -32,13 +32,28 @@ class LCATask:
         self.pi = w / w.sum(axis=1, keepdims=True)
         V = self.space.V
         self.p = cfg.omega * self.pi + (1.0 - cfg.omega) / V
-        # Cumulative tables for inverse-CDF sampling (float64 keeps the tail exact enough).
-        self._cdf_p = torch.tensor(np.cumsum(self.p, axis=1), dtype=torch.float64, device=self.device)
-        self._cdf_pi = torch.tensor(np.cumsum(self.pi, axis=1), dtype=torch.float64, device=self.device)
+        # Every neighbourhood (all, hamming1, cluster:k) depends on z XOR z* only, so p(z|z*) =
+        # ψ(z ⊕ z*) and π(z|z*) = φ(z ⊕ z*): one length-V inverse CDF serves every z*.
+        xor = np.bitwise_xor.outer(np.arange(V, dtype=np.int32), np.arange(V, dtype=np.int32))
+        self.xor_invariant = bool(np.allclose(self.p[0][xor], self.p, rtol=1e-12, atol=0)
+                                  and np.allclose(self.pi[0][xor], self.pi, rtol=1e-12, atol=0))
+        del xor
+        if self.xor_invariant:
+            self._cdf_p = self._cdf_table(self.p[:1])
+            self._cdf_pi = self._cdf_table(self.pi[:1])
+        else:
+            self._cdf_p, self._cdf_pi = self._cdf_table(self.p), self._cdf_table(self.pi)
         with np.errstate(divide="ignore"):
             self._log_p = torch.tensor(np.log(self.p), dtype=torch.float64, device=self.device)
             self._log_pi = torch.tensor(np.log(self.pi), dtype=torch.float64, device=self.device)
         self._log_p_finite = torch.nan_to_num(self._log_p, neginf=-1e300)
+
+    def _cdf_table(self, probs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cumulative rows (float64 keeps the tail exact enough) and, per row, the last token of
+        positive probability (where a u rounding above the last cumulative value is folded)."""
+        cdf = torch.tensor(np.cumsum(probs, axis=1), dtype=torch.float64, device=self.device)
+        last = torch.tensor((probs > 0).cumsum(axis=1).argmax(axis=1), device=self.device)
+        return cdf, last
 
     @property
     def V(self) -> int:  # noqa: N802
@@ -47,19 +62,26 @@ class LCATask:
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw (x, y): x (B, L) int64 tokens, y (B,) int64 answers, on ``self.device``.
 
-        Inverse-CDF sampling with one ``searchsorted`` over the whole batch: no Python loop
-        over samples or positions. The same generator state gives the same batch.
+        Inverse-CDF sampling with one ``searchsorted`` over the whole batch: no Python loop over
+        samples or positions. With XOR-invariant tables (every neighbourhood here) it draws the
+        offsets δ = x ⊕ y from one length-V table; otherwise from the row of each y. The same
+        generator state gives the same batch.
         """
         B, L, V = batch_size, self.cfg.L, self.V
         y = torch.randint(0, V, (B,), generator=generator, device=self.device)
         u = torch.rand((B, L), generator=generator, device=self.device, dtype=torch.float64)
         x = torch.empty((B, L), dtype=torch.int64, device=self.device)
         if L > 1:
-            x[:, :-1] = torch.searchsorted(self._cdf_p[y], u[:, :-1].contiguous(), right=True)
-        x[:, -1:] = torch.searchsorted(self._cdf_pi[y], u[:, -1:].contiguous(), right=True)
-        # Rounding can put u above the last cumulative value; fold it onto the last supported token.
-        x.clamp_(max=V - 1)
+            x[:, :-1] = self._inverse_cdf(self._cdf_p, y, u[:, :-1])
+        x[:, -1:] = self._inverse_cdf(self._cdf_pi, y, u[:, -1:])
         return x, y
+
+    def _inverse_cdf(self, table, y: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        cdf, last = table
+        if self.xor_invariant:
+            delta = torch.searchsorted(cdf[0], u.contiguous(), right=True).clamp_(max=last[0])
+            return delta.bitwise_xor_(y[:, None])
+        return torch.minimum(torch.searchsorted(cdf[y], u.contiguous(), right=True), last[y, None])
 
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
         """(B, V) log p(x | y) for every candidate y: Σ_{l<L} log p(t_l|y) + log π(t_L|y)."""

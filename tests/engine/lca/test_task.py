@@ -59,10 +59,26 @@ def _frequencies(x_cols, y, V):
     return counts / n, n
 
 
+def _row_sampler(t: LCATask) -> LCATask:
+    """The same task sampling from the row of each z* (the path for tables that are not XOR-invariant)."""
+    t.xor_invariant = False
+    t._cdf_p, t._cdf_pi = t._cdf_table(t.p), t._cdf_table(t.pi)
+    return t
+
+
 @pytest.mark.parametrize("spec", ["all", "hamming1", "cluster:1", "cluster:2"])
-def test_sampler_frequencies_match_exact_probabilities(spec):
+def test_every_neighbourhood_is_xor_invariant(spec):
+    t = LCATask(TaskConfig(m=5, neighborhood=spec, omega=0.7))
+    assert t.xor_invariant
+    y, z = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    assert np.allclose(t.pi, t.pi[0][y ^ z], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("xor", [True, False])
+@pytest.mark.parametrize("spec", ["all", "hamming1", "cluster:1", "cluster:2"])
+def test_sampler_frequencies_match_exact_probabilities(spec, xor):
     cfg = TaskConfig(m=4, L=9, omega=0.6, beta=0.8, neighborhood=spec)
-    t = LCATask(cfg)
+    t = LCATask(cfg) if xor else _row_sampler(LCATask(cfg))
     x, y = t.sample(40_000, torch.Generator().manual_seed(123))
     x, y = x.numpy(), y.numpy()
     assert np.bincount(y, minlength=16).min() > 2000  # z* uniform
@@ -74,10 +90,23 @@ def test_sampler_frequencies_match_exact_probabilities(spec):
         assert (f[table == 0] == 0).all()  # impossible tokens never drawn
 
 
-def test_omega_one_never_shows_the_answer():
-    t = LCATask(TaskConfig(m=5, L=32, omega=1.0, neighborhood="all"))
+@pytest.mark.parametrize("xor", [True, False])
+def test_omega_one_never_shows_the_answer_nor_a_non_neighbour(xor):
+    t = LCATask(TaskConfig(m=5, L=32, omega=1.0, neighborhood="hamming1"))
+    t = t if xor else _row_sampler(t)
     x, y = t.sample(5000, torch.Generator().manual_seed(0))
     assert not (x == y[:, None]).any()
+    D = torch.tensor(t.space.hamming())
+    assert (D[y[:, None], x] == 1).all()
+
+
+def test_a_draw_above_the_last_cumulative_value_folds_onto_a_possible_token():
+    t = LCATask(TaskConfig(m=4, L=3, omega=1.0, neighborhood="hamming1"))
+    for task in (t, _row_sampler(LCATask(t.cfg))):
+        y = torch.tensor([0, 5, 15])
+        for table in (task._cdf_p, task._cdf_pi):
+            x = task._inverse_cdf(table, y, torch.ones(3, 2, dtype=torch.float64))
+            assert (torch.tensor(task.pi)[y[:, None], x] > 0).all()
 
 
 def test_same_seed_same_batch():
