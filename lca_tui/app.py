@@ -1,4 +1,8 @@
-"""The lca-tui application: three panels on keys 1/2/3, a command palette, help, themes, a status bar.
+"""The lca-tui application shell: a tab strip naming the three panels, the panels, a status bar.
+
+The app owns what panels share — the model thread, the session, the report and experiment
+workers — and answers the request messages panels post upward (``lca_tui.messages``). Panels own
+their keys and their command-palette entries. Every worker talks to the UI by posting messages.
 
 The first frame comes before torch/transformers are imported: the model thread starts after it
 and the status bar shows the loading state.
@@ -10,31 +14,33 @@ import os
 import sys
 import time
 from functools import partial
-from typing import Callable, Iterable
+from typing import Iterable
 
-from textual import work
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer
+from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
-from lca_tui.messages import JobFinished, JobProgress, ModelLoaded, ModelLoadFailed, ModelLoading, ProbeAnswered
-from lca_tui.panels import HijackPanel, InspectorPanel, TrainerPanel
+from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress, InspectRun, JobFinished,
+                              ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
+                              ProbeWanted, RecordResult, ReportWritten, ShowPanel)
+from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.settings import load_keymap, load_settings, save_settings
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
 from widgets import StatusBar
 
-PANELS = ("hijack", "trainer", "inspector")
+PANELS = tuple(k.PANEL_NAME for k in PANEL_CLASSES)  # hijack, trainer, inspector
 
 
 class LcaApp(App):
     TITLE = "lca-tui"
     CSS_PATH = str(STYLESHEET)
     BINDINGS = [
-        Binding("1", "panel('hijack')", "Hijack", id="app.panel.hijack"),
-        Binding("2", "panel('trainer')", "Trainer", id="app.panel.trainer"),
-        Binding("3", "panel('inspector')", "Inspector", id="app.panel.inspector"),
+        Binding("1,alt+1", "panel('hijack')", "Hijack", id="app.panel.hijack", key_display="1/alt+1"),
+        Binding("2,alt+2", "panel('trainer')", "Trainer", id="app.panel.trainer", key_display="2/alt+2"),
+        Binding("3,alt+3", "panel('inspector')", "Inspector", id="app.panel.inspector", key_display="3/alt+3"),
         Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),
         Binding("m", "pick_model", "Model", id="app.model"),
         Binding("ctrl+t", "cycle_theme", "Theme", id="app.theme", show=False),
@@ -50,6 +56,7 @@ class LcaApp(App):
         self.autoload = load_model
         self.session_arg = session
         self.model_host = None
+        self._waiting_probe: ProbeWanted | None = None
         self.model_info: dict | None = None
         self.model_error: str | None = None
         self.results: list[tuple[str, object, dict]] = []
@@ -58,7 +65,6 @@ class LcaApp(App):
         self.experiment_cancel = None
         self.session = None
         self.started = time.perf_counter()
-        self.started_wall = time.time()
         self.first_frame_s: float | None = None
         for theme in THEMES.values():
             self.register_theme(theme)
@@ -74,10 +80,11 @@ class LcaApp(App):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        with ContentSwitcher(initial="hijack", id="panels"):
-            yield HijackPanel(id="hijack")
-            yield TrainerPanel(id="trainer")
-            yield InspectorPanel(id="inspector")
+        yield Tabs(*[Tab(f"{i} {k.PANEL_NAME.capitalize()}", id=f"tab-{k.PANEL_NAME}")
+                     for i, k in enumerate(PANEL_CLASSES, 1)], id="panel-tabs")
+        with ContentSwitcher(initial=PANELS[0], id="panels"):
+            for klass in PANEL_CLASSES:
+                yield klass(id=klass.PANEL_NAME)
         yield StatusBar(id="status")
         yield Footer(compact=True)
 
@@ -96,6 +103,7 @@ class LcaApp(App):
         return self.session
 
     def on_mount(self) -> None:
+        self.main("#panel-tabs", Tabs).can_focus = False  # switched by keys and mouse, never a stop on tab
         self.status.set_fields(model="no model", jobs="0")
         if self.session is not None:
             self.status.set_fields(note=f"session {self.session.name}")
@@ -117,6 +125,10 @@ class LcaApp(App):
         screen = self.screen_stack[0] if self.screen_stack else self.screen
         return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
 
+    def panels(self) -> list:
+        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        return [screen.query_one(f"#{name}") for name in PANELS]
+
     @property
     def status(self) -> StatusBar:
         return self.main("#status", StatusBar)
@@ -127,54 +139,53 @@ class LcaApp(App):
             from lca_tui.model_host import ModelHost
 
             self.model_host = ModelHost(self.post_message)
+            if self._waiting_probe is not None:
+                self.model_host.request_probe(self._waiting_probe.request, reply_to=self._waiting_probe.reply_to)
+                self._waiting_probe = None
         return self.model_host
 
     def load_model(self, name: str | None) -> None:
         self.status.set_fields(model=f"loading {name or 'smollm2-135m (embedded)'}…")
         self._host().load(name, device=self.device)
 
-    def run_model_job(self, kind: str, fn: Callable, meta: dict | None = None) -> int:
+    def on_probe_wanted(self, msg: ProbeWanted) -> None:
+        if self.model_host is None:  # no model asked for yet: the newest request waits for one
+            self._waiting_probe = msg
+            return
+        self.model_host.request_probe(msg.request, reply_to=msg.reply_to)
+
+    def on_model_job_wanted(self, msg: ModelJobWanted) -> None:
         host = self._host()
-        return host.submit(kind, lambda job_id: fn(host, job_id), meta)
+        host.submit(msg.kind, lambda job_id: msg.fn(host, job_id), msg.meta, job_id=msg.job_id,
+                    reply_to=msg.reply_to)
+        self._refresh_status()
+
+    def on_cancel_model_job(self, msg: CancelModelJob) -> None:
+        if self.model_host is not None:
+            self.model_host.cancel(msg.job_id)
 
     def on_model_loading(self, msg: ModelLoading) -> None:
-        self.status.set_fields(model=msg.text)
+        self._set_status(model=msg.text)
 
     def on_model_loaded(self, msg: ModelLoaded) -> None:
         self.model_info, self.model_error = msg.info, None
         i = msg.info
-        self.status.set_fields(model=i["name"], device=i["device"], dtype=i["dtype"], note=None)
+        self._set_status(model=i["name"], device=i["device"], dtype=i["dtype"], note=None)
         self.notify(f"model {i['name']} loaded on {i['device']} ({i['dtype']})", timeout=3)
-        self.main(HijackPanel).request_probe()
 
     def on_model_load_failed(self, msg: ModelLoadFailed) -> None:
         self.model_error = msg.error
         kept = f"; keeping {msg.kept}" if msg.kept else ""
-        self.status.set_fields(model=msg.kept or "no model", note=f"load failed{kept}")
+        self._set_status(model=msg.kept or "no model", note=f"load failed{kept}")
         self.notify(f"could not load {msg.name}: {msg.error}{kept}", severity="error", timeout=10)
 
-    def _to_hijack(self, handler: str, msg) -> None:
-        """Hand a model-thread message to the hijack panel. The panel lives on the main screen for
-        the app's whole life, so NoMatches only means the message landed during shutdown, after
-        the widgets were removed: it is dropped."""
-        try:
-            getattr(self.main(HijackPanel), handler)(msg)
-        except NoMatches:
-            pass
-
-    def on_probe_answered(self, msg: ProbeAnswered) -> None:
-        self._to_hijack("on_probe_answered", msg)
-
-    def on_job_progress(self, msg: JobProgress) -> None:
-        self._to_hijack("on_job_progress", msg)
-
-    def on_job_finished(self, msg: JobFinished) -> None:
-        if msg.kind != "load":
-            self._to_hijack("on_job_finished", msg)
+    def on_job_finished(self, msg: JobFinished) -> None:  # bubbled up from the panel that asked
         self._refresh_status()
 
-    def record_result(self, kind: str, result, meta: dict) -> None:
+    # ------------------------------------------------------------------ session
+    def on_record_result(self, msg: RecordResult) -> None:
         """Keep what the user produced and write it into the session (hijack/, sweeps/)."""
+        kind, result, meta = msg.kind, msg.result, msg.meta
         self.results.append((kind, result, meta))
         if self.session is None:
             return
@@ -191,50 +202,64 @@ class LcaApp(App):
         except Exception as exc:  # noqa: BLE001 - a failed write is shown, never fatal
             self.notify(f"could not save the {kind} result: {exc}", severity="error")
 
-    def inspect_run(self, st) -> None:
-        """Show a trainer run in the inspector: a weight snapshot of a live run (r refreshes it from
-        the run as it is then), else the run's checkpoint."""
-        inspector = self.main(InspectorPanel)
+    def on_pin_probe(self, msg: PinProbe) -> None:
+        """Record a probe in the session, with an SVG screenshot of the screen as it is."""
+        if self.session is None:
+            self.notify("no session is open", severity="warning")
+            return
+        data = {**msg.data, "model": (self.model_info or {}).get("name"),
+                "svg": self.export_screenshot(title="lca-tui hijack panel")}
+        try:
+            path = self.session.pin_probe(data)
+        except Exception as exc:  # noqa: BLE001
+            self.notify(f"could not pin: {exc}", severity="error")
+            return
+        self.notify(f"pinned to the session: {path.name}", timeout=4)
+
+    def on_inspect_run(self, msg: InspectRun) -> None:
+        """The trainer asks for a run in the inspector (the one message routed between panels)."""
         self.action_panel("inspector")
-        if st.run is not None and st.status in ("running", "paused"):
-            from engine.lca.inspection import snapshot_model
+        self.main(InspectorPanel).inspect(msg)
 
-            tr = st.run.trainer
-
-            def source():
-                return tr.cfg, snapshot_model(tr.model), tr.step
-
-            cfg, model, step = source()
-            inspector.show_snapshot(cfg, model, f"{st.run_id} (live)", step=step, source=source)
-        else:
-            inspector.show_run(st.path)
+    def on_show_panel(self, msg: ShowPanel) -> None:
+        self.action_panel(msg.name)
 
     # ------------------------------------------------------------------ status bar
+    def _set_status(self, **fields) -> None:
+        try:
+            self.status.set_fields(**fields)
+        except NoMatches:  # shutting down: the widgets are already gone
+            pass
+
     def _refresh_status(self) -> None:
         if not self.is_running or not self.screen_stack:
             return
         try:
-            self._update_status()
-        except NoMatches:  # shutting down: the widgets are already gone
+            jobs = int(self.model_host is not None and self.model_host.busy)
+            jobs += int(self.experiment_cancel is not None)
+            jobs += sum(getattr(p, "running_jobs", lambda: 0)() for p in self.panels())
+            self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
+        except NoMatches:
             pass
 
-    def _update_status(self) -> None:
-        jobs = 0
-        if self.model_host is not None and self.model_host.busy:
-            jobs += 1
-        if self.experiment_cancel is not None:
-            jobs += 1
-        trainer = self.main(TrainerPanel)
-        jobs += sum(1 for st in trainer.runs.values() if st.run is not None and st.status in ("running", "paused", "starting"))
-        self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
-
-    # ------------------------------------------------------------------ actions
+    # ------------------------------------------------------------------ panels
     def action_panel(self, name: str) -> None:
-        self.main("#panels", ContentSwitcher).current = name
+        switcher = self.main("#panels", ContentSwitcher)
+        tabs = self.main("#panel-tabs", Tabs)
+        if tabs.active != f"tab-{name}":
+            tabs.active = f"tab-{name}"
+        if switcher.current == name:
+            return
+        switcher.current = name
         panel = self.main(f"#{name}")
         focusables = [w for w in panel.query("*") if w.focusable]
         if focusables:
             focusables[0].focus()
+
+    @on(Tabs.TabActivated, "#panel-tabs")
+    def _tab_clicked(self, event: Tabs.TabActivated) -> None:
+        if event.tab is not None and event.tab.id:
+            self.action_panel(event.tab.id.removeprefix("tab-"))
 
     def action_help(self) -> None:
         from lca_tui.screens.help import HelpScreen
@@ -251,11 +276,13 @@ class LcaApp(App):
         current = self.model_info["name"] if self.model_info else self.model_name
         self.push_screen(ModelPicker(current), chosen)
 
+    # ------------------------------------------------------------------ report
     def action_export_report(self, fmt: str = "html") -> None:
         """Write the session report (HTML, self-contained) into the session's reports/ folder."""
         if self.session is None:
             self.notify("no session is open, so there is nothing to report", severity="warning")
             return
+        self.notify("writing the session report…", timeout=2)
         self._write_report(fmt)
 
     @work(thread=True, exit_on_error=False, group="report")
@@ -264,38 +291,24 @@ class LcaApp(App):
 
         out = self.session.path / "reports" / f"report-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
         try:
-            path = write_report(self.session, fmt, out)
+            self.post_message(ReportWritten(path=write_report(self.session, fmt, out)))
         except Exception as exc:  # noqa: BLE001 - shown inline
-            self.call_from_thread(self.notify, f"report failed: {exc}", severity="error", timeout=10)
-            return
-        self.last_report = path
-        self.call_from_thread(self.notify, f"report written: {path}", timeout=10)
+            self.post_message(ReportWritten(error=str(exc)))
 
-    def pin_probe(self) -> None:
-        """Record the hijack panel's current probe, with an SVG screenshot of the screen as it is."""
-        hp = self.main(HijackPanel)
-        res = hp.last_result
-        if res is None or self.session is None:
-            self.notify("nothing to pin yet" if res is None else "no session is open", severity="warning")
+    def on_report_written(self, msg: ReportWritten) -> None:
+        if msg.error:
+            self.notify(f"report failed: {msg.error}", severity="error", timeout=10)
             return
-        data = {"kind": "probe", "model": (self.model_info or {}).get("name"), "prompt": res.prompt,
-                "top_k": [{"token": t.token, "prob": t.prob} for t in res.top_k],
-                "targets": [{"target": t.target, "prob": t.prob, "first_token_prob": t.first_token_prob,
-                             "rank": t.rank} for t in res.targets],
-                "svg": self.export_screenshot(title="lca-tui hijack panel")}
-        try:
-            path = self.session.pin_probe(data)
-        except Exception as exc:  # noqa: BLE001
-            self.notify(f"could not pin: {exc}", severity="error")
-            return
-        self.notify(f"pinned to the session: {path.name}", timeout=4)
+        self.last_report = msg.path
+        self.notify(f"report written: {msg.path}", timeout=10)
 
+    # ------------------------------------------------------------------ experiments
     def run_experiment(self, name: str, level: str = "quick") -> None:
         """Run one of the paper's experiments in a worker thread; progress in the status bar, the
         result recorded in the session and shown in a modal."""
         import threading
 
-        if getattr(self, "experiment_cancel", None) is not None:
+        if self.experiment_cancel is not None:
             self.notify("an experiment is already running (palette: Experiment: cancel)", severity="warning")
             return
         self.experiment_cancel = threading.Event()
@@ -307,7 +320,7 @@ class LcaApp(App):
         from engine import experiments
 
         def progress(done, total):
-            self.call_from_thread(self._set_note, f"experiment {name}: {done}/{total} jobs")
+            self.post_message(ExperimentProgress(name, done, total))
 
         try:
             result = experiments.run(name, level, progress=progress, cancel=cancel).to_dict()
@@ -315,31 +328,30 @@ class LcaApp(App):
                 self.session.record_experiment(result)
         except Exception as exc:  # noqa: BLE001 - Cancelled, UserError, anything: shown inline
             msg = "cancelled" if type(exc).__name__ == "Cancelled" else str(exc)
-            self.call_from_thread(self.notify, f"experiment {name}: {msg}", severity="warning", timeout=8)
-            result = None
-        finally:
-            self.experiment_cancel = None
-            self.call_from_thread(self._set_note, None)
-        if result is not None:
-            self.last_experiment = result
-            self.call_from_thread(self._show_experiment, result)
+            self.post_message(ExperimentDone(name, error=msg))
+            return
+        self.post_message(ExperimentDone(name, result=result))
 
-    def _set_note(self, text: str | None) -> None:
-        try:
-            self.status.set_fields(note=text)
-        except NoMatches:
-            pass
+    def on_experiment_progress(self, msg: ExperimentProgress) -> None:
+        self._set_status(note=f"experiment {msg.name}: {msg.done}/{msg.total} jobs")
 
-    def _show_experiment(self, result: dict) -> None:
+    def on_experiment_done(self, msg: ExperimentDone) -> None:
+        self.experiment_cancel = None
+        self._set_status(note=None)
+        if msg.error is not None:
+            self.notify(f"experiment {msg.name}: {msg.error}", severity="warning", timeout=8)
+            return
         from lca_tui.screens.experiment import ExperimentScreen
 
-        self.notify(f"{result['name']}: {result['verdict']}", timeout=6)
-        self.push_screen(ExperimentScreen(result))
+        self.last_experiment = msg.result
+        self.notify(f"{msg.result['name']}: {msg.result['verdict']}", timeout=6)
+        self.push_screen(ExperimentScreen(msg.result))
 
     def cancel_experiment(self) -> None:
-        if getattr(self, "experiment_cancel", None) is not None:
+        if self.experiment_cancel is not None:
             self.experiment_cancel.set()
 
+    # ------------------------------------------------------------------ themes, palette, quit
     def action_cycle_theme(self) -> None:
         names = list(THEMES)
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
@@ -360,8 +372,6 @@ class LcaApp(App):
                             self.action_export_report)
         yield SystemCommand("Report: export Markdown", "Markdown report with SVG images beside it",
                             partial(self.action_export_report, "md"))
-        yield SystemCommand("Hijack: pin probe", "Record the current probe and a screenshot in the session",
-                            self.pin_probe)
         from engine.experiments import EXPERIMENTS
 
         for exp in EXPERIMENTS.values():
@@ -369,33 +379,14 @@ class LcaApp(App):
                                 partial(self.run_experiment, exp.name, "quick"))
         yield SystemCommand("Experiment: cancel", "Stop the running experiment between jobs",
                             self.cancel_experiment)
-        tp = self.main(TrainerPanel)
-        for label, help_text, action in [
-            ("Trainer: start run", "Start a run with the form's settings (F5)", tp.action_start),
-            ("Trainer: pause / resume", "Pause or resume the selected run (F6)", tp.action_pause),
-            ("Trainer: stop", "Stop the selected run; the checkpoint is kept (F7)", tp.action_stop),
-            ("Trainer: restart", "A new run with the selected run's settings (F8)", tp.action_restart),
-            ("Trainer: inspect run", "Open the selected run in the inspector (F9)", tp.action_inspect),
-        ]:
-            yield SystemCommand(label, help_text, action)
-        hp = self.main(HijackPanel)
-        for label, help_text, action in [
-            ("Hijack: n + 1", "Prepend one more hijack sentence", partial(hp.action_n_step, 1)),
-            ("Hijack: n − 1", "Prepend one fewer hijack sentence", partial(hp.action_n_step, -1)),
-            ("Hijack: next scheme", "not-think, relation, reverse variants", hp.action_next_scheme),
-            ("Hijack: choose record…", "Search CounterFact records", hp.action_pick_record),
-            ("Hijack: add target", "Track another target string", hp.action_add_target),
-            ("Hijack: sweep n", "P(true), P(false) vs n for this record", hp.action_sweep),
-            ("Hijack: evaluate ES", "Efficacy vs n over the built-in records", hp.action_evaluate),
-            ("Hijack: cancel job", "Cancel the running evaluation", hp.action_cancel),
-            ("Hijack: next view", "Surprise, logit lens, attention, sweep, efficacy", hp.action_next_view),
-        ]:
-            yield SystemCommand(label, help_text, action)
+        for panel in self.panels():
+            for label, help_text, callback in panel.commands():
+                yield SystemCommand(label, help_text, callback)
 
     async def action_quit(self) -> None:
         """Stop training runs between steps (their checkpoints are written), then quit."""
-        for panel in (self.screen_stack[0].query(TrainerPanel) if self.screen_stack else []):
-            panel.stop_all()
+        for panel in (self.panels() if self.screen_stack else []):
+            getattr(panel, "stop_all", lambda: None)()
         await super().action_quit()
 
     def on_unmount(self) -> None:

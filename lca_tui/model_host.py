@@ -5,8 +5,12 @@ an edit that comes after the model has been idle for ``debounce`` seconds is ser
 single keystroke costs one probe, not one probe plus a wait); during bursts of typing a request is
 served once no newer one has come for ``debounce`` seconds. Long jobs (model loads, efficacy
 evaluations, sweeps) queue up; while one runs it serves a pending probe between its batches, so
-typing keeps getting answers. Results go back as messages through ``post`` (thread-safe). The model
-is never touched from another thread.
+typing keeps getting answers. Results go back as messages to whoever asked (``reply_to``, a widget:
+``post_message`` is thread-safe), else through ``post``. The model is never touched from another
+thread. After a model load the newest probe is served again, so the asker sees the new model.
+
+Every job has its own cancel event, created when it is queued: a cancel pressed while the job still
+waits behind another is kept, and the job then finishes at once as cancelled.
 """
 
 from __future__ import annotations
@@ -35,43 +39,62 @@ class ModelHost:
         self._idle_since = 0.0
         self._jobs: queue.Queue = queue.Queue()
         self._wake = threading.Condition()
-        self._cancel = threading.Event()
+        self._cancels: dict[int, threading.Event] = {}
+        self._current: threading.Event | None = None
+        self._last_probe: tuple[ProbeRequest, Any] | None = None
         self._stop = threading.Event()
         self._ids = itertools.count(1)
         self.running_job: str | None = None
+        self._reply_to = None
+        self._loads = 0  # load jobs queued or running
         self._thread = threading.Thread(target=self._loop, name="lca-model", daemon=True)
         self._thread.start()
 
     # ---------------------------------------------------------------- API (any thread)
-    def request_probe(self, request: ProbeRequest) -> None:
+    def request_probe(self, request: ProbeRequest, reply_to: Any = None) -> None:
         with self._wake:
-            self._pending, self._pending_at = request, time.monotonic()
+            self._pending, self._pending_at = (request, reply_to), time.monotonic()
             self._wake.notify()
 
     def load(self, name: str | None, device: str = "auto", dtype: str = "auto") -> int:
+        with self._wake:
+            self._loads += 1
         return self.submit("load", lambda job_id: self._load(name, device, dtype))
 
-    def submit(self, kind: str, fn: Callable[[int], Any], meta: dict | None = None) -> int:
+    def submit(self, kind: str, fn: Callable[[int], Any], meta: dict | None = None,
+               job_id: int | None = None, reply_to: Any = None) -> int:
         """Queue ``fn(job_id)`` to run on the model thread; its return value (or error) is posted
-        as ``JobFinished``. Jobs may call ``self.progress`` and ``self.serve_probe``."""
-        job_id = next(self._ids)
-        self._jobs.put((job_id, kind, fn, meta or {}))
+        as ``JobFinished`` to ``reply_to``. Jobs may call ``self.progress``, ``self.serve_probe``
+        and watch ``self.cancel_event`` (their own)."""
+        job_id = next(self._ids) if job_id is None else job_id
         with self._wake:
+            self._cancels[job_id] = threading.Event()
+            self._jobs.put((job_id, kind, fn, meta or {}, reply_to))
             self._wake.notify()
         return job_id
 
-    def cancel(self) -> None:
-        self._cancel.set()
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job (queued or running), or every job when ``job_id`` is None."""
+        with self._wake:
+            events = list(self._cancels.values()) if job_id is None else [self._cancels.get(job_id)]
+        for ev in events:
+            if ev is not None:
+                ev.set()
 
     def close(self) -> None:
         self._stop.set()
-        self._cancel.set()
+        self.cancel()
         with self._wake:
             self._wake.notify()
 
     @property
     def cancel_event(self) -> threading.Event:
-        return self._cancel
+        """The running job's cancel event (a set one outside jobs: nothing to continue)."""
+        ev = self._current
+        if ev is None:
+            ev = threading.Event()
+            ev.set()
+        return ev
 
     @property
     def busy(self) -> bool:
@@ -101,9 +124,21 @@ class ModelHost:
                 continue
             self._run_job(*job)
 
-    def _run_job(self, job_id: int, kind: str, fn, meta: dict) -> None:
-        self._cancel.clear()
+    def _reply(self, reply_to, msg) -> None:
+        (reply_to.post_message if reply_to is not None else self.post)(msg)
+
+    def _run_job(self, job_id: int, kind: str, fn, meta: dict, reply_to=None) -> None:
+        with self._wake:
+            cancel = self._cancels.get(job_id) or threading.Event()
+        if cancel.is_set() or self._stop.is_set():  # cancelled while it waited in the queue
+            with self._wake:
+                self._cancels.pop(job_id, None)
+                self._loads -= kind == "load"
+            self._reply(reply_to, JobFinished(job_id, kind, cancelled=True, meta=meta))
+            return
+        self._current = cancel
         self.running_job = kind
+        self._reply_to = reply_to
         try:
             result = fn(job_id)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message, never a crash
@@ -112,26 +147,34 @@ class ModelHost:
             msg = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, UserError):
                 traceback.print_exc()
-            self.post(JobFinished(job_id, kind, error=msg, meta=meta))
+            self._reply(reply_to, JobFinished(job_id, kind, error=msg, meta=meta))
         else:
-            cancelled = bool(getattr(result, "cancelled", False))
-            self.post(JobFinished(job_id, kind, result=result, cancelled=cancelled, meta=meta))
+            cancelled = bool(getattr(result, "cancelled", False)) or cancel.is_set()
+            self._reply(reply_to, JobFinished(job_id, kind, result=result, cancelled=cancelled, meta=meta))
         finally:
+            with self._wake:
+                self._cancels.pop(job_id, None)
+            self._current = None
+            self._reply_to = None
             self.running_job = None
             self._idle_since = time.monotonic()
 
     def progress(self, job_id: int, kind: str, done: int, total: int, partial: Any = None) -> None:
-        self.post(JobProgress(job_id, kind, done, total, partial))
+        """Post a running job's progress to whoever asked for the job."""
+        self._reply(self._reply_to, JobProgress(job_id, kind, done, total, partial))
 
     def serve_probe(self, force: bool = False) -> None:
         """Answer the pending probe if its debounce time has passed (or ``force``)."""
         with self._wake:
-            req = self._pending
-            if req is None or (not force and time.monotonic() - self._pending_at < self.debounce):
+            pending = self._pending
+            if pending is None or (not force and time.monotonic() - self._pending_at < self.debounce):
                 return
             self._pending = None
-        if self.prober is None:
-            self.post(ProbeAnswered(req, error="no model is loaded yet"))
+        req, reply_to = pending
+        self._last_probe = pending
+        if self.prober is None:  # answered after the load; an error only if no load is coming
+            if not self._loads:
+                self._reply(reply_to, ProbeAnswered(req, error="no model is loaded yet"))
             return
         t0 = time.perf_counter()
         try:
@@ -140,14 +183,25 @@ class ModelHost:
         except Exception as exc:  # noqa: BLE001
             from engine.errors import UserError
 
-            self.post(ProbeAnswered(req, error=str(exc) if isinstance(exc, UserError)
-                                    else f"{type(exc).__name__}: {exc}"))
+            self._reply(reply_to, ProbeAnswered(req, error=str(exc) if isinstance(exc, UserError)
+                                                else f"{type(exc).__name__}: {exc}"))
             self._idle_since = time.monotonic()
             return
-        self.post(ProbeAnswered(req, result=res, seconds=time.perf_counter() - t0))
+        self._reply(reply_to, ProbeAnswered(req, result=res, seconds=time.perf_counter() - t0))
         self._idle_since = time.monotonic()
 
     def _load(self, name, device, dtype) -> dict:
+        try:
+            info = self._load_now(name, device, dtype)
+            with self._wake:  # the newest probe again, answered by the new model
+                if self._pending is None and self._last_probe is not None:
+                    self._pending, self._pending_at = self._last_probe, 0.0
+            return info
+        finally:
+            with self._wake:
+                self._loads -= 1
+
+    def _load_now(self, name, device, dtype) -> dict:
         from engine.errors import UserError
         from engine.hijack.lm import load_lm
         from engine.hijack.probe import Prober

@@ -93,19 +93,6 @@ class LiveCurve(Widget):
             self._hlines[name] = float(y)
         self._dirty = True
 
-    def set_labels(self, *, title: str | None = None, xlabel: str | None = None,
-                   ylabel: str | None = None) -> None:
-        """Change the title and axis labels (``None`` leaves one as it is)."""
-        self.title = self.title if title is None else title
-        self.xlabel = self.xlabel if xlabel is None else xlabel
-        self.ylabel = self.ylabel if ylabel is None else ylabel
-        self._dirty = True
-
-    def set_y_range(self, y_range: tuple[float, float] | None) -> None:
-        """Fix the y axis to (low, high), or ``None`` for automatic."""
-        self.y_range = y_range
-        self._dirty = True
-
     def clear(self) -> None:
         """Remove all series and reference lines."""
         self._series.clear()

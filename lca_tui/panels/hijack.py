@@ -1,7 +1,9 @@
 """The hijack panel: edit a prompt, watch next-token probabilities move, step the hijack n.
 
 Every number shown comes from the engine (``engine.hijack``) through the app's model thread; this
-module only wires keys, requests and widgets. Answers to stale requests are dropped.
+module only wires keys, requests and widgets. It posts its requests upward (``ProbeWanted``,
+``ModelJobWanted``, ``RecordResult``, ``PinProbe``) and the model thread answers it directly
+(``ProbeAnswered``, ``JobProgress``, ``JobFinished``). Answers to stale requests are dropped.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Label, ProgressBar, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import (ContentSwitcher, DataTable, Input, Label, ProgressBar, Static, TabbedContent,
+                             TabPane, TextArea)
 
-from lca_tui.messages import JobFinished, JobProgress, ProbeAnswered, ProbeRequest
+from lca_tui.messages import (CancelModelJob, JobFinished, JobProgress, ModelJobWanted, PinProbe, ProbeAnswered,
+                              ProbeRequest, ProbeWanted, RecordResult)
 from widgets import BarRow, Heatmap, LiveCurve, ProbabilityBars, TokenStrip, visible_token
 
 VIEWS = ("surprise", "lens", "attention", "sweep", "efficacy")
@@ -39,6 +43,7 @@ class HijackPanel(Widget):
         Binding("e", "evaluate", "Evaluate ES", id="hijack.evaluate"),
         Binding("c", "cancel", "Cancel", id="hijack.cancel", show=False),
         Binding("v", "next_view", "View", id="hijack.view"),
+        Binding("l", "lens_table", "Lens chart/table", id="hijack.lens_table", show=False),
         Binding("p", "pin", "Pin", id="hijack.pin"),
         Binding("left_square_bracket", "layer(-1)", "Layer−", id="hijack.layer_down", show=False),
         Binding("right_square_bracket", "layer(1)", "Layer+", id="hijack.layer_up", show=False),
@@ -82,7 +87,10 @@ class HijackPanel(Widget):
                 with TabPane("Surprise", id="surprise"):
                     yield TokenStrip(label="surprise −log p (nats)", id="surprise-strip")
                 with TabPane("Logit lens", id="lens"):
-                    yield DataTable(id="lens-table", zebra_stripes=True)
+                    with ContentSwitcher(initial="lens-curve", id="lens-switcher"):
+                        yield LiveCurve(title="logit lens: log10 P(target) per layer — l shows the table",
+                                        xlabel="layer", ylabel="log10 P", id="lens-curve")
+                        yield DataTable(id="lens-table", zebra_stripes=True)
                 with TabPane("Attention", id="attention"):
                     yield Label("", id="attention-label", classes="hint")
                     yield TokenStrip(label="attention of the last token", palette="viridis", id="attention-strip")
@@ -162,9 +170,7 @@ class HijackPanel(Widget):
         req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, surprise=view == "surprise",
                            logit_lens=view == "lens", attention=view == "attention")
         self.last_request = req
-        host = getattr(self.app, "model_host", None)
-        if host is not None:
-            host.request_probe(req)
+        self.post_message(ProbeWanted(req, reply_to=self))
 
     @on(TextArea.Changed, "#prompt")
     def _prompt_changed(self, event: TextArea.Changed) -> None:
@@ -220,6 +226,13 @@ class HijackPanel(Widget):
             self._draw_attention(res)
 
     def _draw_lens(self, lens) -> None:
+        """Per layer, each target's log10 probability (first token) as a line; the table beside it."""
+        c = self.query_one("#lens-curve", LiveCurve)
+        c.clear()
+        layers = list(range(1, lens.probs.shape[0] + 1))
+        for j, target in enumerate(lens.targets):
+            c.set_series(visible_token(target), layers,
+                         [math.log10(max(float(p), 1e-30)) for p in lens.probs[:, j]])
         t = self.query_one("#lens-table", DataTable)
         t.clear(columns=True)
         t.add_columns("layer", *[f"{visible_token(x)} P / rank" for x in lens.targets])
@@ -309,8 +322,23 @@ class HijackPanel(Widget):
         if self.last_result is not None and self.last_result.attention is not None:
             self._draw_attention(self.last_result)
 
+    def action_lens_table(self) -> None:
+        """Switch the logit lens between its chart and its table (and show the lens view)."""
+        self.query_one("#hijack-views", TabbedContent).active = "lens"
+        sw = self.query_one("#lens-switcher", ContentSwitcher)
+        sw.current = "lens-table" if sw.current == "lens-curve" else "lens-curve"
+
     def action_pin(self) -> None:
-        self.app.pin_probe()
+        """Pin the current probe into the session (the app adds the model name and a screenshot)."""
+        res = self.last_result
+        if res is None:
+            self.app.notify("nothing to pin yet", severity="warning")
+            return
+        self.post_message(PinProbe({
+            "kind": "probe", "prompt": res.prompt,
+            "top_k": [{"token": t.token, "prob": t.prob} for t in res.top_k],
+            "targets": [{"target": t.target, "prob": t.prob, "first_token_prob": t.first_token_prob,
+                         "rank": t.rank} for t in res.targets]}))
 
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", TextArea).focus()
@@ -326,9 +354,10 @@ class HijackPanel(Widget):
         self.query_one("#hijack-views", TabbedContent).active = "sweep"
         top = max(self.n, 5)
         record, scheme = self.record, self.scheme
-        self.sweep_job = self.app.run_model_job(
-            "sweep", lambda host, job_id: _sweep(host, job_id, record, scheme, top),
-            meta={"record": record, "scheme": scheme})
+        req = ModelJobWanted("sweep", lambda host, job_id: _sweep(host, job_id, record, scheme, top),
+                             reply_to=self, meta={"record": record, "scheme": scheme})
+        self.sweep_job = req.job_id
+        self.post_message(req)
 
     def action_evaluate(self) -> None:
         """ES(n), n = 0..max_n, over the built-in set (same relation as the record if one is chosen)."""
@@ -345,14 +374,35 @@ class HijackPanel(Widget):
         scheme, top = self.scheme, max(self.n, 5)
         self.query_one("#eval-info", Label).update(
             f"evaluating {scheme} over {len(records)} records, n = 0..{top} — c cancels")
-        self.eval_job = self.app.run_model_job(
-            "efficacy", lambda host, job_id: _evaluate(host, job_id, records, scheme, top),
-            meta={"scheme": scheme, "records": len(records)})
+        req = ModelJobWanted("efficacy", lambda host, job_id: _evaluate(host, job_id, records, scheme, top),
+                             reply_to=self, meta={"scheme": scheme, "records": len(records)})
+        self.eval_job = req.job_id
+        self.post_message(req)
 
     def action_cancel(self) -> None:
-        host = getattr(self.app, "model_host", None)
-        if host is not None and host.busy:
-            host.cancel()
+        """Cancel this panel's evaluation or sweep, running or still queued."""
+        for job in (self.eval_job, self.sweep_job):
+            if job is not None:
+                self.post_message(CancelModelJob(job))
+
+    def running_jobs(self) -> int:
+        return 0  # model-thread jobs are counted by the app
+
+    def commands(self) -> list[tuple[str, str, object]]:
+        """This panel's command-palette entries: (label, help, callback)."""
+        return [
+            ("Hijack: n + 1", "Prepend one more hijack sentence", lambda: self.action_n_step(1)),
+            ("Hijack: n − 1", "Prepend one fewer hijack sentence", lambda: self.action_n_step(-1)),
+            ("Hijack: next scheme", "not-think, relation, reverse variants", self.action_next_scheme),
+            ("Hijack: choose record…", "Search CounterFact records", self.action_pick_record),
+            ("Hijack: add target", "Track another target string", self.action_add_target),
+            ("Hijack: sweep n", "P(true), P(false) vs n for this record", self.action_sweep),
+            ("Hijack: evaluate ES", "Efficacy vs n over the built-in records", self.action_evaluate),
+            ("Hijack: cancel job", "Cancel the running evaluation or sweep", self.action_cancel),
+            ("Hijack: next view", "Surprise, logit lens, attention, sweep, efficacy", self.action_next_view),
+            ("Hijack: logit lens chart / table", "Switch the logit lens view (l)", self.action_lens_table),
+            ("Hijack: pin probe", "Record the current probe and a screenshot in the session", self.action_pin),
+        ]
 
     # ------------------------------------------------------------------ job messages
     def on_job_progress(self, msg: JobProgress) -> None:
@@ -364,8 +414,8 @@ class HijackPanel(Widget):
     def on_job_finished(self, msg: JobFinished) -> None:
         if msg.job_id == self.sweep_job:
             self.sweep_job = None
-            if msg.error:
-                self.show_error(msg.error)
+            if msg.error or msg.result is None:
+                self.show_error(msg.error or "sweep cancelled")
                 return
             self.sweep_result = msg.result
             c = self.query_one("#sweep-curve", LiveCurve)
@@ -373,12 +423,13 @@ class HijackPanel(Widget):
             xs = [p.n for p in msg.result.curve]
             c.set_series("P(true)", xs, [p.p_true for p in msg.result.curve])
             c.set_series("P(false)", xs, [p.p_false for p in msg.result.curve])
-            self.app.record_result("sweep", msg.result, msg.meta)
+            self.post_message(RecordResult("sweep", msg.result, msg.meta))
         elif msg.job_id == self.eval_job:
             self.eval_job = None
             self.query_one("#eval-progress").add_class("-idle")
-            if msg.error:
-                self.show_error(msg.error)
+            if msg.error or msg.result is None:
+                self.show_error(msg.error or "evaluation cancelled before it started")
+                self.query_one("#eval-info", Label).update("cancelled — e evaluates again")
                 return
             self.eval_result = msg.result
             self._draw_curve(msg.result)
@@ -386,7 +437,7 @@ class HijackPanel(Widget):
             self.query_one("#eval-info", Label).update(
                 f"{r.metric} over {r.n_records} records" + (" (cancelled: partial)" if msg.cancelled else "")
                 + " · " + "  ".join(f"n={p.n}: {p.es:.2f}" for p in r.curve))
-            self.app.record_result("efficacy", msg.result, msg.meta)
+            self.post_message(RecordResult("efficacy", msg.result, msg.meta))
 
     def _draw_curve(self, result) -> None:
         c = self.query_one("#eval-curve", LiveCurve)

@@ -8,13 +8,15 @@ Every number comes from ``engine.lca.inspection.inspect_model`` (which calls ``e
 computed in a thread worker; the result is posted back as an ``InspectorPanel.Inspected`` message
 and drawn on the UI thread. This module imports no torch: the engine is imported inside the worker.
 
-Public API for the app:
+Public API:
 
+- ``inspect(InspectRun)``: what the trainer asks for — a live run through snapshots its training
+  thread takes between steps (``Trainer.request_snapshot``), a finished run through its checkpoint;
 - ``show_run(run_dir)``: load ``checkpoint.safetensors`` of a run directory and inspect it;
-- ``show_snapshot(cfg, model_snapshot, label, step=None, source=None)``: inspect a copy of a live
-  model (the caller copies it, e.g. ``engine.lca.inspection.snapshot_model(trainer.model)``, between
-  steps); ``source``, when given, is a callable returning a fresh ``(cfg, model_snapshot, step)``
-  that ``refresh`` uses, so that r / f5 re-inspects the run as it is now.
+- ``show_live(label, source)``: ``source()`` -> ``(cfg, model_snapshot, step)``, called in the worker,
+  again on r / f5;
+- ``show_snapshot(cfg, model_snapshot, label, step=None, source=None)``: inspect a model copy that no
+  other thread touches; ``source``, when given, is how r / f5 take a fresh one.
 """
 
 from __future__ import annotations
@@ -172,6 +174,21 @@ class InspectorPanel(Widget):
         self._source = ("snapshot", cfg, model_snapshot, label, step, source)
         self._start(("snapshot", cfg, model_snapshot, label, step))
 
+    def inspect(self, msg) -> None:
+        """Show a trainer run (``InspectRun``): a live run through consistent snapshots taken on
+        its training thread between steps (r takes a new one), else its checkpoint."""
+        if msg.trainer is None:
+            self.show_run(msg.path)
+            return
+        trainer = msg.trainer
+        self.show_live(f"{msg.run_id} (live)", lambda: live_snapshot(trainer))
+
+    def show_live(self, label: str, source: Callable[[], tuple]) -> None:
+        """Inspect what ``source()`` -> (cfg, model_snapshot, step) returns, called in the worker
+        (it may wait for the training thread); r / f5 call it again."""
+        self._source = ("live", label, source)
+        self._start(self._source)
+
     def refresh_report(self) -> None:
         """Recompute what is shown: re-read the checkpoint, or take a new snapshot when the caller
         gave a ``source``."""
@@ -179,18 +196,13 @@ class InspectorPanel(Widget):
         if src is None:
             self.show_error("nothing to recompute yet: press o to open a run directory")
             return
-        if src[0] == "run":
-            self._start(src)
-            return
-        _, cfg, model, label, step, source = src
-        if source is not None:
-            try:
-                cfg, model, step = source()
-            except Exception as exc:  # noqa: BLE001 - e.g. the run is gone
-                self.show_error(f"could not take a new snapshot of {label}: {exc}")
+        if src[0] == "snapshot":
+            _, cfg, model, label, step, source = src
+            if source is not None:
+                self._start(("live", label, source))
                 return
-            self._source = ("snapshot", cfg, model, label, step, source)
-        self._start(("snapshot", cfg, model, label, step))
+            src = ("snapshot", cfg, model, label, step)
+        self._start(src)
 
     # ------------------------------------------------------------------ worker
     def _start(self, job: tuple) -> None:
@@ -201,7 +213,8 @@ class InspectorPanel(Widget):
 
     @work(thread=True, exit_on_error=False, group="inspector")
     def _compute(self, seq: int, job: tuple) -> None:
-        label, step, cfg = (Path(job[1]).name or job[1]) if job[0] == "run" else job[3], None, None
+        label = {"run": lambda: Path(job[1]).name or job[1], "live": lambda: job[1]}.get(job[0], lambda: job[3])()
+        step, cfg = None, None
         try:
             from engine.errors import UserError
             from engine.lca.inspection import inspect_model, load_model_from_run
@@ -209,6 +222,11 @@ class InspectorPanel(Widget):
             try:
                 if job[0] == "run":
                     cfg, model, step = load_model_from_run(job[1])
+                elif job[0] == "live":
+                    try:
+                        cfg, model, step = job[2]()
+                    except Exception as exc:  # noqa: BLE001 - e.g. the run is gone
+                        raise UserError(f"could not take a snapshot: {exc}") from None
                 else:
                     _, cfg, model, label, step = job
                 report = inspect_model(cfg, model)
@@ -347,3 +365,21 @@ class InspectorPanel(Widget):
                 self.show_run(path)
 
         self.app.push_screen(OpenRunScreen(self.last_path), chosen)
+
+
+SNAPSHOT_TIMEOUT_S = 60.0
+
+
+def live_snapshot(trainer) -> tuple:
+    """(cfg, model, step) of a training run, consistent: ``Trainer.request_snapshot`` is answered
+    by the training thread between two steps (never mid AdamW update). Called in a worker."""
+    from engine.lca.model import OneLayerTransformer
+
+    snap = trainer.request_snapshot().result(timeout=SNAPSHOT_TIMEOUT_S)
+    cfg = trainer.cfg
+    tensors = {k.removeprefix("model."): v for k, v in snap["tensors"].items()
+               if not k.startswith(("optim.", "rng."))}
+    model = OneLayerTransformer(trainer.task.V, cfg.model)
+    model.load_state_dict(tensors)
+    model.requires_grad_(False)
+    return cfg, model.eval(), snap["step"]

@@ -1,8 +1,10 @@
 """The trainer panel: a validated form for every LCA/trainer setting, live curves, the session's runs.
 
-Training runs in thread workers (``engine.lca.runner.TrainingRun``); each run appends its events to a
-bounded buffer, and a 4 Hz timer drains the buffers into the curves and the runs table — the UI never
-redraws per step. Pause/stop are events the trainer checks between steps.
+Training runs in thread workers (``engine.lca.runner.TrainingRun``). A worker touches nothing of the
+UI: it posts ``RunStarted`` (the run's handle), then ``TrainSnapshot`` messages carrying the events
+since the previous one (at most ``SNAPSHOT_HZ`` a second, merged if the UI falls behind), then
+``RunFinished``. The panel folds them into its ``RunState``s on the UI thread and redraws on a 4 Hz
+timer when something changed — never per step. Pause/stop are events the trainer checks between steps.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Label, Static
 
+from lca_tui.messages import SNAPSHOT_HZ, InspectRun, RunFinished, RunStarted, TrainSnapshot
 from widgets import LiveCurve
 
 #: Form fields in display order (flat RunConfig names) with their labels.
@@ -40,7 +42,8 @@ REDRAW_S = 0.25
 
 @dataclass
 class RunState:
-    """One run of this app session: its TrainingRun, its event buffer and summary numbers."""
+    """One run as the UI knows it (touched only on the UI thread): its TrainingRun handle once
+    started, its events so far and summary numbers."""
 
     run_id: str
     path: Path
@@ -55,7 +58,6 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
     train: deque = field(default_factory=lambda: deque(maxlen=BUFFER))
     evals: list = field(default_factory=list)
-    pending: deque = field(default_factory=deque)
     error: str | None = None
     overlay: bool = False
 
@@ -66,12 +68,6 @@ class RunState:
         return f"{left:,.0f} s"
 
     _batch: int = 1
-
-
-class RunFinished(Message):
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
 
 
 class TrainerPanel(Widget):
@@ -91,6 +87,7 @@ class TrainerPanel(Widget):
         self.selected: str | None = None
         self.config = None
         self.errors: dict[str, str] = {}
+        self._dirty = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -119,7 +116,7 @@ class TrainerPanel(Widget):
         t = self.query_one("#runs-table", DataTable)
         t.add_columns("run", "config", "status", "step", "best acc", "Bayes", "overlay")
         self.validate()
-        self.set_interval(REDRAW_S, self._drain)
+        self.set_interval(REDRAW_S, self._redraw_if_dirty)
         self.load_session_runs()
 
     # ------------------------------------------------------------------ form
@@ -201,70 +198,92 @@ class TrainerPanel(Widget):
 
     def _launch(self, st: RunState, resume: bool, cfg=None) -> None:
         st.status, st.error = "starting", None
-        self._train(st, resume, cfg)
+        self._train(st.run_id, st.path, resume, cfg)
         self._refresh_table()
 
     @work(thread=True, exit_on_error=False, group="train")
-    def _train(self, st: RunState, resume: bool, cfg) -> None:
+    def _train(self, run_id: str, path: Path, resume: bool, cfg) -> None:
+        """The training thread: runs the loop and posts messages; it touches no UI state."""
         from engine.errors import UserError
         from engine.lca.runner import TrainingRun
 
+        status, error = "error", None
         try:
-            if resume:
-                run = TrainingRun.resume(st.path)
-                st.pending.append({"event": "crop", "step": run.trainer.step})
-            else:
-                run = TrainingRun.start(cfg, st.path)
-            st.run, st.bayes, st.status = run, run.trainer.bayes_accuracy, "running"
-            st._batch = run.trainer.cfg.train.batch_size
+            run = TrainingRun.resume(path) if resume else TrainingRun.start(cfg, path)
+            tr = run.trainer
+            self.post_message(RunStarted(run_id, run, tr.bayes_accuracy, tr.cfg.train.batch_size,
+                                         tr.step, resume))
+            events, last = [], time.monotonic()
             for ev in run.events():
-                st.pending.append(ev)
-                if ev["event"] == "status":
-                    st.status = ev["status"]
-            st.status = run.trainer.status
+                events.append(ev)
+                now = time.monotonic()
+                if now - last >= 1.0 / SNAPSHOT_HZ or ev["event"] != "train":
+                    self.post_message(TrainSnapshot(run_id, events, tr.status))
+                    events, last = [], now
+            if events:
+                self.post_message(TrainSnapshot(run_id, events, tr.status))
+            status = tr.status
         except UserError as exc:
-            st.status, st.error = "error", str(exc)
+            error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown inline, the app keeps running
-            st.status, st.error = "error", f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.post_message(RunFinished(st.run_id))
+            self.post_message(RunFinished(run_id, status, error))
+
+    def on_run_started(self, msg: RunStarted) -> None:
+        st = self.runs.get(msg.run_id)
+        if st is None:
+            return
+        st.run, st.bayes, st._batch, st.status = msg.run, msg.bayes, msg.batch_size, "running"
+        if msg.resumed:  # the checkpoint's step: later events of the earlier attempt are gone
+            st.train = deque((e for e in st.train if e["step"] <= msg.step), maxlen=BUFFER)
+            st.evals = [e for e in st.evals if e["step"] <= msg.step]
+            st.step = msg.step
+        self._dirty = True
+
+    def on_train_snapshot(self, msg: TrainSnapshot) -> None:
+        st = self.runs.get(msg.run_id)
+        if st is None:
+            return
+        for ev in msg.events:
+            kind = ev["event"]
+            if kind == "train":
+                st.train.append(ev)
+                st.step, st.rate = ev["step"], ev["samples_per_s"]
+            elif kind == "eval":
+                st.evals.append(ev)
+                st.best = ev["accuracy"] if st.best is None else max(st.best, ev["accuracy"])
+                st.bayes = ev["bayes_accuracy"]
+            elif kind == "status":
+                st.status = ev["status"]
+            elif kind == "done":
+                st.step = ev.get("step", st.step)
+        st.status = msg.status
+        self._dirty = True
 
     def on_run_finished(self, msg: RunFinished) -> None:
         st = self.runs.get(msg.run_id)
-        self._drain()
-        if st is not None:
-            if st.error:
-                self.app.notify(f"run {st.run_id}: {st.error}", severity="error", timeout=8)
-            elif st.status == "diverged":
-                self.app.notify(f"run {st.run_id} diverged (loss became NaN/inf); checkpoint kept",
-                                severity="error", timeout=8)
-            else:
-                self.app.notify(f"run {st.run_id} {st.status} at step {st.step}", timeout=4)
+        if st is None:
+            return
+        st.status, st.error = ("error", msg.error) if msg.error else (msg.status, None)
+        self._redraw()
+        if st.error:
+            self.app.notify(f"run {st.run_id}: {st.error}", severity="error", timeout=8)
+        elif st.status == "diverged":
+            self.app.notify(f"run {st.run_id} diverged (loss became NaN/inf); checkpoint kept",
+                            severity="error", timeout=8)
+        else:
+            self.app.notify(f"run {st.run_id} {st.status} at step {st.step}", timeout=4)
 
-    def _drain(self) -> None:
-        """Move buffered events into the run states and redraw (called at 4 Hz)."""
-        changed = False
-        for st in self.runs.values():
-            while st.pending:
-                ev = st.pending.popleft()
-                changed = True
-                kind = ev["event"]
-                if kind == "crop":
-                    st.train = deque((e for e in st.train if e["step"] <= ev["step"]), maxlen=BUFFER)
-                    st.evals = [e for e in st.evals if e["step"] <= ev["step"]]
-                elif kind == "train":
-                    st.train.append(ev)
-                    st.step, st.rate = ev["step"], ev["samples_per_s"]
-                elif kind == "eval":
-                    st.evals.append(ev)
-                    st.best = ev["accuracy"] if st.best is None else max(st.best, ev["accuracy"])
-                    st.bayes = ev["bayes_accuracy"]
-                elif kind == "done":
-                    st.step = ev.get("step", st.step)
-        if changed:
+    def _redraw_if_dirty(self) -> None:
+        if self._dirty:
             self._redraw()
 
+    def running_jobs(self) -> int:
+        return sum(1 for st in self.runs.values() if st.run is not None and st.status in ("running", "paused"))
+
     def _redraw(self) -> None:
+        self._dirty = False
         self._refresh_table()
         st = self.runs.get(self.selected) if self.selected else None
         stats = self.query_one("#trainer-stats", Static)
@@ -360,7 +379,18 @@ class TrainerPanel(Widget):
         if st is None:
             self.app.notify("no run to inspect yet", severity="warning")
             return
-        self.app.inspect_run(st)
+        live = st.run is not None and st.status in ("running", "paused")
+        self.post_message(InspectRun(st.run_id, st.path, st.run.trainer if live else None))
+
+    def commands(self) -> list[tuple[str, str, object]]:
+        """This panel's command-palette entries: (label, help, callback)."""
+        return [
+            ("Trainer: start run", "Start a run with the form's settings (F5)", self.action_start),
+            ("Trainer: pause / resume", "Pause or resume the selected run (F6)", self.action_pause),
+            ("Trainer: stop", "Stop the selected run; the checkpoint is kept (F7)", self.action_stop),
+            ("Trainer: restart", "A new run with the selected run's settings (F8)", self.action_restart),
+            ("Trainer: inspect run", "Open the selected run in the inspector (F9)", self.action_inspect),
+        ]
 
     def stop_all(self, wait: float = 5.0) -> None:
         for st in self.runs.values():

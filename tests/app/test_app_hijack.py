@@ -103,7 +103,8 @@ async def test_evaluate_fills_the_efficacy_curve(tiny_lm_dir):
         assert [pt.n for pt in r.curve] == list(range(6))
         assert r.n_records == len([x for x in p.records if x.relation_id == p.record.relation_id])
         assert all(0.0 <= pt.es <= 1.0 for pt in r.curve)
-        assert app.results and app.results[-1][0] == "efficacy"
+        await wait_for(pilot, lambda: app.results)  # RecordResult is a message up to the app
+        assert app.results[-1][0] == "efficacy"
 
 
 @pytest.mark.slow

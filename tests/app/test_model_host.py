@@ -102,3 +102,92 @@ def test_failing_job_posts_its_error():
     _wait(lambda: posted)
     assert isinstance(posted[0], JobFinished) and "bad job" in posted[0].error
     host.close()
+
+
+def test_cancel_pressed_while_a_job_is_queued_is_kept():
+    """The cancel of a job still waiting behind another is not lost when the job starts: it
+    finishes at once as cancelled, without running; the job ahead of it is not cancelled."""
+    host, posted = _host()
+    gate, ran = threading.Event(), []
+
+    def first(job_id):
+        gate.wait(5)
+        return "first done"
+
+    def second(job_id):
+        ran.append(job_id)
+        return "second done"
+
+    a = host.submit("load", first)
+    b = host.submit("efficacy", second)
+    host.cancel(b)  # pressed while b waits behind a
+    gate.set()
+    _wait(lambda: len([m for m in posted if isinstance(m, JobFinished)]) == 2)
+    done = {m.job_id: m for m in posted if isinstance(m, JobFinished)}
+    assert done[a].result == "first done" and not done[a].cancelled
+    assert done[b].cancelled and done[b].result is None and not ran
+    host.close()
+
+
+def test_cancel_reaches_the_running_job_through_its_own_event():
+    host, posted = _host()
+    started = threading.Event()
+
+    def job(job_id):
+        ev = host.cancel_event
+        started.set()
+        assert ev.wait(5)
+        return "stopped early"
+
+    a = host.submit("sweep", job)
+    started.wait(5)
+    host.cancel(a)
+    _wait(lambda: posted)
+    assert posted[0].cancelled and posted[0].result == "stopped early"
+    host.close()
+
+
+class _Inbox:
+    """A stand-in widget: collects what is posted to it."""
+
+    def __init__(self):
+        self.got = []
+
+    def post_message(self, msg):
+        self.got.append(msg)
+        return True
+
+
+def test_answers_go_to_the_widget_that_asked():
+    host, posted = _host()
+    inbox = _Inbox()
+    host.request_probe(ProbeRequest(1, "mine"), reply_to=inbox)
+    host.submit("sweep", lambda job_id: (host.progress(job_id, "sweep", 1, 2), "ok")[1], reply_to=inbox)
+    _wait(lambda: len(inbox.got) == 3)
+    kinds = [type(m).__name__ for m in inbox.got]
+    assert kinds == ["ProbeAnswered", "JobProgress", "JobFinished"] and not posted
+    host.close()
+
+
+def test_probe_waiting_for_a_load_is_answered_by_the_loaded_model(monkeypatch):
+    """A probe asked before the model is there gets no 'no model' error while a load is coming:
+    the load serves it again against the new model."""
+    host, posted = _host()
+    host.prober = None
+    gate = threading.Event()
+
+    def fake_load(name, device, dtype):
+        gate.wait(5)
+        host.prober = FakeProber()
+        return {"name": name}
+
+    monkeypatch.setattr(host, "_load_now", fake_load)
+    inbox = _Inbox()
+    host.load("tiny")
+    host.request_probe(ProbeRequest(1, "early"), reply_to=inbox)
+    time.sleep(0.3)
+    assert not inbox.got  # no error while the load is pending
+    gate.set()
+    _wait(lambda: inbox.got)
+    assert inbox.got[0].result == "result of early" and inbox.got[0].error is None
+    host.close()
