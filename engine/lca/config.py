@@ -77,12 +77,19 @@ class ModelConfig:
         return asdict(self)
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """AdamW on cross-entropy at the last position. ``train_size = 0`` draws fresh samples every
-    step (the default); a positive value fixes a training set of that many samples."""
+    step (the default); a positive value fixes a training set of that many samples. The learning
+    rate warms up linearly over ``warmup`` steps, then stays (``constant``) or decays to 0 at
+    ``steps`` (``cosine``)."""
 
     lr: float = 0.003
+    schedule: str = "constant"
+    warmup: int = 0
     weight_decay: float = 0.01
     beta1: float = 0.9
     beta2: float = 0.999
@@ -107,6 +114,10 @@ class TrainConfig:
         _int("eval_size", self.eval_size, 1)
         _int("train_size", self.train_size, 0)
         _int("seed", self.seed, 0)
+        _int("warmup", self.warmup, 0)
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}: choose {' or '.join(SCHEDULES)}",
+                              field="schedule")
         from engine.device import DEVICE_CHOICES
 
         base = (self.device or "").split(":", 1)[0]

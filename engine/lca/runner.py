@@ -11,7 +11,7 @@ from typing import Iterator
 
 from engine.errors import UserError
 from engine.lca.config import RunConfig
-from engine.lca.trainer import Trainer
+from engine.lca.trainer import Trainer, drain
 from engine.lca.rundir import RunDir
 
 LOGGED_EVENTS = ("train", "eval", "diverged", "done")
@@ -77,9 +77,4 @@ class TrainingRun:
             self.checkpoint(tr.status)
 
     def run(self, callback=None) -> dict:
-        last = {}
-        for ev in self.events():
-            if callback is not None:
-                callback(ev)
-            last = ev
-        return {**last, "run_dir": str(self.path)}
+        return {**drain(self.events(), callback), "run_dir": str(self.path)}

@@ -1,8 +1,11 @@
 """Training the eq. 4.1 model on the LCA task with AdamW and cross-entropy at the last position.
 
 ``Trainer.events()`` yields metric events between steps (``train`` every step, ``eval`` every
-``eval_every`` steps and at the end, then ``done``); ``run(callback)`` consumes them. The stop and
-pause events are checked between steps. A NaN/inf loss ends the run with status ``diverged``.
+``eval_every`` steps and at the end, then ``done``); ``run(callback)`` consumes them (``drain`` is
+the one loop every driver uses). The stop and pause events and ``request_snapshot`` are served
+between steps. A NaN/inf loss ends the run with status ``diverged``. The learning rate follows
+``lr_at`` (linear warm-up, then constant or cosine decay), a function of the step only, so resume
+needs no scheduler state.
 
 Seeds: the initial weights use ``seed``; the training stream, the held-out set and the fixed
 training set (``train_size > 0``) use their own generators derived from ``seed``, so the same seed
@@ -15,8 +18,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +45,26 @@ class EvalResult:
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def drain(events: Iterable[dict], callback: Callable[[dict], None] | None = None) -> dict:
+    """Consume an event stream, passing each event to ``callback``; return the last event."""
+    last: dict = {}
+    for event in events:
+        if callback is not None:
+            callback(event)
+        last = event
+    return last
+
+
+def lr_at(step: int, lr: float, steps: int, warmup: int = 0, schedule: str = "constant") -> float:
+    """Learning rate for optimiser step ``step`` (0-based): linear warm-up over ``warmup`` steps,
+    then ``constant`` or ``cosine`` decay to 0 at ``steps``."""
+    scale = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if schedule == "cosine" and steps > warmup:
+        progress = min(1.0, max(0.0, (step - warmup) / (steps - warmup)))
+        scale *= 0.5 * (1.0 + math.cos(math.pi * progress))
+    return lr * scale
 
 
 class Trainer:
@@ -70,6 +94,9 @@ class Trainer:
         self.best_accuracy: float | None = None
         self.stop_event = threading.Event()
         self.pause_event = threading.Event()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_requests: list[Future] = []
+        self._in_loop = False
 
     # ----------------------------------------------------------------- data
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,6 +128,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
     def train_step(self) -> tuple[float, float]:
+        t = self.cfg.train
+        lr = lr_at(self.step, t.lr, t.steps, t.warmup, t.schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         x, y = self.next_batch()
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
@@ -112,16 +143,28 @@ class Trainer:
 
     def events(self) -> Iterator[dict]:
         """Run until ``steps`` (or stop / divergence), yielding metric events between steps."""
+        with self._snapshot_lock:
+            self._in_loop = True
+        try:
+            yield from self._loop()
+        finally:
+            with self._snapshot_lock:
+                self._in_loop = False
+            self._serve_snapshots()
+
+    def _loop(self) -> Iterator[dict]:
         t = self.cfg.train
         self.status = "running"
         rate = None
         while self.step < t.steps:
+            self._serve_snapshots()
             if self.stop_event.is_set():
                 break
             if self.pause_event.is_set():
                 self.status = "paused"
                 yield {"event": "status", "status": "paused", "step": self.step}
                 while self.pause_event.is_set() and not self.stop_event.is_set():
+                    self._serve_snapshots()
                     time.sleep(0.05)
                 self.status = "running"
                 yield {"event": "status", "status": "running", "step": self.step}
@@ -148,6 +191,39 @@ class Trainer:
             yield self._eval_event()
         yield self.done_event()
 
+    # ----------------------------------------------------------------- live snapshots
+    def request_snapshot(self) -> Future:
+        """A Future of {"step": int, "tensors": {name: cloned CPU tensor}}: the weights after
+        exactly ``step`` optimiser steps. Thread-safe: while the loop runs, the training thread
+        resolves it between two steps (never during an AdamW update); otherwise at once."""
+        fut: Future = Future()
+        with self._snapshot_lock:
+            if self._in_loop:
+                self._snapshot_requests.append(fut)
+                return fut
+        self._resolve(fut)
+        return fut
+
+    def snapshot(self) -> dict:
+        """{"step", "tensors"} now, from the calling thread (use ``request_snapshot`` from others)."""
+        return {"step": self.step,
+                "tensors": {n: p.detach().to("cpu", copy=True) for n, p in self.model.named_parameters()}}
+
+    def _resolve(self, fut: Future) -> None:
+        if fut.set_running_or_notify_cancel():
+            try:
+                fut.set_result(self.snapshot())
+            except Exception as exc:  # noqa: BLE001 — handed to the requester, not lost in this thread
+                fut.set_exception(exc)
+
+    def _serve_snapshots(self) -> None:
+        if not self._snapshot_requests:
+            return
+        with self._snapshot_lock:
+            pending, self._snapshot_requests = self._snapshot_requests, []
+        for fut in pending:
+            self._resolve(fut)
+
     def _eval_event(self) -> dict:
         ev = self.evaluate()
         self.last_eval, self.last_eval_step = ev, self.step
@@ -164,12 +240,7 @@ class Trainer:
                 "loss": ev.loss if ev else None}
 
     def run(self, callback: Callable[[dict], None] | None = None) -> dict:
-        last = {}
-        for event in self.events():
-            if callback is not None:
-                callback(event)
-            last = event
-        return last
+        return drain(self.events(), callback)
 
     def stop(self):
         self.stop_event.set()

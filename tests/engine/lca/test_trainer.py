@@ -121,3 +121,38 @@ def test_damaged_checkpoint_is_reported_by_name(tmp_path):
     (tmp_path / "r" / "checkpoint.safetensors").write_bytes(b"garbage")
     with pytest.raises(UserError, match="checkpoint.safetensors"):
         TrainingRun.resume(tmp_path / "r")
+
+
+def test_live_snapshots_are_the_weights_of_a_step():
+    """Snapshots requested from another thread while training equal the weights a deterministic
+    rerun has after the same number of steps (never a half-applied AdamW update)."""
+    cfg = _cfg(m=4, L=16, d=16, d_a=16, steps=60, eval_every=1000, batch_size=32, eval_size=64)
+    tr = Trainer(cfg)
+    snaps = []
+    worker = threading.Thread(target=tr.run)
+    worker.start()
+    while worker.is_alive():
+        snaps.append(tr.request_snapshot().result(timeout=60))
+    worker.join()
+    snaps.append(tr.request_snapshot().result(timeout=1))  # not running: resolved at once
+    assert snaps[-1]["step"] == 60
+    assert len({s["step"] for s in snaps}) >= 3
+    by_step = {s["step"]: s["tensors"] for s in snaps}
+    rerun = Trainer(cfg)
+    for step in range(0, 61):
+        if step in by_step:
+            for name, p in rerun.model.named_parameters():
+                assert torch.equal(by_step[step][name], p.detach()), (step, name)
+                assert by_step[step][name].device.type == "cpu"
+        if step < 60:
+            rerun.train_step()
+            rerun.step += 1
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from engine.lca.trainer import lr_at
+
+    lrs = [lr_at(s, 0.01, 100, warmup=10, schedule="cosine") for s in range(100)]
+    assert lrs[0] == pytest.approx(0.001) and lrs[9] == pytest.approx(0.01)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 1e-5
+    assert lr_at(50, 0.01, 100) == 0.01  # constant, no warm-up: the old behaviour
