@@ -16,8 +16,11 @@ Registry API (importing this module does not import torch):
 
 Families: ``hijack`` (hijack-curves), ``value`` (value-matrix, value-swap, value-angles),
 ``embedding`` (embedding-dim, embedding-geometry, spectrum), ``attention`` (attention-cluster),
-``context`` (context-mixing, context-length), ``theory`` (theorem1, lemma2). Parallel and
-distributed execution: ``engine.experiments.base.run_jobs`` and ``engine.experiments.distributed``.
+``context`` (context-mixing, context-length), ``theory`` (theorem1, lemma2, theorem3, theorem4, lemma5,
+lemma6). Shared pieces, one thing per module: ``grids`` (Grid), ``results`` (ExperimentResult, Judgement,
+the results/ folder), ``judges`` (``judge_<name>(rows)``, the verdict rules), ``stats``, ``jobs``
+(``run_jobs``, parallel and torchrun), ``training`` (specs, the accuracy job, best lr), ``render``
+(EXPERIMENTS.md from results/).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from engine.errors import UserError
-from engine.experiments.base import LEVELS, Cancelled, ExperimentResult, Grid  # noqa: F401
+from engine.experiments.grids import LEVELS, Grid  # noqa: F401
+from engine.experiments.jobs import Cancelled  # noqa: F401
+from engine.experiments.results import ExperimentResult  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                Chart("L", "accuracy", xlog=True, ylim=_ACC)),
     Experiment("lemma2", "Lemma 2: constructed W_V vs W_V = I", "Lemma 2", "theory",
                Chart("L", "accuracy", xlog=True, ylim=_ACC)),
+    Experiment("theorem3", "Theorem 3: W_V = I, ω = 1 trained embeddings linear in D_H", "Thm 3", "theory",
+               Chart("Hamming distance", "mean inner product")),
+    Experiment("theorem4", "Theorem 4: eq. 5.2 embeddings, error against b_0 and L", "Thm 4", "theory",
+               Chart("L", "error", xlog=True, ylim=_ACC)),
+    Experiment("lemma5", "Lemma 5: eq. 5.2 with b = b_0 has rank <= m + 2", "Lemma 5", "theory",
+               Chart("m", "rank")),
+    Experiment("lemma6", "Lemma 6: attention-score gradient, closed form vs autograd", "Lemma 6", "theory",
+               Chart("m", "relative error")),
 ]}
 
 

@@ -14,8 +14,12 @@ import math
 
 import numpy as np
 
-from engine.experiments.base import (ExperimentResult, Grid, Timer, as_list, curve, lca_specs, make_trainer,
-                                     mean_std, run_jobs, run_trainer)
+from engine.experiments import judges
+from engine.experiments.grids import Grid, as_list
+from engine.experiments.jobs import Timer, run_jobs
+from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.stats import mean_std
+from engine.experiments.training import best_lr, lca_specs, make_trainer, run_trainer, scores
 
 CLAIMS = {
     "attention-cluster": ("With cluster-structured neighbourhoods (clusters by the first k = 1 or 2 latent bits), "
@@ -58,13 +62,15 @@ def _cluster_job(spec: dict) -> dict:
 
     tr = make_trainer(spec)
     init = copy.deepcopy(tr.model)
-    run_trainer(tr)
-    ev = tr.last_eval or tr.evaluate()
-    x = tr.x_eval
+    run_trainer(tr, int(spec.get("patience", 0) or 0))
+    out = scores(tr)
+    from engine.experiments.training import held_out_test_set
+
+    x, _ = held_out_test_set(tr)
     m, k = spec["m"], spec["k"]
-    return {"accuracy": ev.accuracy, "bayes": ev.bayes_accuracy,
-            "trained": _summaries(tr.model, x, m, k, spec["map_samples"]),
-            "init": _summaries(init, x, m, k, spec["map_samples"])}
+    out.update({"trained": _summaries(tr.model, x, m, k, spec["map_samples"]),
+                "init": _summaries(init, x, m, k, spec["map_samples"])})
+    return out
 
 
 def run_attention_cluster(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
@@ -75,20 +81,14 @@ def run_attention_cluster(grid: Grid, progress=None, cancel=None, jobs: int = 1)
         s["neighborhood"] = f"cluster:{s['k']}"
     res = run_jobs(_cluster_job, specs, jobs=jobs, progress=progress, cancel=cancel)
     pairs = list(zip(specs, res))
-    rows, curves, ratios, map_ratios = [], {}, [], []
+    rows, curves = [], {}
     cells = [(m, k, L, d) for m in as_list(grid["m"]) for k in as_list(grid["k"]) for L in as_list(grid["L"])
              for d in as_list(grid["d"])]
     for m, k, L, d in cells:
         cell = [p for p in pairs if (p[0]["m"], p[0]["k"], p[0]["L"], p[0]["d"]) == (m, k, L, d)]
-        by_lr: dict = {}
-        for s, r in cell:
-            by_lr.setdefault(s["lr"], []).append(r)
-        lr = max(by_lr, key=lambda v: (mean_std([r["accuracy"] for r in by_lr[v]])[0], -v))
-        runs = by_lr[lr]
+        lr, runs = best_lr(cell)
         run_ratios = [r["trained"]["same"] / r["trained"]["other"] for r in runs]
-        ratios += run_ratios
         mr = [r["trained"]["map_same"] / r["trained"]["map_other"] for r in runs]
-        map_ratios += mr
         row = {"m": m, "k": k, "L": L, "d": d, "lr": lr}
         for key in ("same", "other", "mass_same", "map_same", "map_other"):
             row[key] = mean_std([r["trained"][key] for r in runs])[0]
@@ -99,28 +99,20 @@ def run_attention_cluster(grid: Grid, progress=None, cancel=None, jobs: int = 1)
         row["accuracy"] = mean_std([r["accuracy"] for r in runs])[0]
         row["bayes"] = mean_std([r["bayes"] for r in runs])[0]
         row["seeds"] = len(runs)
+        row["ratio_runs"] = run_ratios
         rows.append(row)
         hm = np.nanmean(np.asarray([r["trained"]["by_hamming"] for r in runs], dtype=np.float64), axis=0)
         tag = f"k={k}" + (f" m={m} L={L} d={d}" if len(cells) > len(as_list(grid["k"])) else "")
         curves[f"trained {tag}"] = curve(list(range(len(hm))), hm)
         h0 = np.nanmean(np.asarray([r["init"]["by_hamming"] for r in runs], dtype=np.float64), axis=0)
         curves[f"init {tag}"] = curve(list(range(len(h0))), h0)
-    rule = ("ratio = mean attention weight per key position in t_L's cluster / in other clusters "
-            "(t_L's own position excluded; 1 = no preference); holds if the ratio is >= 1.2 in every "
-            "training run (each k, seed) and the V x V map's same/other ratio is > 1 on average; does not "
-            "hold if the mean ratio is <= 1; inconclusive otherwise")
-    mean_ratio = mean_std(ratios)[0]
-    if not (mean_ratio > 1):
-        verdict = "does not hold"
-    elif all(r >= 1.2 for r in ratios) and mean_std(map_ratios)[0] > 1:
-        verdict = "holds"
-    else:
-        verdict = "inconclusive"
     notes = ["same/other: L x mean weight per key position (uniform attention = 1); mass_same: total weight "
              "on same-cluster keys; *_init: the untrained model of the same seed",
              "curves: L x mean weight by Hamming distance between key token and t_L"]
-    if any(not math.isfinite(r) for r in ratios):
+    if any(not math.isfinite(x) for r in rows for x in r["ratio_runs"]):
         notes.append("some ratios are undefined (no other-cluster keys in the samples)")
-    return ExperimentResult("attention-cluster", "Attention on the last token's cluster",
-                            CLAIMS["attention-cluster"], verdict, rule, grid.to_dict(), rows, curves, t.seconds,
-                            figure="Fig. 3c, C.7, C.8", notes=notes)
+    notes.append("attention measured on the held-out test set; the lr is chosen on the validation set")
+    return ExperimentResult.judged("attention-cluster", "Attention on the last token's cluster",
+                                   CLAIMS["attention-cluster"], judges.judge_attention_cluster(rows),
+                                   judges.RULES["attention-cluster"], grid.to_dict(), rows, curves, t.seconds,
+                                   figure="Fig. 3c, C.7, C.8", notes=notes)

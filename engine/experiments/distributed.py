@@ -6,7 +6,7 @@
 
 ``auto_init()`` looks at the ``WORLD_SIZE`` / ``RANK`` / ``LOCAL_RANK`` variables torchrun sets and,
 when WORLD_SIZE > 1, initialises ``torch.distributed`` (NCCL with ``cuda:LOCAL_RANK`` when CUDA is
-available, else gloo on the CPU). ``engine.experiments.base.run_jobs`` then gives job i to rank
+available, else gloo on the CPU). ``engine.experiments.jobs.run_jobs`` then gives job i to rank
 i % WORLD_SIZE and gathers every result on every rank (``all_gather_object``); rank 0 prints and
 writes, the other ranks stay quiet. Every job takes its seed from its own spec, never from the
 rank, and runs single-threaded on the CPU, so the gathered result equals a single-process run.

@@ -11,8 +11,11 @@ n = N (pooled over relation ids).
 from __future__ import annotations
 
 from engine.errors import UserError
-from engine.experiments.base import (Cancelled, ExperimentResult, Grid, Timer, as_list, current_cancel, curve,
-                                     run_jobs, sign_test_p)
+from engine.experiments import judges
+from engine.experiments.grids import Grid, as_list
+from engine.experiments.jobs import Cancelled, Timer, current_cancel, run_jobs
+from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.stats import sign_test_p
 
 CLAIMS = {
     "hijack-curves": ("Prepending 'Do not think of {target_false}.' or a factually true negative relation "
@@ -27,7 +30,7 @@ GRIDS = {
     "hijack-curves": {
         "tiny": Grid("tiny", models=("smollm2-135m",), relations=("P190",), schemes=_SCHEMES, limit=2,
                      max_prepends=1, dataset="builtin", scoring="whole", batch_size=8, seed=0, device="cpu"),
-        "quick": Grid("quick", models=("smollm2-135m",), relations=_RELATIONS, schemes=_SCHEMES, limit=5,
+        "quick": Grid("quick", models=("smollm2-135m",), relations=_RELATIONS, schemes=_SCHEMES, limit=None,
                       max_prepends=3, dataset="builtin", scoring="whole", batch_size=8, seed=0, device="auto"),
         "paper": Grid("paper", models=("openai-community/gpt2", "google/gemma-2b", "google/gemma-2b-it",
                                        "meta-llama/Llama-2-7b-hf"),
@@ -108,7 +111,6 @@ def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
         _LM_CACHE.clear()
 
     rows, curves = [], {}
-    judgements = []  # (model, scheme, reverse, es0, esN, k_up, k_down)
     for model in models:
         for scheme in schemes:
             mine = [r for r in res if r["model"] == model]
@@ -143,32 +145,14 @@ def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
             row["sign_p"] = sign_test_p(k_up, k_down)
             rows.append(row)
             curves[f"{model} {scheme}"] = curve(list(range(N + 1)), es)
-            judgements.append((model, scheme, is_reverse(scheme), es[0], es[-1], k_up, k_down))
-    rule = (f"pooled over relation ids, per model: records whose outcome changes between n = 0 and n = {N} are "
-            "counted in each direction (exact one-sided sign test); holds if for every model each forward "
-            "scheme (not-think, relation) raises ES with p < 0.05 and no reverse scheme lowers accuracy; "
-            "does not hold if some forward scheme lowers ES, or some reverse scheme lowers accuracy, with "
-            "p < 0.05; inconclusive otherwise (too few records flip)")
-    fwd_ok, bad = True, False
-    for model, scheme, rev, e0, eN, up, down in judgements:
-        if not rev:
-            if not (eN > e0 and sign_test_p(up, down) < 0.05):
-                fwd_ok = False
-            if sign_test_p(down, up) < 0.05:
-                bad = True
-        else:
-            if eN < e0:
-                fwd_ok = False
-            if sign_test_p(down, up) < 0.05:
-                bad = True
-    if not any(not rev for _, _, rev, *_ in judgements):
-        fwd_ok = False
-    verdict = "does not hold" if bad else ("holds" if fwd_ok else "inconclusive")
     notes = [f"dataset {grid['dataset']}, {grid['limit'] or 'all'} records per relation "
              f"({', '.join(relations)}), scoring {grid['scoring']}",
              "rows with relation 'all' pool the relation ids; n=k columns hold ES (forward) or accuracy (reverse); "
              "p_false/p_true: mean probabilities at the largest n; up/down: records that start/stop counting "
              "between n = 0 and the largest n; sign_p: one-sided sign test of up against down"]
-    return ExperimentResult("hijack-curves", "Context hijacking: ES against prepended sentences",
-                            CLAIMS["hijack-curves"], verdict, rule, grid.to_dict(), rows, curves, t.seconds,
-                            figure="Fig. 2, C.1, C.3, C.4", notes=notes)
+    notes.append("record set: " + ", ".join(f"{rel} {len(recs[rel])}" for rel in relations)
+                 + " records, fixed by the grid before the run (the verdict is never re-run with more records)")
+    return ExperimentResult.judged("hijack-curves", "Context hijacking: ES against prepended sentences",
+                                   CLAIMS["hijack-curves"], judges.judge_hijack_curves(rows),
+                                   judges.RULES["hijack-curves"], grid.to_dict(), rows, curves, t.seconds,
+                                   figure="Fig. 2, C.1, C.3, C.4", notes=notes)

@@ -4,7 +4,7 @@ Pure functions: torch tensors or numpy arrays in, numpy arrays or small frozen d
 Nothing here knows about the UI; the inspector panel and the experiment suite both call these.
 
 - Embeddings (Sec. 5.3): ``embedding_geometry`` (Fig. 3b, C.5, C.6; fit of eq. 5.2),
-  ``gram_matrix``, ``singular_values`` / ``spectral_gap`` (Fig. C.9–C.12).
+  ``gram_matrix``, ``singular_values`` / ``spectral_gap`` / ``spectral_gap_at`` (Fig. C.9–C.12).
 - Value matrix (Sec. 6.1): ``swap_value_accuracy`` / ``value_swap_report`` (Fig. C.2),
   ``rank_k_approx`` / ``principal_angles`` / ``value_angles_report`` (Fig. C.3).
 - Attention (Sec. 5.4, 6.3): ``attention_by_hamming``, ``attention_by_cluster``,
@@ -150,17 +150,28 @@ def singular_values(M) -> np.ndarray:
     return np.linalg.svd(_np(M), compute_uv=False)
 
 
-def spectral_gap(s, m: int) -> float:
-    """s[m-1] / s[m]: the ratio across the gap after the top m singular values (Sec. 5.3, Lemma 5).
-    NaN when there are not more than m values; inf when s[m] = 0."""
+def spectral_gap_at(s, m: int) -> tuple[float, int]:
+    """The spectral gap of Sec. 5.3 / Fig. C.9–C.12 and where it sits: the largest ratio
+    s_k / s_{k+1} over k = 1..m+2 (1-based, s descending; Lemma 5 bounds the rank of eq. 5.2
+    embeddings by m + 2, so the gap may sit anywhere up to there). (NaN, 0) when there are fewer than
+    two values; (inf, k) when s_{k+1} = 0 < s_k. The one definition used by the spectrum experiment and
+    the inspector."""
     if m < 1:
         raise ConfigError(f"the gap index m must be >= 1, got {m}")
     s = np.sort(np.asarray(s, dtype=np.float64))[::-1]
-    if len(s) <= m:
-        return float("nan")
-    if s[m] == 0:
-        return float("inf")
-    return float(s[m - 1] / s[m])
+    best, at = float("nan"), 0
+    for k in range(1, min(m + 2, len(s) - 1) + 1):
+        if s[k - 1] <= 0:
+            break
+        g = float(s[k - 1] / s[k]) if s[k] > 0 else float("inf")
+        if not (best >= g):
+            best, at = g, k
+    return best, at
+
+
+def spectral_gap(s, m: int) -> float:
+    """The ratio of ``spectral_gap_at``: max over k = 1..m+2 of s_k / s_{k+1}."""
+    return spectral_gap_at(s, m)[0]
 
 
 # ----------------------------------------------------------------------------- value matrix
@@ -194,9 +205,10 @@ def swap_value_accuracy(model, x: torch.Tensor, y: torch.Tensor, W_V) -> float:
 
 def value_swap_report(source, m: int | None = None, x: torch.Tensor | None = None,
                       y: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> dict:
+                      generator: torch.Generator | None = None, neighborhood: str | None = None) -> dict:
     """Fig. C.2: accuracy with the trained W_V, the constructed W_V of eq. 5.1 (from the model's own
-    W_E) and the random-constructed baseline (V·m random pairs, ``generator``; seed 0 if None).
+    W_E, with N_1(t) = {D_H = 1} ∩ N(t) for ``neighborhood``: the trainer's task's when None, else
+    ``all``) and the random-constructed baseline (as many random pairs, ``generator``; seed 0 if None).
 
     ``source`` is a Trainer (then m, x, y default to its task and held-out set) or a model.
     Returns {"trained", "constructed", "random_constructed", "bayes"} (``bayes`` is None unless
@@ -213,12 +225,14 @@ def value_swap_report(source, m: int | None = None, x: torch.Tensor | None = Non
         if not hasattr(source, "x_eval"):
             raise ConfigError("value_swap_report needs x and y when given a model, not a trainer")
         x, y = source.x_eval, source.y_eval
+    if neighborhood is None:
+        neighborhood = task.cfg.neighborhood if task is not None else "all"
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     # Built in the model's own dtype and device: the Thm 1 model's logits are count-based and tie
     # often, so a float64 rebuild would flip argmax ties and differ from the model's own W_V.
     W_E = model.W_E.detach()
-    W_c = constructed_value_matrix(W_E, m)
-    W_r = random_constructed_value_matrix(W_E, m, g)
+    W_c = constructed_value_matrix(W_E, m, neighborhood)
+    W_r = random_constructed_value_matrix(W_E, m, g, neighborhood)
     bayes = None
     if task is not None:
         bayes = task.bayes_accuracy(x.to(task.device), y.to(task.device))
@@ -257,23 +271,31 @@ def smallest_principal_angle(A, B, k: int) -> float:
     return float(principal_angles(A, B, k)[0])
 
 
-def value_angles_report(W_V, W_E, m: int, generator: torch.Generator | None = None) -> dict:
-    """Fig. C.3: smallest principal angle (degrees, rank k = m) between the trained W_V and
-    the constructed W_V (eq. 5.1), the random-constructed one and a Gaussian (d, d) matrix with
-    N(0, 1/d) entries (the initialisation). ``generator`` (CPU; seed 0 if None) draws the random pairs
-    and then the Gaussian. Returns {"constructed", "random_constructed", "gaussian", "k"}."""
+def value_angles_report(W_V, W_E, m: int, generator: torch.Generator | None = None,
+                        neighborhood: str = "all", W_V_init=None, all_angles: bool = False) -> dict:
+    """Fig. C.3: principal angles (degrees, rank k = m) between the trained W_V and the constructed
+    W_V (eq. 5.1 for ``neighborhood``), the random-constructed one and a baseline: the run's own
+    initial W_V when ``W_V_init`` is given, else a Gaussian (d, d) matrix with N(0, 1/d) entries (the
+    initialisation's law). ``generator`` (CPU; seed 0 if None) draws the random pairs and then the
+    Gaussian. Returns {"constructed", "random_constructed", "gaussian", "k"} (smallest angles) and,
+    with ``all_angles``, "all": {same keys -> the m angles, ascending}."""
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     E = torch.as_tensor(_np(W_E))
     _check_m(E.shape[1], m)
     d = E.shape[0]
     W = _np(W_V)
-    W_c = constructed_value_matrix(E, m)
-    W_r = random_constructed_value_matrix(E, m, g)
+    W_c = constructed_value_matrix(E, m, neighborhood)
+    W_r = random_constructed_value_matrix(E, m, g, neighborhood)
     W_g = torch.randn(d, d, generator=g, dtype=torch.float64) / math.sqrt(d)
-    return {"constructed": smallest_principal_angle(W, W_c, m),
-            "random_constructed": smallest_principal_angle(W, W_r, m),
-            "gaussian": smallest_principal_angle(W, W_g, m),
-            "k": m}
+    if W_V_init is not None:
+        W_g = _np(W_V_init)
+    every = {"constructed": principal_angles(W, W_c, m), "random_constructed": principal_angles(W, W_r, m),
+             "gaussian": principal_angles(W, W_g, m)}
+    out = {k: float(v[0]) for k, v in every.items()}
+    out["k"] = m
+    if all_angles:
+        out["all"] = {k: [float(a) for a in v] for k, v in every.items()}
+    return out
 
 
 # ----------------------------------------------------------------------------- attention

@@ -235,10 +235,12 @@ def inspect_model(cfg: RunConfig | TaskConfig, model: OneLayerTransformer, n_sam
     task = LCATask(task_cfg, "cpu")
     x, y = task.sample(n_samples, torch.Generator().manual_seed(seed))
     memo = _Memo(model)
-    swap = value_swap_report(memo, m, x, y, generator=torch.Generator().manual_seed(seed + 1))
+    swap = value_swap_report(memo, m, x, y, generator=torch.Generator().manual_seed(seed + 1),
+                             neighborhood=task_cfg.neighborhood)
     swap["bayes"] = task.bayes_accuracy(x, y)
     if d >= m:
-        angles = value_angles_report(W_V, W_E, m, generator=torch.Generator().manual_seed(seed + 2))
+        angles = value_angles_report(W_V, W_E, m, generator=torch.Generator().manual_seed(seed + 2),
+                                     neighborhood=task_cfg.neighborhood)
     else:  # rank-m subspaces of a d x d matrix do not exist
         angles = {"constructed": math.nan, "random_constructed": math.nan, "gaussian": math.nan, "k": m}
 

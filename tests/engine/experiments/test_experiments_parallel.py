@@ -12,7 +12,7 @@ import pytest
 
 from engine import experiments as E
 from engine.experiments import distributed
-from engine.experiments.base import Cancelled, run_jobs
+from engine.experiments.jobs import Cancelled, run_jobs
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,7 +7,9 @@ import pytest
 
 from engine import experiments as E
 from engine.errors import UserError
-from engine.experiments.base import (ExperimentResult, Grid, mean_std, paired_gap, sign_test_p, spearman)
+from engine.experiments.grids import Grid
+from engine.experiments.results import ExperimentResult
+from engine.experiments.stats import mean_std, paired_gap, sign_test_p, spearman
 
 ALL = ["hijack-curves", "value-matrix", "value-swap", "value-angles", "embedding-dim", "embedding-geometry",
        "spectrum", "attention-cluster", "context-mixing", "context-length", "theorem1", "lemma2"]

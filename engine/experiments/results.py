@@ -1,0 +1,141 @@
+"""Results: ``ExperimentResult`` (what every ``run_<name>`` returns), ``Judgement`` (what every
+``judge_<name>(rows)`` returns) and the committed ``results/<level>/<name>.json`` files that
+EXPERIMENTS.md is rendered from (``engine.experiments.render``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+VERDICTS = ("holds", "does not hold", "inconclusive")
+
+
+def _clean(v):
+    """JSON-ready: numpy/torch scalars to Python, tuples to lists, NaN/inf to None."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if hasattr(v, "tolist"):
+        return _clean(v.tolist())
+    if hasattr(v, "item"):
+        return _clean(v.item())
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """An effect size with its 95% confidence interval (``lo``, ``hi``; NaN when it cannot be
+    estimated, e.g. one seed)."""
+
+    name: str
+    value: float
+    lo: float = float("nan")
+    hi: float = float("nan")
+    n: int = 0
+
+    def to_dict(self) -> dict:
+        return _clean({"name": self.name, "value": self.value, "ci95": [self.lo, self.hi], "n": self.n})
+
+    def text(self) -> str:
+        def f(x):
+            return "nan" if x is None or not math.isfinite(x) else f"{x:.4g}"
+        return f"{self.name} = {f(self.value)} (95% CI [{f(self.lo)}, {f(self.hi)}], n = {self.n})"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict of one experiment on its rows, the reasons (one sentence each, with numbers) and
+    the effect sizes. Unpacks as ``verdict, reasons = judge_<name>(rows)``."""
+
+    verdict: str
+    reasons: tuple[str, ...]
+    effects: tuple[Effect, ...] = ()
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def __iter__(self):
+        return iter((self.verdict, list(self.reasons)))
+
+
+@dataclass
+class ExperimentResult:
+    """The outcome of one experiment. ``verdict`` comes from the experiment's ``judge_<name>(rows)``
+    under ``rule``; ``reasons`` and ``effects`` are that judgement's numbers."""
+
+    name: str
+    title: str
+    claim: str
+    verdict: str
+    rule: str
+    grid: dict
+    rows: list[dict]
+    curves: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0
+    figure: str = ""
+    notes: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    effects: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @classmethod
+    def judged(cls, name: str, title: str, claim: str, judgement: Judgement, rule: str, grid: dict,
+               rows: list[dict], curves: dict, seconds: float, figure: str = "",
+               notes: Sequence[str] = ()) -> "ExperimentResult":
+        return cls(name, title, claim, judgement.verdict, rule, grid, rows, curves, seconds, figure,
+                   list(notes), list(judgement.reasons), [e.to_dict() for e in judgement.effects])
+
+    def to_dict(self) -> dict:
+        """{"name", "title", "figure", "claim", "verdict", "rule", "reasons", "effects", "grid", "rows",
+        "curves", "seconds", "notes"}: strict JSON values (NaN becomes null)."""
+        return _clean({"name": self.name, "title": self.title, "figure": self.figure,
+                       "claim": self.claim, "verdict": self.verdict, "rule": self.rule,
+                       "reasons": list(self.reasons), "effects": list(self.effects),
+                       "grid": self.grid, "rows": self.rows, "curves": self.curves,
+                       "seconds": round(float(self.seconds), 3), "notes": list(self.notes)})
+
+
+def curve(x: Sequence, y: Sequence) -> dict:
+    return {"x": [_clean(v) for v in x], "y": [_clean(v) for v in y]}
+
+
+# ----------------------------------------------------------------------------------- results/ folder
+def result_path(root: str | Path, level: str, name: str) -> Path:
+    """Where the committed result of ``name`` at ``level`` lives: ``root/<level>/<name>.json``."""
+    return Path(root) / level / f"{name}.json"
+
+
+def save_result(root: str | Path, data: dict, extra: dict | None = None) -> Path:
+    """Write ``data`` (an ``ExperimentResult.to_dict()``) to ``result_path`` atomically, with
+    ``extra`` (e.g. the command, jobs, load average) under "run"."""
+    from engine.atomic import atomic_write_json
+
+    level = (data.get("grid") or {}).get("level") or "custom"
+    out = dict(data)
+    if extra:
+        out["run"] = _clean(dict(extra))
+    return Path(atomic_write_json(result_path(root, level, data["name"]), out))
+
+
+def load_results(root: str | Path, level: str) -> dict[str, dict]:
+    """name -> result dict for every ``root/<level>/*.json`` (empty when the folder is missing)."""
+    d = Path(root) / level
+    out = {}
+    if d.is_dir():
+        for p in sorted(d.glob("*.json")):
+            out[p.stem] = json.loads(p.read_text(encoding="utf-8"))
+    return out

@@ -1,0 +1,140 @@
+"""Training helpers shared by the experiments: job specs -> RunConfig -> trained Trainer, the one
+accuracy job, and the one best-learning-rate rule.
+
+Held-out data. Every trained model is scored on two held-out sets drawn from the task: the trainer's
+own evaluation set (seed + 2), used as the **validation** set (the convergence check and the choice of
+the learning rate), and a separate **test** set (seed ``TEST_SEED + seed``) whose accuracy is the one
+reported. So the lr picked per cell never sees the numbers it is reported with.
+
+Convergence. With ``patience`` > 0 in the spec, training stops once the validation loss has not
+improved by more than ``CONVERGE_RTOL`` (relative) for ``patience`` consecutive evaluations (every
+``eval_every`` steps); otherwise it runs the spec's ``steps``. Each job reports how it ended
+(``converged``: True when stopped by the plateau rule or when validation accuracy reached
+``0.98 x`` the Bayes accuracy on the same set).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from engine.experiments.grids import Grid, as_list
+from engine.experiments.jobs import current_cancel
+from engine.experiments.stats import mean_std
+
+#: Seed offset of the test set (the validation set is the trainer's, seed + 2).
+TEST_SEED = 9_000_000
+#: Relative improvement of the validation loss below which an evaluation counts as "no progress".
+CONVERGE_RTOL = 1e-3
+#: A run whose validation accuracy reaches this share of the Bayes accuracy counts as converged.
+BAYES_SHARE = 0.98
+
+_EXTRA = ("patience",)
+
+
+def lca_config(spec: Mapping[str, Any]):
+    """A RunConfig from the RunConfig fields present in a job spec (others are ignored)."""
+    from engine.lca.config import RunConfig
+
+    known = RunConfig.field_types()
+    flat = {k: v for k, v in spec.items() if k in known}
+    if "d" in flat and "d_a" not in flat:
+        flat["d_a"] = flat["d"]
+    if "steps" in flat and "eval_every" not in flat:
+        flat["eval_every"] = flat["steps"]
+    return RunConfig.from_flat(flat)
+
+
+def make_trainer(spec: Mapping[str, Any]):
+    """A Trainer for a job spec (weights initialised from the spec's seed, not yet trained)."""
+    from engine.lca.trainer import Trainer
+
+    return Trainer(lca_config(spec))
+
+
+def run_trainer(tr, patience: int = 0):
+    """Train to the end (or to the validation-loss plateau when ``patience`` > 0, see the module
+    docstring); stops between steps when the in-process cancel event is set."""
+    cancel = current_cancel()
+    state = {"best": float("inf"), "stale": 0}
+
+    def on_event(ev):
+        if cancel is not None and cancel.is_set():
+            tr.stop()
+        if patience > 0 and ev.get("event") == "eval" and ev.get("step", 0) < tr.cfg.train.steps:
+            loss = ev["loss"]
+            if loss < state["best"] * (1.0 - CONVERGE_RTOL):
+                state["best"], state["stale"] = loss, 0
+            else:
+                state["stale"] += 1
+                if state["stale"] >= patience:
+                    tr.plateau = True
+                    tr.stop()
+
+    tr.plateau = False
+    tr.run(on_event)
+    return tr
+
+
+def train(spec: Mapping[str, Any]):
+    """Train one eq. 4.1 model for a job spec and return the Trainer (evaluated at the end)."""
+    return run_trainer(make_trainer(spec), int(spec.get("patience", 0) or 0))
+
+
+def held_out_test_set(tr, n: int | None = None):
+    """The test set of a trained job: ``n`` (default: the eval size) samples, seed TEST_SEED + seed."""
+    import torch
+
+    n = n or tr.cfg.train.eval_size
+    g = torch.Generator(device=tr.device).manual_seed(TEST_SEED + tr.cfg.train.seed)
+    return tr.task.sample(n, g)
+
+
+def scores(tr) -> dict:
+    """Validation and test accuracy of a trained Trainer, the Bayes accuracy on each, and how the
+    run ended: {"val_accuracy", "val_bayes", "accuracy", "bayes", "loss", "steps", "converged"}."""
+    val = tr.last_eval or tr.evaluate()
+    x, y = held_out_test_set(tr)
+    test = tr.evaluate(x, y)
+    converged = bool(getattr(tr, "plateau", False)) or val.accuracy >= BAYES_SHARE * val.bayes_accuracy
+    return {"val_accuracy": val.accuracy, "val_bayes": val.bayes_accuracy, "accuracy": test.accuracy,
+            "bayes": test.bayes_accuracy, "loss": test.loss, "steps": tr.step, "converged": converged}
+
+
+def accuracy_job(spec: dict) -> dict:
+    """Train one model; its validation/test scores (``scores``). The one accuracy job."""
+    return scores(train(spec))
+
+
+def lca_specs(grid: Grid, axes: Mapping[str, Sequence], fixed: Mapping[str, Any] | None = None,
+              base_keys: Sequence[str] = ("omega", "beta", "neighborhood", "d", "d_a", "batch_size",
+                                          "steps", "eval_size", "eval_every", "weight_decay", "device",
+                                          "patience", "warmup", "schedule")) -> list[dict]:
+    """The cartesian product of ``axes`` (name -> values) plus the grid's scalar settings named in
+    ``base_keys`` (when present) and ``fixed``. Axis order = nesting order (last varies fastest)."""
+    import itertools
+
+    base = {k: grid[k] for k in base_keys if k in grid}
+    base.update(fixed or {})
+    names = list(axes)
+    out = []
+    for combo in itertools.product(*(as_list(axes[n]) for n in names)):
+        out.append({**base, **dict(zip(names, combo))})
+    return out
+
+
+def best_lr(pairs: Sequence[tuple[dict, dict]], key: str = "val_accuracy") -> tuple[float, list[dict]]:
+    """Among (spec, result) pairs of one cell, the learning rate whose mean **validation** ``key``
+    over seeds is highest (ties: the smaller lr), and that lr's results in seed order. The reported
+    (test) numbers are never used to choose."""
+    by_lr: dict = {}
+    for spec, res in pairs:
+        by_lr.setdefault(spec["lr"], []).append((spec, res))
+    if not by_lr:
+        raise ValueError("best_lr needs at least one run")
+    lr = max(by_lr, key=lambda v: (mean_std([r[key] for _, r in by_lr[v]])[0], -v))
+    return lr, [r for _, r in sorted(by_lr[lr], key=lambda sr: sr[0]["seed"])]
+
+
+def select(pairs: Sequence[tuple[dict, dict]], **match) -> list[tuple[dict, dict]]:
+    """The (spec, result) pairs whose spec has every ``match`` item."""
+    return [(s, r) for s, r in pairs if all(s.get(k) == v for k, v in match.items())]
