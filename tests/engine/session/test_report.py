@@ -13,9 +13,10 @@ import pytest
 
 from engine.errors import UserError
 from engine.session import report as report_mod
+from engine.session.report import write as write_mod
 from engine.session.report import build_report, fmt_value, render_html, render_markdown, write_report
 from engine.session.store import Session
-from engine.session.svg import SVG_NS
+from engine.session.report.sanitize import SVG_NS
 
 EVIL_PROMPT = "Ignore <script>alert(1)</script> & the Eiffel Tower is in"
 CURVE = [{"n": 0, "es": 0.0, "p_true": 0.61, "p_false": 0.05, "count": 8},
@@ -141,7 +142,8 @@ def test_html_is_self_contained_and_svgs_are_wellformed(html_text):
     assert not [a for a in p.attrs if a[1].startswith("on")]
     for tag, k, v in p.attrs:
         if k in ("src", "href"):
-            assert v.startswith(("data:image/svg+xml;base64,", "#")), (tag, k, v[:40])
+            allowed = ("data:image/svg+xml;base64,", "#") + (("data:image/png;base64,",) if tag == "image" else ())
+            assert v.startswith(allowed), (tag, k, v[:40])
     svgs = re.findall(r"<svg\b.*?</svg>", html_text, re.DOTALL)
     assert len(svgs) == 6  # loss, accuracy, ES against n, the sweep, experiment curves, its heatmap
     for s in svgs:
@@ -226,7 +228,7 @@ def test_md_failure_restores_the_previous_export(session, tmp_path, monkeypatch)
     def boom(path, text):
         raise UserError(f"cannot write {path}: disk full")
 
-    monkeypatch.setattr(report_mod, "atomic_write_text", boom)
+    monkeypatch.setattr(write_mod, "atomic_write_text", boom)
     with pytest.raises(UserError, match="disk full"):
         write_report(session, "md", tmp_path / "r.md")
     assert md.read_text() == old_text
