@@ -6,6 +6,7 @@ A user mistake (``engine.errors.UserError``) prints one line on stderr and exits
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import sys
 
@@ -38,7 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = mod.add_parser(sub)
         p.set_defaults(_run=mod.run)
+        _share_global_options(parser, p)
     return parser
+
+
+def _share_global_options(parser: argparse.ArgumentParser, sub: argparse.ArgumentParser) -> None:
+    """Accept every global option (``--session``, ``--model``, ``--threads``, ...) after the
+    subcommand too: ``lca-tui train --session DIR`` = ``lca-tui --session DIR train``. The copy has
+    no default, so a value given before the subcommand is kept; a subcommand that defines the
+    same flag itself keeps its own."""
+    group = None
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        if any(flag in sub._option_string_actions for flag in action.option_strings):
+            continue
+        if group is None:
+            group = sub.add_argument_group("global options (also accepted before the command)")
+        shared = copy.copy(action)
+        shared.default = argparse.SUPPRESS
+        group._add_action(shared)
 
 
 def main(argv: list[str] | None = None) -> int:
