@@ -2,6 +2,8 @@
 
     lca-tui experiment list
     lca-tui experiment value-matrix --quick            # minutes on a 2-core CPU
+    lca-tui experiment value-matrix --quick --results results   # also save results/quick/value-matrix.json
+    lca-tui experiment render                          # EXPERIMENTS.md from results/ (--check: compare)
     lca-tui experiment value-matrix --jobs 8           # the paper's grid, 8 processes
     torchrun --nproc_per_node 4 -m lca_tui experiment embedding-dim --out result.json
 
@@ -22,7 +24,8 @@ import sys
 def add_parser(sub):
     p = sub.add_parser("experiment", help="run one of the paper's experiments (or `experiment list`)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", metavar="NAME", help="experiment name, or `list` to list them")
+    p.add_argument("name", metavar="NAME",
+                   help="experiment name, `list` to list them, or `render` to write EXPERIMENTS.md from results/")
     level = p.add_mutually_exclusive_group()
     level.add_argument("--quick", dest="level", action="store_const", const="quick",
                        help="the small grid for a 2-core CPU (minutes)")
@@ -38,7 +41,14 @@ def add_parser(sub):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one grid parameter (repeatable)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--out", metavar="PATH", help="write the result JSON here (atomically)")
+    p.add_argument("--out", metavar="PATH",
+                   help="write the result JSON here (atomically); with `render`: the Markdown file "
+                        "(default EXPERIMENTS.md)")
+    p.add_argument("--results", metavar="DIR", default=None,
+                   help="also save the result as DIR/<level>/<name>.json (the committed results/ folder); "
+                        "with `render`: the folder to read (default results)")
+    p.add_argument("--check", action="store_true",
+                   help="with `render`: do not write, exit 1 if the file differs from the rendering")
     p.add_argument("--no-save", action="store_true", help="do not record the result in the session")
     return p
 
@@ -104,6 +114,8 @@ def run(args) -> int:
 
     if args.name.strip().lower() == "list":
         return _list(args)
+    if args.name.strip().lower() == "render":
+        return _render(args)
     exp = E.get(args.name)
     if isinstance(args.jobs, bool) or args.jobs < 1:
         raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
@@ -126,6 +138,11 @@ def run(args) -> int:
             return 0
         data = result.to_dict()
         where = _save(args, data)
+        if args.results:
+            from engine.experiments.results import save_result
+
+            saved = save_result(args.results, data, _run_info(args, exp.name))
+            print(f"lca-tui: result saved to {saved}", file=sys.stderr)
         if args.json:
             print(json.dumps(data, ensure_ascii=False, allow_nan=False))
         else:
@@ -138,6 +155,48 @@ def run(args) -> int:
     finally:
         if ctx is not None:
             distributed.shutdown()
+
+
+def _run_info(args, name: str) -> dict:
+    """How the result was made, stored beside it in results/: command, jobs, load, machine."""
+    import os
+    import platform
+
+    import torch
+
+    cmd = f"lca-tui experiment {name} --{args.level} --jobs {args.jobs}"
+    if args.seeds is not None:
+        cmd += f" --seeds {args.seeds}"
+    for item in args.overrides:
+        cmd += f" --set {item}"
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except AttributeError:
+        ncpu = os.cpu_count()
+    return {"command": cmd + " --results results", "jobs": args.jobs,
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "machine": f"{platform.machine()}, {ncpu} CPU cores, {gpu}, torch {torch.__version__}, "
+                       f"Python {platform.python_version()}"}
+
+
+def _render(args) -> int:
+    from pathlib import Path
+
+    from engine.experiments.render import render_markdown
+
+    root = args.results or "results"
+    out = Path(args.out or "EXPERIMENTS.md")
+    text = render_markdown(root)
+    if args.check:
+        same = out.is_file() and out.read_text(encoding="utf-8") == text
+        print(f"lca-tui: {out} {'matches' if same else 'differs from'} the rendering of {root}/", file=sys.stderr)
+        return 0 if same else 1
+    from engine.atomic import atomic_write_text
+
+    atomic_write_text(out, text)
+    print(f"lca-tui: wrote {out} from {root}/", file=sys.stderr)
+    return 0
 
 
 def _run_with_progress(exp, grid, jobs: int, main: bool):
@@ -228,7 +287,7 @@ def print_result(result, exp, console=None) -> None:
     cols: list[str] = []
     for row in result.rows:
         for k in row:
-            if k not in cols:
+            if k not in cols and not k.endswith("_runs"):
                 cols.append(k)
     table = Table(title=f"{result.name}: {result.title} ({result.figure}; grid {result.grid.get('level')}, "
                         f"{result.seconds:.1f} s)", title_justify="left")
@@ -246,3 +305,5 @@ def print_result(result, exp, console=None) -> None:
     line.append(result.verdict, style=style)
     line.append(f"  (rule: {result.rule})")
     console.print(line)
+    for reason in getattr(result, "reasons", []) or []:
+        console.print(Text(f"  - {reason}"))

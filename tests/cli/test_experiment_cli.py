@@ -15,11 +15,12 @@ def _data_dir(tmp_path, monkeypatch):
 def test_list_text_and_json(capsys):
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("hijack-curves", "value-matrix", "context-mixing", "theorem1", "lemma2"):
+    for name in ("hijack-curves", "value-matrix", "context-mixing", "theorem1", "lemma2", "theorem3", "theorem4",
+                 "lemma5", "lemma6"):
         assert name in out
     assert main(["experiment", "list", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert len(data["experiments"]) == 12
+    assert len(data["experiments"]) == 16
     assert all({"name", "title", "figure", "claim"} <= set(e) for e in data["experiments"])
 
 
@@ -71,3 +72,18 @@ def test_quick_and_tiny_are_exclusive(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["experiment", "theorem1", "--quick", "--tiny"])
     assert exc.value.code == 2
+
+
+def test_results_folder_and_render(tmp_path, capsys):
+    res = tmp_path / "results"
+    assert main(["experiment", "lemma5", "--tiny", "--no-save", "--results", str(res)]) == 0
+    saved = json.loads((res / "tiny" / "lemma5.json").read_text())
+    assert saved["name"] == "lemma5" and saved["run"]["command"].startswith("lca-tui experiment lemma5 --tiny")
+    assert saved["reasons"] and saved["effects"] and "machine" in saved["run"]
+    md = tmp_path / "E.md"
+    assert main(["experiment", "render", "--results", str(res), "--out", str(md)]) == 0
+    assert "`lemma5`" in md.read_text()
+    assert main(["experiment", "render", "--results", str(res), "--out", str(md), "--check"]) == 0
+    md.write_text("hand edit\n")
+    assert main(["experiment", "render", "--results", str(res), "--out", str(md), "--check"]) == 1
+    assert "differs" in capsys.readouterr().err

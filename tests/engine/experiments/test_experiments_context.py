@@ -73,3 +73,15 @@ def test_context_length_accuracy_rises_with_L_and_stays_below_bayes():
     assert all(b > a for a, b in zip(acc, acc[1:]))
     assert all(r["accuracy"] <= r["bayes"] + 0.03 for r in d["rows"])
     assert d["curves"]["trained m=3"]["x"] == Ls
+
+
+def test_context_length_other_reading_one_model_at_every_L():
+    """App. C.6's other reading: one model trained at train_L, scored at every L of the grid."""
+    d = E.run("context-length", "tiny", overrides={"reading": "one-model"}).to_dict()
+    Ls = list(E.grid("context-length", "tiny")["L"])
+    assert [r["L"] for r in d["rows"]] == Ls and {r["train_L"] for r in d["rows"]} == {16}
+    acc = [r["accuracy"] for r in d["rows"]]
+    assert acc[-1] > acc[0] and all(r["accuracy"] <= r["bayes"] + 0.05 for r in d["rows"])
+    assert "one-model" in d["notes"][0]
+    with pytest.raises(ConfigError, match="reading"):
+        E.run("context-length", "tiny", overrides={"reading": "both"})

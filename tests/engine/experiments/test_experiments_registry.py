@@ -12,7 +12,8 @@ from engine.experiments.results import ExperimentResult
 from engine.experiments.stats import mean_std, paired_gap, sign_test_p, spearman
 
 ALL = ["hijack-curves", "value-matrix", "value-swap", "value-angles", "embedding-dim", "embedding-geometry",
-       "spectrum", "attention-cluster", "context-mixing", "context-length", "theorem1", "lemma2"]
+       "spectrum", "attention-cluster", "context-mixing", "context-length", "theorem1", "lemma2",
+       "theorem3", "theorem4", "lemma5", "lemma6"]
 
 
 def test_registry_lists_every_experiment_with_three_grids_and_a_claim():
@@ -55,7 +56,7 @@ def test_quick_grids_are_cpu_sized():
         if "steps" in g:
             assert g["steps"] <= 500
         if "m" in g:
-            assert max(E.base.as_list(g["m"])) <= 8
+            assert max(E.grids.as_list(g["m"])) <= 8
 
 
 def test_build_grid_applies_seeds_device_and_overrides():

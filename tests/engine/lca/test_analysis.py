@@ -22,6 +22,7 @@ from engine.lca.analysis import (
     singular_values,
     smallest_principal_angle,
     spectral_gap,
+    spectral_gap_at,
     swap_value_accuracy,
     value_angles_report,
     value_swap_report,
@@ -114,10 +115,13 @@ def test_singular_values_and_spectral_gap():
     M = U[:, :6] @ np.diag(s_true) @ Vt
     s = singular_values(torch.tensor(M))
     np.testing.assert_allclose(s, s_true, atol=1e-9)
-    assert spectral_gap(s, 3) == pytest.approx(5.0)
-    assert spectral_gap(s, 1) == pytest.approx(9 / 7)
-    assert math.isnan(spectral_gap(s, 6))
-    assert math.isnan(spectral_gap(s, 10))
+    # the largest s_k / s_{k+1} over k = 1..m+2 (the one definition, experiment and inspector alike)
+    assert spectral_gap_at(s, 3) == (pytest.approx(5.0), 3)
+    assert spectral_gap_at(s, 1) == (pytest.approx(5.0), 3)          # k <= m + 2 = 3
+    assert spectral_gap(s, 1) == spectral_gap_at(s, 1)[0]
+    assert spectral_gap_at([10, 9, 1, 0.9, 0.8, 0.7, 0.1], 3) == (pytest.approx(9.0), 2)  # 0.7/0.1 is k = 6 > m + 2
+    assert spectral_gap_at([10, 9, 8, 1, 0.9, 0.8], 3) == (pytest.approx(8.0), 3)
+    assert math.isnan(spectral_gap([5.0], 1))
     assert spectral_gap([3.0, 0.0], 1) == math.inf
 
 
@@ -282,3 +286,20 @@ def test_accuracy_vs_length_model_and_factory_agree_and_are_seeded():
         assert curve.accuracy[i] == pytest.approx(model_accuracy(model, x, y))
         assert curve.bayes_accuracy[i] == pytest.approx(task.bayes_accuracy(x, y))
     assert curve.accuracy[-1] > curve.accuracy[0]  # Thm 1: longer contexts help
+
+
+def test_value_reports_follow_the_task_neighbourhood():
+    """Cluster runs get their own eq. 5.1 construction (N_1 = {D_H = 1} ∩ N), the angles report all m angles
+    and can be taken against the run's own initial W_V."""
+    from engine.lca.constructed import constructed_value_matrix
+
+    m = 4
+    W_E = torch.randn(8, 16, generator=gen(0), dtype=torch.float64)
+    W_c = constructed_value_matrix(W_E, m, "cluster:1")
+    rep = value_angles_report(W_c, W_E, m, gen(1), neighborhood="cluster:1", W_V_init=torch.eye(8), all_angles=True)
+    assert rep["constructed"] == pytest.approx(0.0, abs=1e-5)
+    assert len(rep["all"]["constructed"]) == m and rep["all"]["constructed"] == sorted(rep["all"]["constructed"])
+    assert rep["gaussian"] == pytest.approx(principal_angles(W_c, torch.eye(8), m)[0])
+    assert "all" not in value_angles_report(W_c, W_E, m, gen(1))
+    full = value_angles_report(W_c, W_E, m, gen(1), all_angles=True)   # the Hamming-1 construction differs
+    assert max(full["all"]["constructed"]) > 5.0

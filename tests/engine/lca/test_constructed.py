@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from engine.lca.constructed import (constructed_value_matrix, orthonormal_embedding, random_pairs_adjacency,
-                                    theorem1_model)
+from engine.lca.constructed import (constructed_value_matrix, n1_adjacency, orthonormal_embedding,
+                                    random_constructed_value_matrix, random_pairs_adjacency, theorem1_model)
 from engine.lca.latent import LatentSpace
 from engine.lca.task import LCATask, TaskConfig
 
@@ -48,3 +48,31 @@ def test_lemma2_constructed_is_perfect_identity_is_not():
     assert acc_c == 1.0
     assert acc_i < acc_c and acc_i < 0.1  # y never appears in the context with ω = 1
     assert np.isfinite(acc_i)
+
+
+def test_constructed_value_matrix_uses_n1_within_the_neighbourhood():
+    """Eq. 5.1 sums over N_1(t) = {t' : D_H(t, t') = 1} ∩ N(t): for cluster:k only flips of bits k+1..m."""
+    m = 4
+    D = LatentSpace(m).hamming()
+    top = np.arange(16) >> (m - 1)
+    for nb, keep in (("all", D == 1), ("hamming1", D == 1),
+                     ("cluster:1", (D == 1) & (top[:, None] == top[None, :]))):
+        A = n1_adjacency(m, nb)
+        np.testing.assert_array_equal(A, keep.astype(float))
+    assert n1_adjacency(m, "cluster:1").sum() == 16 * (m - 1) and n1_adjacency(m, "all").sum() == 16 * m
+    W_E = torch.randn(6, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    direct = sum(torch.outer(W_E[:, t], sum(W_E[:, u] for u in range(16) if D[t, u] == 1 and top[t] == top[u]))
+                 for t in range(16))
+    assert torch.allclose(constructed_value_matrix(W_E, m, "cluster:1"), direct)
+    assert not torch.allclose(constructed_value_matrix(W_E, m, "all"), direct)
+    # the random baseline keeps the construction's number of pairs
+    R = random_constructed_value_matrix(torch.eye(16, dtype=torch.float64), m, torch.Generator().manual_seed(0),
+                                        "cluster:2")
+    assert R.sum().item() == 16 * (m - 2) and R.diagonal().sum().item() == 0
+
+
+def test_cluster_constructed_model_reaches_perfect_accuracy():
+    """The cluster construction solves the cluster task at ω = 1 (the Hamming-1 one is a different model)."""
+    cfg = TaskConfig(m=5, L=128, omega=1.0, beta=1.0, neighborhood="cluster:1")
+    acc = _accuracy(theorem1_model(5, neighborhood="cluster:1"), cfg, n=2000)
+    assert acc > 0.97

@@ -1,0 +1,39 @@
+"""EXPERIMENTS.md is rendered from results/, and the committed pair cannot drift."""
+
+import json
+from pathlib import Path
+
+from engine.experiments.render import render_markdown
+from engine.experiments.results import ExperimentResult, Judgement, load_results, save_result
+from engine.experiments.stats import mean_ci
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _result(name="lemma5", verdict="holds", level="quick"):
+    j = Judgement(verdict, ("a reason with 0.123",), (mean_ci("gap", [0.1, 0.2, 0.3]),))
+    return ExperimentResult.judged(name, "T", "the claim", j, "the rule", {"level": level},
+                                   [{"m": 3, "x": 0.5, "x_runs": [0.4, 0.6]}], {}, 12.5, figure="Lemma 5").to_dict()
+
+
+def test_save_load_and_render_from_files(tmp_path):
+    p = save_result(tmp_path, _result(), {"command": "lca-tui experiment lemma5 --quick", "jobs": 2,
+                                          "loadavg": [1.0, 2.0, 3.0], "machine": "test box"})
+    assert p == tmp_path / "quick" / "lemma5.json"
+    assert load_results(tmp_path, "quick")["lemma5"]["run"]["jobs"] == 2
+    save_result(tmp_path, _result("theorem1", "does not hold", "paper"))
+    text = render_markdown(tmp_path)
+    assert "| `lemma5` | Lemma 5 |" in text and "**holds**" in text and "**does not hold**" in text
+    assert "lca-tui experiment lemma5 --quick" in text and "test box" in text
+    assert "a reason with 0.123" in text and "gap = 0.2 (95% CI" in text
+    assert "x_runs" not in text                                   # per-seed lists stay in the JSON
+    assert "quick grid**: holds: lemma5" in text and "paper grid**: does not hold: theorem1" in text
+    assert render_markdown(tmp_path) == text                      # deterministic
+
+
+def test_committed_experiments_md_is_the_rendering_of_committed_results():
+    results = ROOT / "results"
+    assert results.is_dir(), "results/ is committed with the quick (and paper) grid results"
+    for f in results.glob("*/*.json"):
+        json.loads(f.read_text())
+    assert (ROOT / "EXPERIMENTS.md").read_text(encoding="utf-8") == render_markdown(results)
