@@ -52,6 +52,19 @@ def dumps(obj, indent: int | None = None) -> str:
     return json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
+_UMASK = os.umask(0o022)  # read once, at import (setting it is process-wide, so not per write)
+os.umask(_UMASK)
+
+
+def _file_mode(path: Path) -> int:
+    """The replaced file's permissions, else what ``open()`` would give (0o666 less the umask);
+    ``mkstemp`` alone would leave 0o600."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     try:
@@ -64,6 +77,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+            os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException as exc:
         try:

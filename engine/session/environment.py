@@ -13,7 +13,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("lca-tui", "torch", "transformers", "textual", "numpy", "safetensors", "rich")
+PACKAGES = ("lca-tui", "torch", "transformers", "textual", "numpy", "safetensors", "rich", "matplotlib", "psutil")
 
 
 def package_version(name: str) -> str | None:

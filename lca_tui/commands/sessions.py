@@ -16,7 +16,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.session.report import fmt_time
+    from engine.session.report.values import fmt_time
     from engine.session.store import default_sessions_root, last_session, list_sessions
 
     root = default_sessions_root()

@@ -58,3 +58,15 @@ def test_files_are_strict_json(tmp_path):
     assert json.loads(text) == {"v": None, "name": "Köln", "t": [1]} and "NaN" not in text and "Köln" in text
     assert dumps({"x": np.float64(1.0)}) == '{"x": 1.0}'
     assert not list((tmp_path / "a").glob("*.tmp"))
+
+
+def test_new_files_get_the_usual_permissions_and_replaced_files_keep_theirs(tmp_path):
+    import stat
+
+    from engine import atomic
+
+    p = atomic_write_json(tmp_path / "n.json", {})
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~atomic._UMASK  # like open(), not mkstemp's 0o600
+    p.chmod(0o640)
+    atomic_write_json(p, {"a": 1})
+    assert stat.S_IMODE(p.stat().st_mode) == 0o640

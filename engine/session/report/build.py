@@ -214,7 +214,7 @@ def _hijack_section(session) -> Section:
                 LineChart("Efficacy score against the number of prepended sentences", series,
                           "n (prepended sentences)", "ES / accuracy", y_range=(0.0, 1.0))]
     for scheme, models in by_scheme.items():
-        if len(models) > 1:
+        if 1 < len(models) < len(series):  # else the overview chart above is this chart
             overview.append(es_by_model_chart(models, f"Efficacy score against n — {scheme}, one curve per model"))
     if flips:
         overview += [flip_histogram(flips), _flip_summary(flips)]

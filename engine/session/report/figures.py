@@ -27,6 +27,7 @@ RC = {
     "font.size": 9.5,
     "axes.titlesize": 11,
     "axes.grid": True,
+    "axes.axisbelow": True,
     "grid.color": "#e6e6e6",
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -34,7 +35,7 @@ RC = {
     "path.simplify": True,
     "path.simplify_threshold": 0.5,
 }
-WIDTH_IN, HEIGHT_IN = 7.0, 3.4
+WIDTH_IN, HEIGHT_IN = 8.0, 3.6
 #: Colours of dashed reference lines (the Bayes accuracy first).
 HLINE_COLORS = ("#444444", "#b2182b", "#2166ac", "#6a3d9a")
 NEVER = "never"
@@ -99,6 +100,8 @@ def line_chart(series: Mapping[str, tuple[Sequence, Sequence]], title: str, xlab
             ys_all = [y for _, ys in clean.values() for y in ys if _finite(y)] + list(hlines.values())
             pad = 0.02 * (hi - lo)
             ax.set_ylim(min([lo - pad] + ys_all), max([hi + pad] + ys_all))
+        if all(float(x).is_integer() for xs, _ in clean.values() for x in xs):
+            ax.xaxis.get_major_locator().set_params(integer=True)  # n, steps, L: whole numbers
         if not has_data:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="#777777")
         _legend_below(ax, len(clean) + len(hlines))
@@ -180,7 +183,7 @@ def histogram(samples: Mapping[str, Sequence], title: str, xlabel: str = "", yla
             ax.set_xticks(ticks, [NEVER if nevers and t == pos[-1] else
                                   (str(int(round(t))) if labels else f"{t:.3g}") for t in ticks])
         ax.yaxis.get_major_locator().set_params(integer=True)
-        _legend_below(ax, len(data) if len(data) > 1 else 0)
+        _legend_below(ax, len(data))
         return _svg(fig, id_prefix)
 
 

@@ -187,6 +187,24 @@ def test_write_html_and_md(session, tmp_path):
     assert auto.parent == tmp_path / "nested" and auto.name.endswith("-report.html")
 
 
+def test_same_session_gives_the_same_file(session, tmp_path):
+    """Reproducible exports: the report shows the session's last recorded time (not the export
+    time) and the figures have fixed ids, so exporting twice writes identical bytes."""
+    a = write_report(session, "html", tmp_path / "a.html").read_bytes()
+    b = write_report(Session.open(session.path), "html", tmp_path / "b.html").read_bytes()
+    assert a == b
+    md_a = write_report(session, "md", tmp_path / "a.md")
+    md_b = write_report(session, "md", tmp_path / "b.md")
+    assert md_a.read_text() == md_b.read_text().replace("b_files", "a_files")
+    for f in (tmp_path / "a_files").iterdir():
+        assert f.read_bytes() == (tmp_path / "b_files" / f.name).read_bytes()
+
+
+def test_figure_ids_are_unique_in_the_page(html_text):
+    ids = re.findall(r'\sid="([^"]+)"', html_text)
+    assert len(ids) == len(set(ids)) and len(ids) > 50
+
+
 def _listing(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
