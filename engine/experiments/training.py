@@ -11,6 +11,13 @@ improved by more than ``CONVERGE_RTOL`` (relative) for ``patience`` consecutive 
 ``eval_every`` steps); otherwise it runs the spec's ``steps``. Each job reports how it ended
 (``converged``: True when stopped by the plateau rule or when validation accuracy reached
 ``0.98 x`` the Bayes accuracy on the same set).
+
+Shared trained models. When the environment variable ``LCA_TUI_TRAIN_CACHE`` names a folder, every
+trained model's weights are kept there (safetensors, keyed by a hash of its full RunConfig minus the
+device, and the patience); a later job with the same configuration loads them instead of training
+again. The experiments of the paper grid share most of their models (value-matrix, value-swap,
+value-angles, geometry, spectrum, context-mixing), so the whole grid trains each model once. Results
+do not depend on the cache: a job that finds the weights continues exactly as if it had trained them.
 """
 
 from __future__ import annotations
@@ -51,9 +58,64 @@ def make_trainer(spec: Mapping[str, Any]):
     return Trainer(lca_config(spec))
 
 
+def _cache_path(tr, patience: int):
+    import hashlib
+    import json
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("LCA_TUI_TRAIN_CACHE")
+    if not root:
+        return None
+    cfg = tr.cfg.to_dict()
+    cfg.get("train", {}).pop("device", None)
+    key = hashlib.sha256(json.dumps({"cfg": cfg, "patience": patience}, sort_keys=True).encode()).hexdigest()[:32]
+    return Path(root) / f"{key}.safetensors"
+
+
+def _load_cached(tr, path) -> bool:
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    if path is None or not path.is_file():
+        return False
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    with torch.no_grad():
+        for n, p in tr.model.named_parameters():
+            p.copy_(tensors[n].to(p.device, p.dtype))
+    info = json.loads(meta.get("info", "{}"))
+    tr.step = int(info.get("step", tr.cfg.train.steps))
+    tr.plateau = bool(info.get("plateau", False))
+    tr.last_eval = None
+    return True
+
+
+def _store_cached(tr, path) -> None:
+    import json
+    import os
+
+    from safetensors.torch import save_file
+
+    if path is None or tr.status == "diverged" or (tr.status == "stopped" and not tr.plateau):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    save_file({n: p.detach().cpu().contiguous() for n, p in tr.model.named_parameters()}, str(tmp),
+              metadata={"info": json.dumps({"step": tr.step, "plateau": bool(tr.plateau)})})
+    os.replace(tmp, path)
+
+
 def run_trainer(tr, patience: int = 0):
     """Train to the end (or to the validation-loss plateau when ``patience`` > 0, see the module
-    docstring); stops between steps when the in-process cancel event is set."""
+    docstring); stops between steps when the in-process cancel event is set. With
+    ``LCA_TUI_TRAIN_CACHE`` set, an identical earlier run's weights are loaded instead."""
+    path = _cache_path(tr, patience)
+    if _load_cached(tr, path):
+        return tr
     cancel = current_cancel()
     state = {"best": float("inf"), "stale": 0}
 
@@ -72,6 +134,7 @@ def run_trainer(tr, patience: int = 0):
 
     tr.plateau = False
     tr.run(on_event)
+    _store_cached(tr, path)
     return tr
 
 
