@@ -1,11 +1,16 @@
-"""App benchmarks (issues 4 and 5), headless (Textual's test driver), measured side by side in one run.
+"""App benchmarks (issues 4, 5 and 13), measured side by side in one run.
 
-1. Time to first frame: a fresh process, from interpreter start to the first refresh.
-2. Keystroke-to-bars latency with the embedded model vs the engine's own probe time for the same edit.
-3. UI key latency while an ES evaluation runs, and while a training run trains.
+1. Keystroke -> redrawn top-k bars (issue 13), the app as a real terminal program in a
+   pseudo-terminal with the embedded model: (a) typing at the end of an ~80-token prompt and
+   (b) editing its first word, each beside the engine's own probe for the same edit and beside one
+   cached single-token forward (a) / one full forward (b) of the model; with the time per stage
+   (key -> probe request -> model thread -> panel -> bars rebuilt -> frame flushed to the terminal).
+   Written to bench/results/app_latency.json.
+2. Time to first frame: a fresh process, from interpreter start to the first refresh (headless).
+3. UI key latency while an ES evaluation runs, and while a training run trains (headless).
 4. Training throughput inside the app vs the headless trainer on the same config.
 
-Usage: python bench/bench_app.py [--keys N]
+Usage: python bench/bench_app.py [--only latency|rest] [--keys N] [--threads T] [--model M]
 """
 
 from __future__ import annotations
@@ -101,25 +106,6 @@ async def app_bench(n_keys: int) -> dict:
         await pilot.press("escape")
         idle = await key_latencies(pilot, ["v"], 20)
         out["ui_key_latency_idle_s"] = {"p50": statistics.median(idle), "p95": pct(idle, 0.95)}
-        app.query_one("#hijack-views").active = "surprise"
-        app.query_one("#prompt").focus()
-        hp = app.query_one("#hijack")
-        editor = app.query_one("#prompt")
-        editor.text = "The Eiffel Tower is not in Chicago. " * 7 + "The Eiffel Tower is in"  # ~80 tokens
-        await wait_for(pilot, lambda: hp.last_request and hp.shown_seq == hp.last_request.seq)
-        await pilot.pause(0.5)
-        lat, probe = [], []
-        for i in range(n_keys):
-            t0 = time.perf_counter()
-            await pilot.press("abcdefghij"[i % 10])
-            seq = hp.last_request.seq
-            await wait_for(pilot, lambda: hp.shown_seq >= seq)
-            lat.append(time.perf_counter() - t0)
-            probe.append(hp.last_seconds)
-            await pilot.pause(0.3)  # isolated edits: the leading edge of the debounce applies
-        out["keystroke_to_bars_s"] = {"p50": statistics.median(lat), "p95": pct(lat, 0.95),
-                                      "engine_probe_p50": statistics.median(probe),
-                                      "ratio_p50": statistics.median(lat) / statistics.median(probe)}
         # UI key latency while an ES evaluation runs on the model thread
         await pilot.press("escape", "e")
         await pilot.pause(0.5)
@@ -159,17 +145,408 @@ async def app_bench(n_keys: int) -> dict:
     return out
 
 
+# ------------------------------------------------------------------ keystroke -> redrawn bars (issue 13)
+# The app runs as a real terminal program in a pseudo-terminal (120 x 40, Textual's Linux driver,
+# the embedded model); this process types into the terminal like a user. Timestamps are
+# CLOCK_MONOTONIC in both processes. The app process is instrumented, not changed: it logs when
+# each probe ran on the model thread, when its answer reached the panel, when the top-k bars were
+# rebuilt, and when the frame that carries them was written to the terminal (flushed by Textual's
+# writer thread). Keystroke -> bars = that flush minus the moment the key bytes were written.
+
+PROMPT = "The Eiffel Tower is not in Chicago. " * 7 + "The Eiffel Tower is in"  # ~80 tokens
+TYPE_AT_END = " Paris, the capital of France and"   # (a) each key extends the last token(s)
+TYPE_AT_START = "Indeed, so "                        # (b) each key edits the first word
+KEYS = {"pageup": "\x1b[5~", "pagedown": "\x1b[6~", "home": "\x1b[H", "end": "\x1b[F"}
+
+
+def child_main(log_path: str) -> None:
+    """The app, instrumented, in the pseudo-terminal this process was started in."""
+    import json
+
+    from textual.drivers import _writer_thread
+
+    from engine.hijack import probe as probe_mod
+    from lca_tui.app import LcaApp
+    from lca_tui.panels.hijack import HijackPanel
+    from widgets.prob_bars import ProbabilityBars
+
+    log = open(log_path, "a", buffering=1)
+
+    def emit(ev: str, **kw) -> None:
+        log.write(json.dumps({"ev": ev, "t": time.monotonic(), **kw}) + "\n")
+
+    state = {"answer": None, "built": False}
+
+    class Mark(str):
+        """An empty write queued after a frame: its turn in the writer thread = the frame is out."""
+
+    class StampingFile:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, text):
+            self._f.write(text)
+            if isinstance(text, Mark):
+                self._f.flush()
+                emit("frame", **text.info)
+
+        def flush(self):
+            self._f.flush()
+
+        def fileno(self):
+            return self._f.fileno()
+
+    orig_writer_init = _writer_thread.WriterThread.__init__
+    _writer_thread.WriterThread.__init__ = lambda self, f: orig_writer_init(self, StampingFile(f))
+
+    orig_probe = probe_mod.Prober.probe
+
+    def timed_probe(self, prompt, *a, **kw):
+        import torch
+
+        t0 = time.monotonic()
+        res = orig_probe(self, prompt, *a, **kw)
+        emit("probe", t0=t0, prompt=prompt, threads=torch.get_num_threads())
+        return res
+
+    probe_mod.Prober.probe = timed_probe
+
+    orig_request = HijackPanel.request_probe
+
+    def request_probe(self):
+        emit("request", prompt=self.prompt_text())
+        return orig_request(self)
+
+    HijackPanel.request_probe = request_probe
+
+    orig_answer = HijackPanel.on_probe_answered
+
+    def on_probe_answered(self, msg):
+        t = time.monotonic()
+        orig_answer(self, msg)
+        if self.shown_seq == msg.request.seq and not msg.error:
+            r = msg.request
+            state["answer"] = {"seq": r.seq, "prompt": r.prompt, "targets": list(r.targets), "top_k": r.top_k,
+                               "surprise": r.surprise, "logit_lens": r.logit_lens, "attention": r.attention,
+                               "engine_s": msg.seconds, "t_answer": t, "t_drawn": time.monotonic(),
+                               "reused": msg.result.reused_prefix, "n_tokens": len(msg.result.token_ids)}
+            state["built"] = False
+
+    HijackPanel.on_probe_answered = on_probe_answered
+
+    orig_build = ProbabilityBars._build
+
+    def build(self, width):
+        out = orig_build(self, width)
+        if self.id == "topk-bars" and state["answer"] is not None and not state["built"]:
+            state["built"] = True
+            state["answer"]["t_built"] = time.monotonic()
+        return out
+
+    ProbabilityBars._build = build
+
+    class BenchApp(LcaApp):
+        def _display(self, screen, renderable):
+            super()._display(screen, renderable)
+            if state["built"] and state["answer"] is not None and self._driver is not None:
+                mark = Mark("")
+                mark.info = state["answer"]
+                state["answer"], state["built"] = None, False
+                self._driver.write(mark)
+
+        def on_mount(self):
+            self.set_timer(0.2, self._bench_setup)
+
+        def _bench_setup(self):
+            if self.model_info is None:
+                if self.model_error:
+                    emit("error", error=self.model_error)
+                    self.exit()
+                    return
+                self.set_timer(0.2, self._bench_setup)
+                return
+            hp = self.main("#hijack")
+            editor = self.main("#prompt")
+            if editor.text != PROMPT:
+                editor.text = PROMPT
+                editor.focus()
+                self.set_timer(0.5, self._bench_setup)
+                return
+            if hp.last_request is None or hp.shown_seq != hp.last_request.seq:
+                self.set_timer(0.2, self._bench_setup)
+                return
+            editor.move_cursor(editor.document.end)
+            emit("ready", prompt=editor.text, view=hp.view)
+
+    BenchApp(model=os.environ.get("LCA_BENCH_MODEL") or None).run()
+
+
+def _percentile(values, q):
+    return pct(values, q) if values else None
+
+
+class PtyApp:
+    """The instrumented app in a pseudo-terminal; ``type`` writes keys, ``events`` reads its log."""
+
+    def __init__(self, cols=120, rows=40, threads: int | None = None):
+        import pty
+        import threading
+
+        self.log_path = tempfile.mktemp(prefix="lca-bench-latency-", suffix=".jsonl")
+        open(self.log_path, "w").close()
+        env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
+        if threads:
+            env["LCA_TUI_THREADS"] = str(threads)
+        pid, fd = pty.fork()
+        if pid == 0:  # the app process
+            import fcntl
+            import struct
+            import termios
+
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), "--child", self.log_path], env)
+        self.pid, self.fd, self._pos, self._buf = pid, fd, 0, []
+        self.output_bytes = 0
+
+        def drain():  # a terminal reads everything the app writes
+            while True:
+                try:
+                    data = os.read(fd, 1 << 16)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.output_bytes += len(data)
+
+        threading.Thread(target=drain, daemon=True).start()
+
+    def events(self):
+        import json
+
+        with open(self.log_path) as f:
+            f.seek(self._pos)
+            for line in f:
+                if line.endswith("\n"):
+                    self._buf.append(json.loads(line))
+            self._pos = f.tell()
+        return self._buf
+
+    def wait(self, pred, timeout=600.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for ev in self.events():
+                if ev["ev"] == "error":
+                    raise RuntimeError(f"the app failed: {ev['error']}")
+                if pred(ev):
+                    return ev
+            time.sleep(0.002)
+        raise TimeoutError("the app did not answer in time (see its log: %s)" % self.log_path)
+
+    def type(self, text: str) -> float:
+        t0 = time.monotonic()
+        os.write(self.fd, text.encode())
+        return t0
+
+    def close(self):
+        import signal
+
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(50):
+            if os.waitpid(self.pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        os.unlink(self.log_path)
+
+
+def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float) -> list[dict]:
+    """Type ``chars`` one key at a time at the cursor (between ``before`` and ``after``); one row
+    per key: its latency stages and the probe request the app made for it."""
+    rows = []
+    for ch in chars:
+        prev = before + after
+        before += ch
+        want = before + after
+        t_key = app.type(ch)
+        frame = app.wait(lambda ev: ev["ev"] == "frame" and ev["prompt"] == want and ev["t"] > t_key)
+        probe = [ev for ev in app.events() if ev["ev"] == "probe" and ev["prompt"] == want and ev["t0"] > t_key]
+        req = [ev for ev in app.events() if ev["ev"] == "request" and ev["prompt"] == want and ev["t"] > t_key]
+        rows.append({"key": ch, "prev_prompt": prev, "prompt": want, "n_tokens": frame["n_tokens"],
+                     "reused_prefix": frame["reused"], "targets": frame["targets"], "top_k": frame["top_k"],
+                     "surprise": frame["surprise"], "logit_lens": frame["logit_lens"],
+                     "attention": frame["attention"], "threads": probe[-1]["threads"] if probe else None,
+                     "key_to_bars_s": frame["t"] - t_key,
+                     "key_to_request_s": req[0]["t"] - t_key if req else None,
+                     "request_to_probe_start_s": probe[-1]["t0"] - req[0]["t"] if probe and req else None,
+                     "engine_probe_in_app_s": frame["engine_s"],
+                     "probe_end_to_panel_s": frame["t_answer"] - probe[-1]["t"] if probe else None,
+                     "panel_draw_s": frame["t_drawn"] - frame["t_answer"],
+                     "drawn_to_bars_built_s": frame["t_built"] - frame["t_drawn"],
+                     "bars_built_to_frame_out_s": frame["t"] - frame["t_built"],
+                     "probes_for_this_key": len(probe)})
+        time.sleep(pause)  # isolated edits: the model thread is idle again (leading-edge debounce)
+    return rows
+
+
+def engine_references(rows_by_case: dict, threads: int, repeats: int, model: str | None = None) -> dict:
+    """The engine alone on the same edits (a Prober primed with the previous prompt, then the edit),
+    one cached single-token forward and one full forward of the ~80-token prompt."""
+    import torch
+    from transformers import DynamicCache
+
+    from engine.hijack.lm import load_lm
+    from engine.hijack.probe import Prober
+
+    torch.set_num_threads(threads)
+    lm = load_lm(model, device="cpu")
+    prober = Prober(lm)
+    out = {"threads": torch.get_num_threads()}
+    for case, rows in rows_by_case.items():
+        times = []
+        for r in rows:
+            kw = dict(top_k=r["top_k"], surprise=r["surprise"], logit_lens=r["logit_lens"], attention=r["attention"])
+            best = []
+            for _ in range(repeats):
+                prober.reset()
+                prober.probe(r["prev_prompt"], r["targets"], **kw)
+                t0 = time.perf_counter()
+                prober.probe(r["prompt"], r["targets"], **kw)
+                best.append(time.perf_counter() - t0)
+            r["engine_probe_alone_s"] = statistics.median(best)
+            times.append(r["engine_probe_alone_s"])
+        out[f"{case}_engine_probe_alone_s"] = times
+    ids = torch.tensor([lm.encode(PROMPT)])
+    with torch.inference_mode():
+        past = lm.model(ids[:, :-1], use_cache=True).past_key_values
+        kv = [(layer.keys, layer.values) for layer in past.layers]
+
+    def single():
+        with torch.inference_mode():
+            lm.model(ids[:, -1:], past_key_values=DynamicCache(ddp_cache_data=kv), use_cache=True)
+
+    def full():
+        with torch.inference_mode():
+            lm.model(ids, use_cache=True)
+
+    singles, fulls = [], []
+    for _ in range(max(repeats, 9)):  # interleaved, so load changes hit both alike
+        t0 = time.perf_counter()
+        single()
+        singles.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        full()
+        fulls.append(time.perf_counter() - t0)
+    out["prompt_tokens"] = ids.shape[1]
+    out["cached_single_token_forward_s"] = statistics.median(singles)
+    out["full_forward_s"] = statistics.median(fulls)
+    return out
+
+
+def latency_bench(n_end: int, n_start: int, threads: int, repeats: int, pause: float,
+                  model: str | None = None) -> dict:
+    """Keystroke -> redrawn bars for (a) typing at the end and (b) editing the first word."""
+    load_before = os.getloadavg()
+    if model:
+        os.environ["LCA_BENCH_MODEL"] = model
+    app = PtyApp(threads=threads)
+    try:
+        ready = app.wait(lambda ev: ev["ev"] == "ready", timeout=600)
+        time.sleep(1.0)
+        assert ready["prompt"] == PROMPT
+        rows_end = _edit_rows(app, (TYPE_AT_END * 4)[:n_end], PROMPT, "", pause)
+        prompt = rows_end[-1]["prompt"] if rows_end else PROMPT
+        app.type(KEYS["pageup"] * 4 + KEYS["home"])  # to the very start of the prompt
+        time.sleep(pause)
+        rows_start = _edit_rows(app, (TYPE_AT_START * 4)[:n_start], "", prompt, pause)
+    finally:
+        app.close()
+    load_app = os.getloadavg()
+    refs = engine_references({"end": rows_end, "start": rows_start}, threads, repeats, model)
+    load_after = os.getloadavg()
+
+    def summary(rows, ref_key, ref_s, goal):
+        lat = [r["key_to_bars_s"] for r in rows]
+        eng_app = [r["engine_probe_in_app_s"] for r in rows]
+        eng = [r["engine_probe_alone_s"] for r in rows]
+        stages = ["key_to_request_s", "request_to_probe_start_s", "engine_probe_in_app_s", "probe_end_to_panel_s",
+                  "panel_draw_s", "drawn_to_bars_built_s", "bars_built_to_frame_out_s"]
+        p50 = statistics.median(lat)
+        return {"keys": len(rows), "prompt_tokens_p50": statistics.median(r["n_tokens"] for r in rows),
+                "reused_prefix_p50": statistics.median(r["reused_prefix"] for r in rows),
+                "key_to_bars_p50_s": p50, "key_to_bars_p95_s": _percentile(lat, 0.95),
+                "engine_probe_in_app_p50_s": statistics.median(eng_app),
+                "engine_probe_alone_p50_s": statistics.median(eng),
+                "reference": ref_key, "reference_s": ref_s,
+                "ratio_to_reference_p50": p50 / ref_s, "goal_ratio": goal, "goal_met": p50 / ref_s <= goal,
+                "ratio_app_to_engine_alone_p50": p50 / statistics.median(eng),
+                "stages_p50_s": {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in stages}}
+
+    return {
+        "what": "keystroke -> redrawn top-k bars, app in a pseudo-terminal (120x40), embedded model, CPU",
+        "model": model or "smollm2-135m (embedded)", "prompt": PROMPT, "view": ready["view"], "threads": threads, "pause_between_keys_s": pause,
+        "load_average": {"before": load_before, "after_app": load_app, "after_engine": load_after},
+        "references": refs,
+        "a_type_at_end": summary(rows_end, "cached_single_token_forward", refs["cached_single_token_forward_s"], 1.3),
+        "b_edit_first_word": summary(rows_start, "full_forward", refs["full_forward_s"], 1.2),
+        "rows": {"a_type_at_end": rows_end, "b_edit_first_word": rows_start},
+    }
+
+
+def print_latency(res: dict) -> None:
+    ref = res["references"]
+    print(f"references ({ref['prompt_tokens']}-token prompt, {ref['threads']} threads): cached single-token "
+          f"forward {1000 * ref['cached_single_token_forward_s']:.1f} ms, full forward "
+          f"{1000 * ref['full_forward_s']:.1f} ms")
+    for name in ("a_type_at_end", "b_edit_first_word"):
+        s = res[name]
+        print(f"{name}: key -> bars p50 {1000 * s['key_to_bars_p50_s']:.1f} ms (p95 "
+              f"{1000 * s['key_to_bars_p95_s']:.1f}); engine probe in app {1000 * s['engine_probe_in_app_p50_s']:.1f}"
+              f" ms, alone {1000 * s['engine_probe_alone_p50_s']:.1f} ms; {s['ratio_to_reference_p50']:.2f}x "
+              f"the {s['reference']} (goal <= {s['goal_ratio']}x: {'met' if s['goal_met'] else 'MISSED'})")
+        print("   stages p50 (ms): " + ", ".join(f"{k[:-2]} {1000 * v:.1f}" for k, v in s["stages_p50_s"].items()))
+    print(f"load average before / after app / after engine: {res['load_average']}")
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--keys", type=int, default=20)
+    import json
+    from pathlib import Path
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        child_main(sys.argv[2])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=("latency", "rest"), default=None,
+                    help="latency: keystroke -> bars (issue 13) only; rest: the other measurements only")
+    ap.add_argument("--keys", type=int, default=20, help="keys typed for each latency case")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads, app and engine alike")
+    ap.add_argument("--repeats", type=int, default=5, help="engine-alone repeats per edit (median)")
+    ap.add_argument("--pause", type=float, default=0.6, help="seconds between keys (isolated edits)")
+    ap.add_argument("--model", default=None, help="model for the latency part (default: the embedded one)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "app_latency.json"))
     args = ap.parse_args()
+    if args.only != "rest":
+        res = latency_bench(args.keys, args.keys, args.threads, args.repeats, args.pause, args.model)
+        res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                          "date": time.strftime("%Y-%m-%d %H:%M")}
+        print_latency(res)
+        from engine.atomic import atomic_write_json
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out, res)
+        print(f"written {args.out}")
+    if args.only == "latency":
+        return
     ff = first_frame()
     print(f"time to first frame (fresh process, headless): median {statistics.median(ff):.2f} s  "
           f"(runs: {', '.join(f'{v:.2f}' for v in ff)})", flush=True)
     res = asyncio.run(app_bench(args.keys))
-    k = res["keystroke_to_bars_s"]
-    print(f"keystroke -> bars: p50 {1000 * k['p50']:.0f} ms, p95 {1000 * k['p95']:.0f} ms; engine probe p50 "
-          f"{1000 * k['engine_probe_p50']:.0f} ms; ratio p50 {k['ratio_p50']:.2f}x")
     for name in ("ui_key_latency_idle_s", "ui_key_latency_during_eval_s", "ui_key_latency_during_training_s"):
         v = res[name]
         lag = f", UI loop lag p95 {1000 * v['loop_lag_p95']:.0f} ms" if "loop_lag_p95" in v else ""
