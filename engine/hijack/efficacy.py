@@ -4,7 +4,9 @@ ES = fraction of records with P(target_false | prompt_n) > P(target_true | promp
 (App. C) report accuracy, the fraction with P(true) > P(false), in the same ``es`` field; ``metric``
 says which. Scoring rules: ``whole`` (probability of the whole target, product over its tokens; default),
 ``first`` (first-token probability), ``nll`` (ROME's rule: mean per-token NLL of false < of true).
-Targets are scored with a leading space (``" Paris"``) after the space-less CounterFact prompt.
+Targets are scored with a leading space (``" Paris"``) after the space-less CounterFact prompt, by the
+exact ids that follow the prompt in ids(prompt + " Paris") (``engine.hijack.probe.continuation_ids``;
+records where that is impossible fall back to the target's own ids and are counted in ``notes``).
 
 Speed: the prompts of one record nest (prompt_n = prefix_n + text, prefix_n a prefix of prefix_N),
 so the keys/values of the longest prompt are computed once and every n reuses the longest *token*
@@ -13,6 +15,10 @@ prompts exactly; no sharing simply means a full forward). Each (record, n) then 
 remaining tokens plus the target continuation, many rows per forward (``batch_size`` rows),
 left-padded so that only the last columns need the unembedding; records and rows of similar length
 are batched together to waste little on padding.
+
+Sliding-window models (Gemma-2/3): a shared prefix is reused only while the whole row (cache slots
+included) fits inside the window, where it is exact; longer rows run in full. Attention kernels that
+cannot take a mask with holes (flash-attention) get no prefix sharing at all, with a note.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 from engine.errors import UserError
-from engine.hijack.probe import common_prefix, extend, fit_window
+from engine.hijack.probe import common_prefix, continuation_ids, extend, fit_window
 
 SCORINGS = ("whole", "first", "nll")
 _WINDOW_BATCHES = 8  # records are planned (tokenised) and length-sorted this many batches at a time
@@ -52,6 +58,7 @@ class RecordScore:
     nll_false: float
     success: bool  # counts towards the metric (hijacked, or correct for reverse schemes)
     record_index: int = 0  # position of the record in the input list
+    exact: bool = True  # both targets scored by the ids that follow the prompt (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -66,13 +73,14 @@ class EfficacyResult:
     records: tuple[RecordScore, ...] = field(repr=False)
     cancelled: bool = False
     template: str | None = None
+    notes: tuple[str, ...] = ()  # what the user should know (fallback tokenisation, sharing off)
 
     def point(self, n: int) -> CurvePoint:
         return next(p for p in self.curve if p.n == n)
 
     def to_dict(self, per_record: bool = False) -> dict:
         out = {"model": self.model, "scheme": self.scheme, "metric": self.metric, "scoring": self.scoring,
-               "records": self.n_records, "curve": [asdict(p) for p in self.curve]}
+               "records": self.n_records, "curve": [asdict(p) for p in self.curve], "notes": list(self.notes)}
         if per_record:
             out["per_record"] = [asdict(r) for r in self.records]
         return out
@@ -90,6 +98,12 @@ class _Item:
     shared: int
     true_ids: list[int]
     false_ids: list[int]
+    exact: bool = True
+
+    @property
+    def width(self) -> int:
+        """Tokens of the longest row this item runs: the prompt plus a target continuation."""
+        return len(self.ids) + max(len(self.true_ids), len(self.false_ids)) - 1
 
 
 def target_text(prompt: str, target: str) -> str:
@@ -101,21 +115,24 @@ def _plan(lm, records, scheme, max_prepends, template, share: bool, offset: int 
     """Token plans of each record's prompts n = 0..N (``record_index`` counts from ``offset``)."""
     from engine.hijack.schemes import build_prompt
 
+    limit = lm.kv_limit if share else None
     plans = []
     for ri, rec in enumerate(records, start=offset):
         items = []
         for n in range(max_prepends + 1):
             prompt = build_prompt(rec, scheme, n, template)
-            t_true = lm.encode(target_text(prompt, rec.target_true), special=False)
-            t_false = lm.encode(target_text(prompt, rec.target_false), special=False)
-            if not t_true or not t_false:
+            full = lm.encode(prompt)
+            if not rec.target_true or not rec.target_false:
                 raise UserError(f"record {rec.case_id} has an empty target")
-            ids, _ = fit_window(lm, lm.encode(prompt), reserve=max(len(t_true), len(t_false)) - 1)
-            items.append(_Item(ri, rec.case_id, n, prompt, ids, 0, t_true, t_false))
+            t_true, ok_true = continuation_ids(lm, prompt, full, target_text(prompt, rec.target_true))
+            t_false, ok_false = continuation_ids(lm, prompt, full, target_text(prompt, rec.target_false))
+            ids, _ = fit_window(lm, full, reserve=max(len(t_true), len(t_false)) - 1)
+            items.append(_Item(ri, rec.case_id, n, prompt, ids, 0, t_true, t_false, ok_true and ok_false))
         if share:
             root = items[-1].ids
             for it in items:
-                it.shared = min(common_prefix(it.ids, root), len(it.ids) - 1)
+                fits = limit is None or it.width <= limit  # inside a sliding window the cache is exact
+                it.shared = min(common_prefix(it.ids, root), len(it.ids) - 1) if fits else 0
         plans.append(items)
     return plans
 
@@ -133,7 +150,7 @@ def _score(item: _Item, lp_true: Sequence[float], lp_false: Sequence[float], sco
     else:
         false_wins, true_wins = nll_f < nll_t, nll_t < nll_f
     return RecordScore(item.case_id, item.n, item.prompt, p_t, p_f, f_t, f_f, nll_t, nll_f,
-                       bool(true_wins if reverse else false_wins), item.record_index)
+                       bool(true_wins if reverse else false_wins), item.record_index, item.exact)
 
 
 def check_request(records, scheme, max_prepends, scoring="whole", batch_size=8, template=None) -> str:
@@ -153,8 +170,13 @@ def check_request(records, scheme, max_prepends, scoring="whole", batch_size=8, 
     return name
 
 
-def _finish(lm, name, scoring, max_prepends, template, scores, n_done, cancelled) -> EfficacyResult:
+def _finish(lm, name, scoring, max_prepends, template, scores, n_done, cancelled, notes=()) -> EfficacyResult:
     from engine.hijack.schemes import metric_name
+
+    inexact = len({s.record_index for s in scores if not s.exact})
+    if inexact:
+        notes = tuple(notes) + (f"{inexact} record(s): the prompt's tokens are not a prefix of "
+                                "prompt + target; scored by the targets' own tokens",)
 
     curve = []
     for n in range(max_prepends + 1):
@@ -166,7 +188,7 @@ def _finish(lm, name, scoring, max_prepends, template, scores, n_done, cancelled
         curve.append(CurvePoint(n, sum(s.success for s in rows) / k if k else float("nan"),
                                 sum(pt) / k if k else float("nan"), sum(pf) / k if k else float("nan"), k))
     return EfficacyResult(lm.name, name, metric_name(name), scoring, max_prepends, n_done, tuple(curve),
-                          tuple(scores), cancelled, template)
+                          tuple(scores), cancelled, template, tuple(notes))
 
 
 def oom_guard(exc: BaseException, batch_size: int | None) -> None:
@@ -183,12 +205,13 @@ def oom_guard(exc: BaseException, batch_size: int | None) -> None:
 
 def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | None = None,
                    scoring: str = "whole", batch_size: int = 8,
-                   progress: Callable[[int, int], None] | None = None, cancel=None) -> EfficacyResult:
+                   progress: Callable[[int, int], None] | None = None, cancel=None,
+                   index_offset: int = 0) -> EfficacyResult:
     """ES(n) for n = 0..max_prepends over ``records`` (see the module docstring).
 
     ``batch_size`` is the number of sequences per forward pass. ``progress(done, total)`` counts
     (record, n) prompts. When ``cancel.is_set()`` between batches, returns the records finished so far
-    with ``cancelled=True``.
+    with ``cancelled=True``. ``record_index`` of the scores counts from ``index_offset``.
     """
     import torch
 
@@ -196,7 +219,7 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
     from engine.hijack.schemes import is_reverse
 
     reverse = is_reverse(name)
-    share = lm.kv_reuse
+    share, notes = sharing(lm)
     total = len(records) * (max_prepends + 1)
     scores: list[RecordScore] = []
     done_records = 0
@@ -206,7 +229,8 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
         with torch.inference_mode():
             for w_start in range(0, len(records), window):
                 # Records of similar prompt length share a batch: less padding.
-                plans = _plan(lm, records[w_start:w_start + window], name, max_prepends, template, share, w_start)
+                plans = _plan(lm, records[w_start:w_start + window], name, max_prepends, template, share,
+                              index_offset + w_start)
                 plans.sort(key=lambda items: len(items[-1].ids))
                 for start in range(0, len(plans), batch_size):
                     if cancel is not None and cancel.is_set():
@@ -226,7 +250,18 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
         oom_guard(exc, batch_size)
         raise
     scores.sort(key=lambda s: (s.n, s.record_index))
-    return _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled)
+    return _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
+
+
+def sharing(lm) -> tuple[bool, tuple[str, ...]]:
+    """(whether the sweep shares prompt prefixes for this model, notes explaining why not)."""
+    if not lm.kv_reuse:
+        return False, ()
+    if not lm.masks_with_holes:
+        impl = getattr(lm.model.config, "_attn_implementation", None) or lm.attn_implementation
+        return False, (f"prefix sharing is off: the {impl} attention kernel cannot take the sweep's padding "
+                       "mask with holes (load the model with attn_implementation='sdpa' to share prefixes)",)
+    return True, ()
 
 
 def _run_batch(lm, plans, scoring, batch_size, reverse, cancel, report):
@@ -283,6 +318,11 @@ def _run_chunk(lm, chunk, root_kv, slot, scoring, reverse):
         rows.extend(its_rows)
         owners.extend([it] * len(its_rows))
     shared = [it.shared for it in owners]
+    limit = lm.kv_limit
+    if limit is not None and max(shared) + max(len(r) for r in rows) > limit:
+        # Padding would push some row past the sliding window: run these rows in full instead.
+        rows = [it.ids[:sh] + r for it, sh, r in zip(owners, shared, rows)]
+        shared = [0] * len(rows)
     past = None
     if root_kv is not None and max(shared) > 0:
         w = max(shared)
@@ -291,7 +331,7 @@ def _run_chunk(lm, chunk, root_kv, slot, scoring, reverse):
         past = root_kv.select(index, width=w, valid=valid)
     # Left padding lines up the row ends, so only the last columns need logits: a row ending with
     # the target continuation t[:-1] has its last prompt token `len(t) - 1` columns before the end.
-    cont = [len(r) - (len(it.ids) - it.shared) for r, it in zip(rows, owners)]
+    cont = [len(r) - (len(it.ids) - sh) for r, it, sh in zip(rows, owners, shared)]
     keep = max(cont) + 1
     logits, _, _ = extend(lm, past, rows, keep=keep, want_cache=False, left=True)
     logp = torch.log_softmax(logits.float(), dim=-1)
@@ -331,3 +371,62 @@ def naive_efficacy_curve(lm, records, scheme: str, max_prepends: int, template: 
                 scores.append(_score(it, lps[0], lps[1], scoring, reverse))
     scores.sort(key=lambda s: (s.n, s.record_index))
     return _finish(lm, name, scoring, max_prepends, template, scores, len(records), False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flip points: how many prepended sentences it takes to flip each record.
+
+
+@dataclass(frozen=True)
+class FlipPoint:
+    """The smallest n at which a record counts towards the metric (forward schemes: P(false) > P(true)
+    under the scoring rule; reverse schemes: P(true) > P(false)); ``None`` if it never does for
+    n <= max_prepends."""
+
+    record_index: int
+    case_id: int
+    n: int | None
+
+
+@dataclass(frozen=True)
+class FlipSummary:
+    """Distribution of flip points over the records of one model and scheme."""
+
+    records: int
+    flipped: int
+    never: int
+    mean: float | None  # mean / median of n over the records that flip (None when none flips)
+    median: float | None
+    histogram: tuple[int, ...]  # histogram[n] = records whose flip point is n, for n = 0..max_prepends
+    earliest: tuple[int, ...]  # case ids of the records that flip at the smallest n
+    never_ids: tuple[int, ...]  # case ids of the records that never flip
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def flip_points(result: EfficacyResult) -> list[FlipPoint]:
+    """One ``FlipPoint`` per record of ``result``, in record order."""
+    first: dict[int, int | None] = {}
+    case: dict[int, int] = {}
+    for s in sorted(result.records, key=lambda r: (r.record_index, r.n)):
+        case[s.record_index] = s.case_id
+        first.setdefault(s.record_index, None)
+        if s.success and first[s.record_index] is None:
+            first[s.record_index] = s.n
+    return [FlipPoint(i, case[i], first[i]) for i in sorted(first)]
+
+
+def flip_summary(points: Sequence[FlipPoint], max_prepends: int) -> FlipSummary:
+    """Histogram, mean and median of the flip points; the records that flip earliest and never."""
+    import statistics
+
+    ns = [p.n for p in points if p.n is not None]
+    hist = [0] * (max_prepends + 1)
+    for n in ns:
+        hist[n] += 1
+    low = min(ns) if ns else None
+    return FlipSummary(len(points), len(ns), len(points) - len(ns),
+                       statistics.fmean(ns) if ns else None, float(statistics.median(ns)) if ns else None,
+                       tuple(hist), tuple(p.case_id for p in points if ns and p.n == low),
+                       tuple(p.case_id for p in points if p.n is None))

