@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import math
+import threading
+from contextlib import contextmanager
 from typing import Mapping, Sequence
 
 from engine.session.report.document import Heatmap, Histogram, LineChart
@@ -39,6 +41,18 @@ WIDTH_IN, HEIGHT_IN = 8.0, 3.6
 #: Colours of dashed reference lines (the Bayes accuracy first).
 HLINE_COLORS = ("#444444", "#b2182b", "#2166ac", "#6a3d9a")
 NEVER = "never"
+#: matplotlib's settings are process-wide: one figure is drawn at a time (the app writes reports
+#: from a worker thread).
+_DRAWING = threading.Lock()
+
+
+@contextmanager
+def _style(**extra):
+    """The report style, one figure at a time."""
+    import matplotlib
+
+    with _DRAWING, matplotlib.rc_context({**RC, **extra}):
+        yield
 
 
 def _finite(v) -> bool:
@@ -74,8 +88,6 @@ def line_chart(series: Mapping[str, tuple[Sequence, Sequence]], title: str, xlab
     y, e.g. the Bayes accuracy) labelled with their value, legend below. ``markers`` (default:
     when every series has at most 30 points) marks the points. Long series are simplified by
     matplotlib's path simplification (spikes survive)."""
-    import matplotlib
-
     hlines = {str(k): float(v) for k, v in (hlines or {}).items() if _finite(v)}
     clean = {}
     for name, (xs, ys) in series.items():
@@ -83,7 +95,7 @@ def line_chart(series: Mapping[str, tuple[Sequence, Sequence]], title: str, xlab
         clean[str(name)] = ([p[0] for p in pts], [p[1] for p in pts])
     if markers is None:
         markers = all(len(xs) <= 30 for xs, _ in clean.values())
-    with matplotlib.rc_context(RC):
+    with _style():
         fig = _figure()
         ax = fig.add_subplot()
         ax.set_title(title)
@@ -129,7 +141,7 @@ def heatmap(matrix: Sequence[Sequence[float]], title: str, vmin: float | None = 
     vmax = hi if not _finite(vmax) else float(vmax)
     if vmax <= vmin:
         vmax = vmin + 1.0
-    with matplotlib.rc_context({**RC, "axes.grid": False}):
+    with _style(**{"axes.grid": False}):
         cmap = matplotlib.colormaps["RdBu_r" if diverging else "viridis"].with_extremes(bad="#bdbdbd")
         side = min(4.2, 1.4 + 0.12 * max(a.shape))
         aspect = a.shape[1] / a.shape[0]
@@ -146,7 +158,6 @@ def histogram(samples: Mapping[str, Sequence], title: str, xlabel: str = "", yla
     """Counts of values per series (name -> values), bars side by side; a ``None`` value is counted
     in a last ``never`` bar (a record that never flips). Whole-number values get one bar each
     (gaps shown), other values ``bins`` equal bins."""
-    import matplotlib
     import numpy as np
 
     data = {str(k): list(v) for k, v in samples.items()}
@@ -164,7 +175,7 @@ def histogram(samples: Mapping[str, Sequence], title: str, xlabel: str = "", yla
     step = float(edges[1] - edges[0])
     labels = [str(int(c)) for c in centres] if integral else None
     pos = list(centres) + ([float(edges[-1]) + step] if nevers else [])
-    with matplotlib.rc_context(RC):
+    with _style():
         fig = _figure()
         ax = fig.add_subplot()
         ax.set_title(title)
