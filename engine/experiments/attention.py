@@ -19,7 +19,7 @@ from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
-from engine.experiments.training import best_lr, lca_specs, make_trainer, run_trainer, scores
+from engine.experiments.training import PAPER_TRAIN, best_lr, lca_specs, make_trainer, run_trainer, scores
 
 CLAIMS = {
     "attention-cluster": ("With cluster-structured neighbourhoods (clusters by the first k = 1 or 2 latent bits), "
@@ -34,8 +34,8 @@ GRIDS = {
                      eval_size=256, map_samples=128, device="cpu", **_COMMON),
         "quick": Grid("quick", m=6, k=(1, 2), L=64, d=32, seeds=(0, 1), steps=400, lr=(0.01,), batch_size=128,
                       eval_size=2048, map_samples=512, device="auto", **_COMMON),
-        "paper": Grid("paper", m=8, k=(1, 2), L=(64, 128), d=64, seeds=(0, 1, 2), steps=5000, lr=(0.01, 0.001),
-                      batch_size=256, eval_size=8192, map_samples=2048, device="auto", **_COMMON),
+        "paper": Grid("paper", m=8, k=(1, 2), L=(64, 128), d=64, seeds=(0, 1, 2), map_samples=2048,
+                      **{**PAPER_TRAIN, **_COMMON}),
     },
 }
 

@@ -16,7 +16,7 @@ from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
-from engine.experiments.training import accuracy_job, best_lr, lca_specs, scores, train
+from engine.experiments.training import PAPER_TRAIN, accuracy_job, best_lr, lca_specs, scores, train
 
 CLAIMS = {
     "context-mixing": ("Mixing into the context tokens drawn for another output y2 makes the trained transformer "
@@ -35,17 +35,16 @@ GRIDS = {
                      lr=(0.01,), batch_size=64, eval_size=256, device="cpu", **_COMMON),
         "quick": Grid("quick", m=5, L=64, d=32, r=_R, n=2048, seeds=(0, 1), steps=300, lr=(0.01,),
                       batch_size=128, eval_size=2048, device="auto", **_COMMON),
-        "paper": Grid("paper", m=(5, 6, 7, 8), L=(64, 128), d=64, r=_R, n=8192, seeds=(0, 1, 2), steps=5000,
-                      lr=(0.01, 0.001), batch_size=256, eval_size=8192, device="auto", **_COMMON),
+        "paper": Grid("paper", m=(5, 6, 7, 8), L=(64, 128), d=64, r=_R, n=8192, seeds=(0, 1, 2),
+                      **{**PAPER_TRAIN, **_COMMON}),
     },
     "context-length": {
         "tiny": Grid("tiny", m=3, L=(4, 16, 64), d=8, seeds=(0,), steps=80, lr=(0.01,), batch_size=64,
                      eval_size=512, device="cpu", reading="per-L", train_L=16, **_COMMON),
         "quick": Grid("quick", m=5, L=(8, 16, 32, 64, 128), d=32, seeds=(0, 1), steps=300, lr=(0.01,),
                       batch_size=128, eval_size=2048, device="auto", reading="per-L", train_L=64, **_COMMON),
-        "paper": Grid("paper", m=(5, 6, 7, 8), L=(8, 16, 32, 64, 128, 256), d=64, seeds=(0, 1, 2), steps=5000,
-                      lr=(0.01, 0.001), batch_size=256, eval_size=8192, device="auto", reading="per-L",
-                      train_L=64, **_COMMON),
+        "paper": Grid("paper", m=(5, 8), L=(8, 16, 32, 64, 128, 256), d=64, seeds=(0, 1, 2), reading="per-L",
+                      train_L=64, **{**PAPER_TRAIN, **_COMMON}),
     },
 }
 

@@ -16,7 +16,8 @@ from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
-from engine.experiments.training import accuracy_job, best_lr, lca_specs, make_trainer, run_trainer, scores
+from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
+                                         scores)
 
 CLAIMS = {
     "embedding-dim": ("Embedding training is needed when the dimension is below the vocabulary size (d < V); "
@@ -32,14 +33,13 @@ CLAIMS = {
 _COMMON = {"omega": 0.5, "beta": 1.0, "neighborhood": "all", "weight_decay": 0.01}
 _TINY = dict(steps=80, lr=(0.01,), batch_size=64, eval_size=256, device="cpu", **_COMMON)
 _QUICK = dict(lr=(0.01,), batch_size=128, eval_size=2048, device="auto", **_COMMON)
-_PAPER = dict(steps=5000, lr=(0.01, 0.001), batch_size=256, eval_size=8192, device="auto", **_COMMON)
+_PAPER = {**PAPER_TRAIN, **_COMMON}
 
 GRIDS = {
     "embedding-dim": {
         "tiny": Grid("tiny", m=3, L=16, d=(4, 16), seeds=(0,), **_TINY),
         "quick": Grid("quick", m=5, L=64, d=(8, 16, 64, 128), seeds=(0, 1), steps=300, **_QUICK),
-        "paper": Grid("paper", m=(6, 8), L=64, d=(16, 32, 64, 128, 256, 512, 1024), seeds=(0, 1, 2),
-                      **_PAPER),
+        "paper": Grid("paper", m=6, L=64, d=(8, 16, 32, 128, 256), seeds=(0, 1, 2), **_PAPER),
     },
     "embedding-geometry": {
         "tiny": Grid("tiny", m=3, L=16, d=4, seeds=(0,), **_TINY),

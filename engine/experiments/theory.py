@@ -13,6 +13,7 @@ from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
+from engine.experiments.training import PAPER_TRAIN
 
 CLAIMS = {}
 CLAIMS["theorem1"] = ("Theorem 1: with ω = 1 and N(t) = all other tokens, the one-layer transformer with "
@@ -413,8 +414,8 @@ GRIDS["theorem3"] = {
                  beta=1.0, weight_decay=0.01, device="cpu"),
     "quick": Grid("quick", m=5, L=64, d=16, seeds=(0, 1), steps=400, lr=(0.01,), batch_size=128, eval_size=2048,
                   beta=1.0, weight_decay=0.01, device="auto"),
-    "paper": Grid("paper", m=(5, 6, 7, 8), L=(64, 128), d=(32, 64), seeds=(0, 1, 2), steps=5000, lr=(0.01, 0.001),
-                  batch_size=256, eval_size=8192, beta=1.0, weight_decay=0.01, device="auto"),
+    "paper": Grid("paper", m=(5, 8), L=64, d=(32, 64), seeds=(0, 1, 2), beta=1.0,
+                  **{k: v for k, v in PAPER_TRAIN.items()}),
 }
 GRIDS["theorem4"] = {
     "tiny": Grid("tiny", m=(3,), a=1.0, b_per_m=0.5, b0_minus_b=(0.0, 1.0, 16.0), L=(4, 64), n=256, seeds=(0,),

@@ -35,7 +35,13 @@ CONVERGE_RTOL = 1e-3
 #: A run whose validation accuracy reaches this share of the Bayes accuracy counts as converged.
 BAYES_SHARE = 0.98
 
-_EXTRA = ("patience",)
+#: The training recipe of every ``--paper`` grid: the paper's AdamW learning rates {0.01, 0.001} (the
+#: better one per cell, chosen on the validation set), batch 256, a 100-step linear warm-up and a cosine
+#: decay over a step budget that grows with m, the validation set scored every 100 steps; a run stops
+#: early once its validation loss has not improved by 0.1% for 5 evaluations (the convergence criterion).
+PAPER_TRAIN = dict(steps=((5, 1500), (6, 1500), (7, 2000), (8, 2000)), lr=(0.01, 0.001), batch_size=256,
+                   eval_size=4096, eval_every=100, patience=5, schedule="cosine", warmup=100, weight_decay=0.01,
+                   device="auto")
 
 
 def lca_config(spec: Mapping[str, Any]):
@@ -181,8 +187,18 @@ def lca_specs(grid: Grid, axes: Mapping[str, Sequence], fixed: Mapping[str, Any]
     names = list(axes)
     out = []
     for combo in itertools.product(*(as_list(axes[n]) for n in names)):
-        out.append({**base, **dict(zip(names, combo))})
+        spec = {**base, **dict(zip(names, combo))}
+        if isinstance(spec.get("steps"), (list, tuple)):      # ((m, steps), ...): a budget per m
+            spec["steps"] = steps_for(spec["steps"], spec["m"])
+        out.append(spec)
     return out
+
+
+def steps_for(table, m: int) -> int:
+    """The step budget for m from ((m, steps), ...) (the nearest listed m below, else the first)."""
+    pairs = sorted((int(a), int(b)) for a, b in table)
+    below = [st for mm, st in pairs if mm <= m]
+    return below[-1] if below else pairs[0][1]
 
 
 def best_lr(pairs: Sequence[tuple[dict, dict]], key: str = "val_accuracy") -> tuple[float, list[dict]]:

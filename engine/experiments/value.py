@@ -14,7 +14,8 @@ from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
-from engine.experiments.training import accuracy_job, best_lr, lca_specs, make_trainer, run_trainer, scores
+from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
+                                         scores)
 
 CLAIMS = {
     "value-matrix": ("Freezing the value matrix at W_V = I lowers accuracy compared with training W_V, "
@@ -28,19 +29,18 @@ CLAIMS = {
 _COMMON = {"omega": 0.5, "beta": 1.0, "neighborhood": "all", "weight_decay": 0.01}
 _TINY = dict(d=16, steps=60, lr=(0.01,), batch_size=64, eval_size=256, device="cpu", **_COMMON)
 _QUICK = dict(d=32, steps=300, lr=(0.01,), batch_size=128, eval_size=2048, device="auto", **_COMMON)
-_PAPER = dict(d=(32, 64), steps=5000, lr=(0.01, 0.001), batch_size=256, eval_size=8192, device="auto",
-              **_COMMON)
+_PAPER = dict(d=(32, 64), **{**PAPER_TRAIN, **_COMMON})
 
 GRIDS = {
     "value-matrix": {
         "tiny": Grid("tiny", m=(3,), L=(16, 32), seeds=(0, 1), **_TINY),
         "quick": Grid("quick", m=(5, 7), L=(64, 128), seeds=(0, 1), **_QUICK),
-        "paper": Grid("paper", m=(5, 6, 7, 8), L=(64, 128), seeds=(0, 1, 2, 3, 4), **_PAPER),
+        "paper": Grid("paper", m=(5, 6, 7, 8), L=(64, 128), seeds=(0, 1, 2), **_PAPER),
     },
     "value-swap": {
         "tiny": Grid("tiny", m=(3,), L=(16,), seeds=(0, 1), **_TINY),
         "quick": Grid("quick", m=(5, 6), L=(64,), seeds=(0, 1, 2), **_QUICK),
-        "paper": Grid("paper", m=(5, 6, 7, 8), L=(64, 128), seeds=(0, 1, 2, 3, 4), **_PAPER),
+        "paper": Grid("paper", m=(5, 6, 7, 8), L=(64, 128), seeds=(0, 1, 2), **_PAPER),
     },
 }
 GRIDS["value-angles"] = {k: g for k, g in GRIDS["value-swap"].items()}

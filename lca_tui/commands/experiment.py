@@ -116,6 +116,8 @@ def run(args) -> int:
         return _list(args)
     if args.name.strip().lower() == "render":
         return _render(args)
+    if args.name.strip().lower() == "all":
+        return _all(args)
     exp = E.get(args.name)
     if isinstance(args.jobs, bool) or args.jobs < 1:
         raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
@@ -126,12 +128,6 @@ def run(args) -> int:
 
     ctx = distributed.auto_init()
     main = distributed.is_main()
-    if main and args.level == "paper" and not exp.uses_lm:
-        import torch
-
-        if not torch.cuda.is_available():
-            print("lca-tui: note: the paper grid is sized for a GPU (thousands of steps per config); "
-                  "use --quick on a CPU", file=sys.stderr)
     try:
         result = _run_with_progress(exp, grid, args.jobs, main)
         if not main:
@@ -178,6 +174,44 @@ def _run_info(args, name: str) -> dict:
             "loadavg": [round(x, 2) for x in os.getloadavg()],
             "machine": f"{platform.machine()}, {ncpu} CPU cores, {gpu}, torch {torch.__version__}, "
                        f"Python {platform.python_version()}"}
+
+
+def _all(args) -> int:
+    """Every synthetic experiment (not the language-model ones), one after the other, each result saved
+    under --results as soon as it is done; trained models are shared between experiments through
+    LCA_TUI_TRAIN_CACHE (default: the user cache folder)."""
+    import os
+    import time
+    from pathlib import Path
+
+    from engine import experiments as E
+    from engine.errors import UserError
+
+    if not args.results:
+        raise UserError("`experiment all` needs --results DIR (each result is saved there as it finishes)")
+    if "LCA_TUI_TRAIN_CACHE" not in os.environ:
+        import platformdirs
+
+        os.environ["LCA_TUI_TRAIN_CACHE"] = str(Path(platformdirs.user_cache_dir("lca-tui")) / "train-cache")
+    from engine.experiments.results import save_result
+
+    t0 = time.perf_counter()
+    names = [e.name for e in E.EXPERIMENTS.values() if not e.uses_lm]
+    only = _overrides(args.overrides).get("only")
+    if only:  # --set only=a,b,c: these, in this order
+        wanted = only if isinstance(only, list) else [only]
+        names = [E.get(n).name for n in wanted]
+    for name in names:
+        exp = E.get(name)
+        grid = E.build_grid(name, args.level, seeds=args.seeds, device=args.device)
+        result = _run_with_progress(exp, grid, args.jobs, True)
+        data = result.to_dict()
+        info = _run_info(args, name)
+        info["command"] = f"lca-tui experiment {name} --{args.level} --jobs {args.jobs} --results results"
+        where = save_result(args.results, data, info)
+        print(f"{name}: {data['verdict']} ({data['seconds']:.0f} s) -> {where}", flush=True)
+    print(f"all {len(names)} experiments: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    return 0
 
 
 def _render(args) -> int:

@@ -42,7 +42,8 @@ def test_paper_grids_follow_the_paper():
     sp = E.grid("spectrum", "paper")
     assert tuple(sp["m"]) == (7, 8) and tuple(sp["d"]) == (32, 64)
     ed = E.grid("embedding-dim", "paper")
-    assert min(ed["d"]) < 2 ** min(ed["m"]) and max(ed["d"]) > 2 ** max(ed["m"])  # both sides of V
+    ms = E.grids.as_list(ed["m"])
+    assert min(ed["d"]) < 2 ** min(ms) and max(ed["d"]) > 2 ** max(ms)  # both sides of V
     assert tuple(E.grid("attention-cluster", "paper")["k"]) == (1, 2)
     hj = E.grid("hijack-curves", "paper")
     assert "openai-community/gpt2" in hj["models"] and "P190" in hj["relations"]
