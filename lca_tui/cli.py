@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
+import os
 import sys
 
 from lca_tui import __version__
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lca-tui {__version__}")
     parser.add_argument("--session", metavar="DIR", help="session directory to open or record into")
     parser.add_argument("--model", metavar="M", help="language model for the app: alias, HF id or local path")
+    parser.add_argument("--threads", metavar="N", type=_threads, help=(
+        "torch threads (default: the free cores; or set LCA_TUI_THREADS)"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
@@ -41,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(_run=mod.run)
         _share_global_options(parser, p)
     return parser
+
+
+def _threads(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def _share_global_options(parser: argparse.ArgumentParser, sub: argparse.ArgumentParser) -> None:
@@ -66,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None) is not None:  # read by engine.threads.choose, here and in workers
+        os.environ["LCA_TUI_THREADS"] = str(args.threads)
     try:
         if args.command is None:
             from lca_tui.app import run_app

@@ -22,7 +22,11 @@ class LCATask:
     tests (and the Bayes classifier) can use the exact probabilities.
     """
 
-    def __init__(self, cfg: TaskConfig, device: str | torch.device = "cpu"):
+    def __init__(self, cfg: TaskConfig, device: str | torch.device = "cpu", sampler: str = "auto"):
+        """``sampler``: ``auto`` (one shared table of offsets z ⊕ z* where the tables allow it) or
+        ``rows`` (one inverse-CDF row per z*, the previous sampler; same distribution)."""
+        if sampler not in ("auto", "rows"):
+            raise ValueError(f"unknown sampler {sampler!r}: choose auto or rows")
         self.cfg = cfg
         self.space = LatentSpace(cfg.m)
         self.device = torch.device(device)
@@ -35,7 +39,7 @@ class LCATask:
         # Every neighbourhood (all, hamming1, cluster:k) depends on z XOR z* only, so p(z|z*) =
         # ψ(z ⊕ z*) and π(z|z*) = φ(z ⊕ z*): one length-V inverse CDF serves every z*.
         xor = np.bitwise_xor.outer(np.arange(V, dtype=np.int32), np.arange(V, dtype=np.int32))
-        self.xor_invariant = bool(np.allclose(self.p[0][xor], self.p, rtol=1e-12, atol=0)
+        self.xor_invariant = bool(sampler == "auto" and np.allclose(self.p[0][xor], self.p, rtol=1e-12, atol=0)
                                   and np.allclose(self.pi[0][xor], self.pi, rtol=1e-12, atol=0))
         del xor
         if self.xor_invariant:

@@ -97,6 +97,8 @@ class Trainer:
         self._snapshot_lock = threading.Lock()
         self._snapshot_requests: list[Future] = []
         self._in_loop = False
+        #: Optional ``engine.threads.Governor``: re-decides torch's thread count between steps.
+        self.governor = None
 
     # ----------------------------------------------------------------- data
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,6 +160,8 @@ class Trainer:
         rate = None
         while self.step < t.steps:
             self._serve_snapshots()
+            if self.governor is not None:
+                self.governor.tick()
             if self.stop_event.is_set():
                 break
             if self.pause_event.is_set():

@@ -1,6 +1,7 @@
 """``lca-tui train``: train the eq. 4.1 model on the LCA task headless.
 
-Every config field has a flag; ``--json`` prints one JSON object a line (``eval`` events, then
+Every config field has a flag; the tuning flags not given come from the default recipe for the
+given m and L (see ``engine.lca.config.recipe``). ``--json`` prints one JSON object a line (``eval`` events, then
 ``done``); otherwise a rich progress bar shows live loss and accuracy. Ctrl-C stops between steps
 and leaves a valid run directory with a resumable checkpoint (``--resume DIR`` continues it).
 """
@@ -26,6 +27,8 @@ _HELP = {
     "freeze_embedding": "keep the Gaussian W_E untrained",
     "uniform_attention": "fix W_K = W_Q = 0 (uniform attention)",
     "lr": "AdamW learning rate",
+    "schedule": "learning-rate schedule after the warm-up: constant | cosine",
+    "warmup": "linear learning-rate warm-up steps",
     "weight_decay": "AdamW weight decay",
     "beta1": "AdamW β1",
     "beta2": "AdamW β2",
@@ -42,7 +45,7 @@ _HELP = {
 def add_config_flags(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     """One flag per RunConfig field (``--d-a`` for ``d_a``); with ``defaults=False`` unset flags
     stay None so that a resume or experiment can tell them apart."""
-    from engine.lca.config import RunConfig
+    from engine.lca.config import RECIPE_FIELDS, RunConfig
 
     for name, (typ, default) in RunConfig.field_types().items():
         flag = "--" + name.replace("_", "-")
@@ -50,16 +53,20 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: bool = True) -> 
             parser.add_argument(flag, dest=name, action="store_true", default=None,
                                 help=_HELP.get(name))
         else:
-            shown = f" (default: {default})" if defaults else ""
+            shown = ""
+            if defaults:
+                shown = " (default: from the recipe for m and L)" if name in RECIPE_FIELDS else f" (default: {default})"
             parser.add_argument(flag, dest=name, type=typ, default=None, metavar=name.upper(),
                                 help=(_HELP.get(name, "") + shown))
 
 
 def config_from_args(args) -> "RunConfig":
-    from engine.lca.config import RunConfig
+    """The flags given, the default recipe for their m and L (``engine.lca.config.recipe``) for
+    the tuning flags not given (d, d_a, lr, schedule, warmup, steps, batch size)."""
+    from engine.lca.config import RunConfig, recipe_config
 
     given = {k: getattr(args, k) for k in RunConfig.field_types() if getattr(args, k, None) is not None}
-    return RunConfig.from_flat({**RunConfig().flat(), **given})
+    return recipe_config(given)
 
 
 def add_parser(sub):
@@ -81,6 +88,18 @@ def _default_out(cfg, args) -> str:
 
 
 def run(args) -> int:
+    import torch
+
+    from engine.threads import Governor
+
+    before = torch.get_num_threads()
+    try:
+        return _run(args, Governor())  # --threads / LCA_TUI_THREADS, else the free cores
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(args, governor) -> int:
     from engine.lca.runner import TrainingRun
 
     if args.resume:
@@ -90,6 +109,7 @@ def run(args) -> int:
         cfg = config_from_args(args)
         out = args.out or _default_out(cfg, args)
         run_ = TrainingRun.start(cfg, out, checkpoint_every_s=args.checkpoint_every)
+    run_.trainer.governor = governor
 
     interrupted = {"n": 0}
 
@@ -122,6 +142,7 @@ def _run_json(run_) -> dict:
     out = {"event": "done", "status": done.get("status"), "accuracy": done.get("accuracy"),
            "bayes_accuracy": done.get("bayes_accuracy"), "loss": done.get("loss"),
            "step": done.get("step"), "seconds": round(time.perf_counter() - t0, 3),
+           "threads": run_.trainer.governor.threads if run_.trainer.governor else None,
            "run_dir": done["run_dir"]}
     print(json.dumps(out), flush=True)
     return out
@@ -133,7 +154,8 @@ def _run_progress(run_) -> dict:
 
     console = Console(stderr=True)
     tr = run_.trainer
-    console.print(f"[bold]training[/] {tr.cfg.summary()}  on {tr.device}  →  {run_.path}")
+    threads = f", {tr.governor.threads} thread(s)" if tr.governor else ""
+    console.print(f"[bold]training[/] {tr.cfg.summary()}  on {tr.device}{threads}  →  {run_.path}")
     state = {"loss": float("nan"), "acc": float("nan"), "eval": "", "rate": 0.0}
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
