@@ -138,6 +138,8 @@ class _Collect(HTMLParser):
 def test_html_is_self_contained_and_svgs_are_wellformed(html_text):
     p = _Collect()
     p.feed(html_text)
+    csp = [v for tag, k, v in p.attrs if tag == "meta" and k == "content" and "default-src" in v]
+    assert csp and "default-src 'none'" in csp[0] and "script-src 'none'" in csp[0]
     assert "script" not in p.tags and "link" not in p.tags and "iframe" not in p.tags
     assert not [a for a in p.attrs if a[1].startswith("on")]
     for tag, k, v in p.attrs:
