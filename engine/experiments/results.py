@@ -10,26 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from engine.atomic import jsonable
+
 VERDICTS = ("holds", "does not hold", "inconclusive")
 
 
-def _clean(v):
-    """JSON-ready: numpy/torch scalars to Python, tuples to lists, NaN/inf to None."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if hasattr(v, "tolist"):
-        return _clean(v.tolist())
-    if hasattr(v, "item"):
-        return _clean(v.item())
-    return str(v)
+_clean = jsonable  # the project's one JSON serialiser (engine/atomic.py)
 
 
 @dataclass(frozen=True)
