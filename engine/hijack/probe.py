@@ -155,7 +155,7 @@ def extend(lm, past: KV | None, rows: Sequence[Sequence[int]], keep: int | None 
         logits = logits[:, -keep:]
     kv = None
     if cache is not None:
-        kv = KV([(layer.keys, layer.values) for layer in out.past_key_values.layers], mask)
+        kv = KV([(layer.keys, layer.values) for layer in cache.layers], mask)  # updated in place
     return logits, out, kv
 
 

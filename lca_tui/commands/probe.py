@@ -11,25 +11,40 @@ import json
 import sys
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """``--model/--device/--dtype/--trust-remote-code``, shared with ``hijack``."""
-    p.add_argument("--model", metavar="M", default=argparse.SUPPRESS,
-                   help="alias (smollm2-135m, the default), HF id or local folder")
+def add_model_flags(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--model/--device/--dtype/--trust-remote-code``, shared with ``hijack`` (``several``: repeatable)."""
+    if several:
+        p.add_argument("--model", metavar="M", action="append", default=argparse.SUPPRESS,
+                       help="alias (smollm2-135m, the default; gemma3-270m), HF id or local folder; "
+                            "repeat it to compare models on the same records")
+    else:
+        p.add_argument("--model", metavar="M", default=argparse.SUPPRESS,
+                       help="alias (smollm2-135m, the default; gemma3-270m), HF id or local folder")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (default: auto)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow the model repository's own Python code (off unless asked)")
 
 
-def load_model(args):
-    """Load the model named by the flags; loading messages go to stderr."""
+def model_names(args) -> list:
+    """The models the flags name, in order (``[None]``: the default model)."""
+    names = getattr(args, "model", None)
+    if names is None or isinstance(names, str):
+        return [names]
+    return list(names) or [None]
+
+
+def load_model(args, name=argparse.SUPPRESS):
+    """Load the model named by the flags (or ``name``); loading messages go to stderr."""
     from engine.hijack.lm import load_lm
 
     def say(msg: str) -> None:
         print(f"lca-tui: {msg}", file=sys.stderr, flush=True)
 
-    return load_lm(getattr(args, "model", None), device=args.device, dtype=args.dtype,
-                   trust_remote_code=args.trust_remote_code, progress=say)
+    if name is argparse.SUPPRESS:
+        name = model_names(args)[0]
+    return load_lm(name, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                   progress=say)
 
 
 def add_parser(sub):
@@ -62,6 +77,10 @@ def run(args) -> int:
     except (RuntimeError, MemoryError) as exc:
         oom_guard(exc, None)
         raise
+    for t in res.targets:
+        if not t.exact:
+            print(f"lca-tui: note: the prompt's tokens are not a prefix of prompt + {t.target!r}; "
+                  "that target is scored by its own tokens", file=sys.stderr)
     if res.truncated:
         print(f"lca-tui: the prompt was cut by {res.truncated} tokens from the left to fit the "
               f"model's window of {lm.max_length}", file=sys.stderr)
@@ -70,7 +89,7 @@ def run(args) -> int:
             "model": lm.name,
             "top_k": [{"token": t.token, "prob": t.prob} for t in res.top_k],
             "targets": [{"target": t.target, "prob": t.prob, "first_token_prob": t.first_token_prob,
-                         "rank": t.rank} for t in res.targets],
+                         "rank": t.rank, "tokens": t.n_tokens, "exact": t.exact} for t in res.targets],
         }, ensure_ascii=False))
         return 0
 

@@ -19,7 +19,8 @@ def test_probe_json_shape(capsys, tiny_lm_dir):
     assert data["model"] == str(tiny_lm_dir)
     assert len(data["top_k"]) == 4 and set(data["top_k"][0]) == {"token", "prob"}
     assert [t["target"] for t in data["targets"]] == [" Paris", " Chicago"]
-    assert set(data["targets"][0]) == {"target", "prob", "first_token_prob", "rank"}
+    assert set(data["targets"][0]) == {"target", "prob", "first_token_prob", "rank", "tokens", "exact"}
+    assert data["targets"][0]["exact"] is True
     assert "loading" in captured.err  # loading messages go to stderr
 
 
@@ -35,11 +36,47 @@ def test_hijack_json_shape(capsys, tiny_lm_dir):
                "--limit", "3", "--seed", "1", "--batch-size", "4", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert set(data) == {"model", "scheme", "records", "curve"}
-    assert data["scheme"] == "not-think" and data["records"] == 3
-    assert [p["n"] for p in data["curve"]] == [0, 1, 2]
-    assert set(data["curve"][0]) == {"n", "es", "p_true", "p_false"}
-    assert all(0.0 <= p["es"] <= 1.0 for p in data["curve"])
+    assert set(data) == {"scheme", "metric", "scoring", "records", "max_prepends", "models"}
+    assert data["scheme"] == "not-think" and data["records"] == 3 and data["max_prepends"] == 2
+    (model,) = data["models"]
+    assert set(model) == {"model", "curve", "flips", "flip_points", "notes"}
+    assert model["model"] == str(tiny_lm_dir)
+    assert [p["n"] for p in model["curve"]] == [0, 1, 2]
+    assert set(model["curve"][0]) == {"n", "es", "p_true", "p_false"}
+    assert all(0.0 <= p["es"] <= 1.0 for p in model["curve"])
+    assert len(model["flip_points"]) == 3 and set(model["flip_points"][0]) == {"case_id", "n"}
+    assert set(model["flips"]) == {"records", "flipped", "never", "mean", "median", "histogram", "earliest",
+                                   "never_ids"}
+
+
+def test_hijack_compares_models_on_the_same_records(capsys, tiny_lm_dir, tiny_gpt2_dir):
+    from engine.hijack.counterfact import load_counterfact
+    from engine.hijack.efficacy import efficacy_curve, flip_points
+    from engine.hijack.lm import load_lm
+
+    argv = ["hijack", "--model", str(tiny_lm_dir), "--model", str(tiny_gpt2_dir), "--scheme", "not-think",
+            "--max-prepends", "3", "--limit", "4", "--seed", "2", "--json"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [m["model"] for m in data["models"]] == [str(tiny_lm_dir), str(tiny_gpt2_dir)]
+    records = load_counterfact("builtin", limit=4, seed=2)
+    for entry, folder in zip(data["models"], (tiny_lm_dir, tiny_gpt2_dir)):
+        ref = efficacy_curve(load_lm(str(folder), device="cpu"), records, "not-think", 3)
+        assert [p["es"] for p in entry["curve"]] == [p.es for p in ref.curve]
+        points = flip_points(ref)
+        assert entry["flip_points"] == [{"case_id": p.case_id, "n": p.n} for p in points]
+        hist = [sum(1 for p in points if p.n == n) for n in range(4)]
+        assert entry["flips"]["histogram"] == hist
+        assert entry["flips"]["never"] == sum(1 for p in points if p.n is None)
+    assert [p["case_id"] for p in data["models"][0]["flip_points"]] == [r.case_id for r in records]
+
+    assert main(argv[:-1]) == 0  # human output: one curve per model, flip-point table
+    out = capsys.readouterr().out
+    assert "scheme not-think, models" in out and out.count("Flip points") == 1
+    lines = out.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("┏"))
+    header = lines[top + 1:next(i for i, line in enumerate(lines) if line.startswith("┡"))]
+    assert header[0].count("┃") == 5 and header[0].count("ES") == 2  # n, ES per model, records
 
 
 def test_hijack_human_chart_and_table(capsys, tiny_lm_dir):
@@ -61,6 +98,8 @@ def test_hijack_human_chart_and_table(capsys, tiny_lm_dir):
     (["hijack", "--scheme", "not-think", "--max-prepends", "-1"], "prepends"),
     (["hijack", "--scheme", "not-think", "--max-prepends", "2", "--batch-size", "0"], "batch size"),
     (["hijack", "--scheme", "not-think", "--max-prepends", "2", "--dataset", "/no/such/file.json"], "file.json"),
+    (["hijack", "--model", "gemma3-270m", "--model", "Gemma3-270m", "--scheme", "not-think", "--max-prepends", "2"],
+     "given twice"),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, monkeypatch, argv, needle):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
