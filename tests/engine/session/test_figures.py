@@ -99,6 +99,31 @@ def test_heatmap_is_pixels_with_a_colour_bar():
     assert {"0", "10"} <= set(_texts(root))  # colour-bar ticks over the data range
 
 
+def _pixels(svg: str):
+    import base64
+    import io
+
+    from PIL import Image
+
+    (first, *_) = re.findall(r'href="data:image/png;base64,([^"]+)"', svg)  # the matrix, then the colour bar
+    return Image.open(io.BytesIO(base64.b64decode(first))).convert("RGB")
+
+
+def test_heatmap_pixels_are_the_matrix():
+    m = [[float(i * 4 + j) for j in range(4)] for i in range(3)]
+    m[1][1] = float("nan")
+    im = _pixels(heatmap(m, "m"))
+    assert im.size == (4, 3)  # one pixel per cell, stored at the matrix's own resolution
+    assert im.getpixel((0, 0)) == pytest.approx((0x44, 0x01, 0x54), abs=1)  # viridis ends
+    assert im.getpixel((3, 2)) == pytest.approx((0xfd, 0xe7, 0x25), abs=1)
+    assert im.getpixel((1, 1)) == (0xbd, 0xbd, 0xbd)  # NaN: grey
+    row = [sum(im.getpixel((x, 0))) for x in range(4)]
+    assert row == sorted(row)  # brighter as the value grows
+    d = _pixels(heatmap([[-2.0, 0.0, 1.0]], "d", diverging=True))
+    (r0, g0, b0), mid, (r2, g2, b2) = (d.getpixel((x, 0)) for x in range(3))
+    assert b0 > r0 and r2 > b2 and min(mid) > 235  # blue below 0, white at 0 (centred), red above
+
+
 def test_histogram_counts_and_never():
     from engine.session.report.document import Histogram
 
