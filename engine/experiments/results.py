@@ -125,3 +125,13 @@ def load_results(root: str | Path, level: str) -> dict[str, dict]:
         for p in sorted(d.glob("*.json")):
             out[p.stem] = json.loads(p.read_text(encoding="utf-8"))
     return out
+
+
+def rejudge(data: dict) -> dict:
+    """``data`` with its verdict, reasons, effects and rule recomputed from its rows by the current
+    ``judge_<name>`` (the rows are the evidence; a changed rule needs no rerun)."""
+    from engine.experiments import judges
+
+    j = getattr(judges, "judge_" + data["name"].replace("-", "_"))(data.get("rows") or [])
+    return {**data, "verdict": j.verdict, "rule": judges.RULES[data["name"]], "reasons": list(j.reasons),
+            "effects": [_clean(e.to_dict()) for e in j.effects]}

@@ -4,6 +4,7 @@
     lca-tui experiment value-matrix --quick            # minutes on a 2-core CPU
     lca-tui experiment value-matrix --quick --results results   # also save results/quick/value-matrix.json
     lca-tui experiment render                          # EXPERIMENTS.md from results/ (--check: compare)
+    lca-tui experiment rejudge                         # recompute saved verdicts from their rows
     lca-tui experiment value-matrix --jobs 8           # the paper's grid, 8 processes
     torchrun --nproc_per_node 4 -m lca_tui experiment embedding-dim --out result.json
 
@@ -118,6 +119,8 @@ def run(args) -> int:
         return _render(args)
     if args.name.strip().lower() == "all":
         return _all(args)
+    if args.name.strip().lower() == "rejudge":
+        return _rejudge(args)
     exp = E.get(args.name)
     if isinstance(args.jobs, bool) or args.jobs < 1:
         raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
@@ -211,6 +214,24 @@ def _all(args) -> int:
         where = save_result(args.results, data, info)
         print(f"{name}: {data['verdict']} ({data['seconds']:.0f} s) -> {where}", flush=True)
     print(f"all {len(names)} experiments: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    return 0
+
+
+def _rejudge(args) -> int:
+    """Recompute every saved verdict under --results (default results) from its rows with the current rules."""
+    import json
+    from pathlib import Path
+
+    from engine.atomic import atomic_write_json
+    from engine.experiments.results import rejudge
+
+    root = Path(args.results or "results")
+    for path in sorted(root.glob("*/*.json")):
+        old = json.loads(path.read_text(encoding="utf-8"))
+        new = rejudge(old)
+        atomic_write_json(path, new)
+        change = "" if new["verdict"] == old.get("verdict") else f" (was {old.get('verdict')})"
+        print(f"{path}: {new['verdict']}{change}")
     return 0
 
 

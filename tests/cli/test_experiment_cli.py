@@ -87,3 +87,15 @@ def test_results_folder_and_render(tmp_path, capsys):
     md.write_text("hand edit\n")
     assert main(["experiment", "render", "--results", str(res), "--out", str(md), "--check"]) == 1
     assert "differs" in capsys.readouterr().err
+
+
+def test_rejudge_recomputes_saved_verdicts_from_rows(tmp_path, capsys):
+    res = tmp_path / "results"
+    assert main(["experiment", "lemma5", "--tiny", "--no-save", "--results", str(res)]) == 0
+    path = res / "tiny" / "lemma5.json"
+    data = json.loads(path.read_text())
+    data["verdict"], data["reasons"] = "does not hold", []
+    path.write_text(json.dumps(data))
+    assert main(["experiment", "rejudge", "--results", str(res)]) == 0
+    again = json.loads(path.read_text())
+    assert again["verdict"] == "holds" and again["reasons"] and "(was does not hold)" in capsys.readouterr().out

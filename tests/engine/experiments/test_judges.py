@@ -220,6 +220,11 @@ def test_theorem4_branches():
     assert J.judge_theorem4(_t4(good)).verdict == H
     assert J.judge_theorem4(_t4({**good, (16, 64): 0.5})).verdict == F
     assert J.judge_theorem4(_t4({**good, (16, 64): 0.05})).verdict == U
+    # errors that reach 0 and stay there still "fall" (ties are not a failure)
+    flat = {(0, 4): 0.6, (0, 64): 0.0, (4, 4): 0.5, (4, 64): 0.0, (16, 4): 0.4, (16, 64): 0.0}
+    assert J.judge_theorem4(_t4(flat)).verdict == H
+    # the error rises with b_0 at the largest L: not a fall
+    assert J.judge_theorem4(_t4({**good, (0, 64): 0.0, (16, 64): 0.009, (8, 64): 0.3})).verdict == U
 
 
 def _l5(max_rank, ctrl):

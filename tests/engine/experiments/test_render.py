@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from engine.experiments.render import render_markdown
-from engine.experiments.results import ExperimentResult, Judgement, load_results, save_result
+from engine.experiments.results import ExperimentResult, Judgement, load_results, rejudge, save_result
 from engine.experiments.stats import mean_ci
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,5 +35,6 @@ def test_committed_experiments_md_is_the_rendering_of_committed_results():
     results = ROOT / "results"
     assert results.is_dir(), "results/ is committed with the quick (and paper) grid results"
     for f in results.glob("*/*.json"):
-        json.loads(f.read_text())
+        data = json.loads(f.read_text())
+        assert rejudge(data)["verdict"] == data["verdict"], f   # every saved verdict is its rows' judgement
     assert (ROOT / "EXPERIMENTS.md").read_text(encoding="utf-8") == render_markdown(results)
