@@ -153,7 +153,7 @@ async def app_bench(n_keys: int) -> dict:
 # rebuilt, and when the frame that carries them was written to the terminal (flushed by Textual's
 # writer thread). Keystroke -> bars = that flush minus the moment the key bytes were written.
 
-PROMPT = "The Eiffel Tower is not in Chicago. " * 7 + "The Eiffel Tower is in"  # ~80 tokens
+PROMPT = "The Eiffel Tower is not in Chicago. " * 8 + "The Eiffel Tower is in"  # ~80 tokens (Fig. 1, n = 8)
 TYPE_AT_END = " Paris, the capital of France and"   # (a) each key extends the last token(s)
 TYPE_AT_START = "Indeed, so "                        # (b) each key edits the first word
 KEYS = {"pageup": "\x1b[5~", "pagedown": "\x1b[6~", "home": "\x1b[H", "end": "\x1b[F"}
@@ -245,6 +245,38 @@ def child_main(log_path: str) -> None:
 
     ProbabilityBars._build = build
 
+    widget_times: dict = {}
+    from textual.screen import Screen
+
+    for meth in ("_refresh_layout", "_compositor_refresh"):  # every layout and every frame rendered
+        orig_meth = getattr(Screen, meth)
+
+        def timed(self, *a, _orig=orig_meth, _name=meth, **kw):
+            t0 = time.monotonic()
+            try:
+                return _orig(self, *a, **kw)
+            finally:
+                if widget_times.get("on"):
+                    emit("ui", what=_name, t0=t0)
+
+        setattr(Screen, meth, timed)
+    if os.environ.get("LCA_BENCH_PROFILE"):  # where the UI thread's frames go, per widget
+        from textual import _styles_cache
+
+        orig_render_widget = _styles_cache.StylesCache.render_widget
+
+        def render_widget(self, widget, crop):
+            t0 = time.perf_counter()
+            try:
+                return orig_render_widget(self, widget, crop)
+            finally:
+                if widget_times.get("on"):
+                    key = f"{type(widget).__name__}#{widget.id or ''}"
+                    s, n = widget_times.get(key, (0.0, 0))
+                    widget_times[key] = (s + time.perf_counter() - t0, n + 1)
+
+        _styles_cache.StylesCache.render_widget = render_widget
+
     class BenchApp(LcaApp):
         def _display(self, screen, renderable):
             super()._display(screen, renderable)
@@ -276,9 +308,28 @@ def child_main(log_path: str) -> None:
                 self.set_timer(0.2, self._bench_setup)
                 return
             editor.move_cursor(editor.document.end)
+            widget_times["on"] = True
+            if os.environ.get("LCA_BENCH_PROFILE"):  # the UI thread, from here to the exit
+                import cProfile
+
+                self._bench_profile = cProfile.Profile()
+                self._bench_profile.enable()
             emit("ready", prompt=editor.text, view=hp.view)
 
-    BenchApp(model=os.environ.get("LCA_BENCH_MODEL") or None).run()
+    app = BenchApp(model=os.environ.get("LCA_BENCH_MODEL") or None)
+    try:
+        app.run()
+    finally:
+        prof = getattr(app, "_bench_profile", None)
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(os.environ["LCA_BENCH_PROFILE"])
+            import json
+
+            widget_times.pop("on", None)
+            with open(os.environ["LCA_BENCH_PROFILE"] + ".widgets.json", "w") as f:
+                json.dump(dict(sorted(widget_times.items(), key=lambda kv: -kv[1][0])), f, indent=1)
+
 
 
 def _percentile(values, q):
@@ -351,11 +402,20 @@ class PtyApp:
         import signal
 
         try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
+            os.write(self.fd, b"\x11")  # ctrl+q: Textual's quit
+            for _ in range(50):
+                if os.waitpid(self.pid, os.WNOHANG)[0]:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(self.pid, signal.SIGTERM)
+        except (ProcessLookupError, ChildProcessError, OSError):
             pass
         for _ in range(50):
-            if os.waitpid(self.pid, os.WNOHANG)[0]:
+            try:
+                if os.waitpid(self.pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
                 break
             time.sleep(0.1)
         else:
@@ -363,6 +423,17 @@ class PtyApp:
             os.waitpid(self.pid, 0)
         os.close(self.fd)
         os.unlink(self.log_path)
+
+
+def _ui_work(events, t0: float, t1: float) -> dict:
+    """What the UI thread did between the key and the bars frame: full layouts (reflow of the
+    widget tree, their own frame excluded) and frames rendered (compositor update + segments)."""
+    ui = [ev for ev in events if ev["ev"] == "ui" and t0 <= ev["t0"] <= t1]
+    lays = [(ev["t0"], ev["t"]) for ev in ui if ev["what"] == "_refresh_layout"]
+    frames = [(ev["t0"], ev["t"]) for ev in ui if ev["what"] == "_compositor_refresh"]
+    nested = sum(b - a for a, b in frames if any(la <= a and b <= lb for la, lb in lays))
+    return {"layouts": len(lays), "layout_s": sum(b - a for a, b in lays) - nested,
+            "frames_rendered": len(frames), "render_s": sum(b - a for a, b in frames)}
 
 
 def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float) -> list[dict]:
@@ -389,7 +460,8 @@ def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float) -
                      "panel_draw_s": frame["t_drawn"] - frame["t_answer"],
                      "drawn_to_bars_built_s": frame["t_built"] - frame["t_drawn"],
                      "bars_built_to_frame_out_s": frame["t"] - frame["t_built"],
-                     "probes_for_this_key": len(probe)})
+                     "probes_for_this_key": len(probe),
+                     **_ui_work(app.events(), t_key, frame["t"])})
         time.sleep(pause)  # isolated edits: the model thread is idle again (leading-edge debounce)
     return rows
 
@@ -485,7 +557,9 @@ def latency_bench(n_end: int, n_start: int, threads: int, repeats: int, pause: f
                 "reference": ref_key, "reference_s": ref_s,
                 "ratio_to_reference_p50": p50 / ref_s, "goal_ratio": goal, "goal_met": p50 / ref_s <= goal,
                 "ratio_app_to_engine_alone_p50": p50 / statistics.median(eng),
-                "stages_p50_s": {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in stages}}
+                "stages_p50_s": {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in stages},
+                "ui_thread_p50": {k: statistics.median(r[k] for r in rows)
+                                  for k in ("layouts", "layout_s", "frames_rendered", "render_s")}}
 
     return {
         "what": "keystroke -> redrawn top-k bars, app in a pseudo-terminal (120x40), embedded model, CPU",
@@ -510,6 +584,9 @@ def print_latency(res: dict) -> None:
               f" ms, alone {1000 * s['engine_probe_alone_p50_s']:.1f} ms; {s['ratio_to_reference_p50']:.2f}x "
               f"the {s['reference']} (goal <= {s['goal_ratio']}x: {'met' if s['goal_met'] else 'MISSED'})")
         print("   stages p50 (ms): " + ", ".join(f"{k[:-2]} {1000 * v:.1f}" for k, v in s["stages_p50_s"].items()))
+        u = s["ui_thread_p50"]
+        print(f"   UI thread between key and bars, p50: {u['layouts']:.0f} layouts ({1000 * u['layout_s']:.1f} ms), "
+              f"{u['frames_rendered']:.0f} frames rendered ({1000 * u['render_s']:.1f} ms)")
     print(f"load average before / after app / after engine: {res['load_average']}")
 
 
@@ -528,9 +605,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="torch threads, app and engine alike")
     ap.add_argument("--repeats", type=int, default=5, help="engine-alone repeats per edit (median)")
     ap.add_argument("--pause", type=float, default=0.6, help="seconds between keys (isolated edits)")
+    ap.add_argument("--profile", metavar="PSTATS", help="cProfile the app's UI thread while the keys are typed")
     ap.add_argument("--model", default=None, help="model for the latency part (default: the embedded one)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "app_latency.json"))
     args = ap.parse_args()
+    if args.profile:
+        os.environ["LCA_BENCH_PROFILE"] = os.path.abspath(args.profile)
     if args.only != "rest":
         res = latency_bench(args.keys, args.keys, args.threads, args.repeats, args.pause, args.model)
         res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
