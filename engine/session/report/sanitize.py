@@ -55,7 +55,7 @@ def sanitize_svg(text: str, png_images: bool = False, id_prefix: str = "") -> st
     ValueError if the text is not a usable SVG.
 
     ``png_images`` keeps ``<image>`` elements whose ``href`` is inline PNG data (a heatmap's
-    pixels); ``id_prefix`` renames every id (and the references to it), so several SVGs can sit in
+    pixels, drawn pixelated); ``id_prefix`` renames every id (and the references to it), so several SVGs can sit in
     one HTML page without their ids colliding."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("empty SVG")
@@ -99,6 +99,8 @@ def sanitize_svg(text: str, png_images: bool = False, id_prefix: str = "") -> st
             if id_prefix and "url(" in v:
                 v = _ID_REF.sub(lambda m: m.group(1) + id_prefix + m.group(2), v)
             attrs[name] = v
+        if el.tag == "image" and "href" in attrs:  # pixels drawn as cells, not blurred
+            attrs["style"] = "; ".join(x for x in (attrs.get("style", "").strip(" ;"), "image-rendering: pixelated") if x)
         el.attrib.clear()
         el.attrib.update(attrs)
         if el.tag == "style" and el.text:

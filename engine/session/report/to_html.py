@@ -32,7 +32,6 @@ pre.prompt { white-space: pre-wrap; word-break: break-word; background: #f6f8fa;
              padding: .6rem .8rem; border-radius: 6px; font-size: .85rem; }
 figure { margin: .8rem 0 1.2rem; overflow-x: auto; }
 figure svg, figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
-figure image { image-rendering: pixelated; }
 .problems { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .5rem 1rem; }
 .note { color: #57606a; font-size: .85rem; }
 details > summary { cursor: pointer; color: #0969da; }

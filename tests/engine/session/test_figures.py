@@ -95,6 +95,7 @@ def test_heatmap_is_pixels_with_a_colour_bar():
     _safe(svg)
     images = [el for el in root.iter("image")]
     assert images and all(el.get("href").startswith("data:image/png;base64,") for el in images)
+    assert all("image-rendering: pixelated" in el.get("style") for el in images)  # crisp cells everywhere
     assert "W_E " + EVIL in _texts(root)
     assert {"0", "10"} <= set(_texts(root))  # colour-bar ticks over the data range
 
