@@ -27,6 +27,7 @@ from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress
                               ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
                               ProbeWanted, RecordResult, ReportWritten, ShowPanel)
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
+from lca_tui.panels.editors import PANEL_ALT_KEYS
 from lca_tui.settings import load_keymap, load_settings, save_settings
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
 from widgets import StatusBar
@@ -37,10 +38,17 @@ PANELS = tuple(k.PANEL_NAME for k in PANEL_CLASSES)  # hijack, trainer, inspecto
 class LcaApp(App):
     TITLE = "lca-tui"
     CSS_PATH = str(STYLESHEET)
+    #: Screen classes for small terminals (80 x 24): themes/app.tcss narrows the layout under them.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
-        Binding("1,alt+1", "panel('hijack')", "Hijack", id="app.panel.hijack", key_display="1/alt+1"),
-        Binding("2,alt+2", "panel('trainer')", "Trainer", id="app.panel.trainer", key_display="2/alt+2"),
-        Binding("3,alt+3", "panel('inspector')", "Inspector", id="app.panel.inspector", key_display="3/alt+3"),
+        Binding("1", "panel('hijack')", "Hijack", id="app.panel.hijack"),
+        Binding("2", "panel('trainer')", "Trainer", id="app.panel.trainer"),
+        Binding("3", "panel('inspector')", "Inspector", id="app.panel.inspector"),
+        # From editors, where digits are text. A terminal's alt+N arrives as ¡ ™ £ (editors.py).
+        *[Binding(f"alt+{i},{char}", f"panel('{name}')", name.capitalize(), id=f"app.panel.{name}.alt",
+                  key_display=f"alt+{i}", show=False, priority=True)
+          for i, (name, char) in enumerate(zip(("hijack", "trainer", "inspector"), PANEL_ALT_KEYS), 1)],
         Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),
         Binding("m", "pick_model", "Model", id="app.model"),
         Binding("ctrl+t", "cycle_theme", "Theme", id="app.theme", show=False),

@@ -20,10 +20,13 @@ from textual.widgets import (ContentSwitcher, DataTable, Input, Label, ProgressB
 
 from lca_tui.messages import (CancelModelJob, JobFinished, JobProgress, ModelJobWanted, PinProbe, ProbeAnswered,
                               ProbeRequest, ProbeWanted, RecordResult)
+from lca_tui.panels.editors import Editor, Field
 from widgets import BarRow, Heatmap, LiveCurve, ProbabilityBars, TokenStrip, visible_token
 
 VIEWS = ("surprise", "lens", "attention", "sweep", "efficacy")
 DEFAULT_SUBJECT = "The Eiffel Tower"
+#: The first screen teaches how to leave the editor and switch panels (digits are text in it).
+EDITOR_HINT = "esc: leave editor · alt+1/2/3: panels"
 
 
 def _pct(p: float) -> str:
@@ -78,17 +81,17 @@ class HijackPanel(Widget):
     def compose(self) -> ComposeResult:
         with Vertical(id="hijack-left"):
             yield Static("", id="hijack-toolbar")
-            yield TextArea("", id="prompt", soft_wrap=True, show_line_numbers=False)
+            yield Editor("", id="prompt", soft_wrap=True, show_line_numbers=False)
             yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
-            yield Input(placeholder="target to track, e.g. ␣Paris (leading space matters) — enter adds",
+            yield Field(placeholder="target to track, e.g. ␣Paris (leading space matters) — enter adds",
                         id="target-input")
             yield Static("", id="hijack-error", classes="error-line -empty")
             with TabbedContent(id="hijack-views", initial="surprise"):
                 with TabPane("Surprise", id="surprise"):
                     yield TokenStrip(label="surprise −log p (nats)", id="surprise-strip")
-                with TabPane("Logit lens", id="lens"):
+                with TabPane("Lens", id="lens"):
                     with ContentSwitcher(initial="lens-curve", id="lens-switcher"):
-                        yield LiveCurve(title="logit lens: log10 P(target) per layer — l shows the table",
+                        yield LiveCurve(title="log10 P(target) per layer · l: table",
                                         xlabel="layer", ylabel="log10 P", id="lens-curve")
                         yield DataTable(id="lens-table", zebra_stripes=True)
                 with TabPane("Attention", id="attention"):
@@ -98,7 +101,7 @@ class HijackPanel(Widget):
                 with TabPane("Sweep", id="sweep"):
                     yield LiveCurve(title="P(true) and P(false) vs n (this record)", xlabel="n",
                                     ylabel="probability", id="sweep-curve")
-                with TabPane("Efficacy", id="efficacy"):
+                with TabPane("ES", id="efficacy"):
                     yield ProgressBar(id="eval-progress", classes="-idle", show_eta=True)
                     yield Label("e evaluates ES(n) over the built-in records of this scheme", id="eval-info",
                                 classes="hint")
@@ -110,8 +113,11 @@ class HijackPanel(Widget):
             yield Static("", id="probe-info")
 
     def on_mount(self) -> None:
+        prompt = self.query_one("#prompt", TextArea)
+        prompt.border_title = "prompt"
+        prompt.border_subtitle = EDITOR_HINT
         t = self.query_one("#targets", DataTable)
-        t.add_columns("target", "P(target)", "rank", "P(first token)", "")
+        t.add_columns("target", "P(target)", "rank", "P(1st token)", "")
         from engine.hijack.counterfact import load_counterfact
 
         self.records = load_counterfact("builtin")
@@ -215,7 +221,7 @@ class HijackPanel(Widget):
         if self.record is not None and len(res.targets) >= 2:
             hijacked = res.targets[1].prob > res.targets[0].prob
             if hijacked:
-                t.update_cell_at((1, 4), "▲ overtakes true")
+                t.update_cell_at((1, 4), "▲ hijacked", update_width=True)
         self._refresh_toolbar(hijacked)
         if res.surprise is not None:
             vals = [float("nan") if s is None else s for s in res.surprise]

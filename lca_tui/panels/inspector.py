@@ -146,7 +146,7 @@ class InspectorPanel(Widget):
                 yield Static("", id="insp-value-note")
                 yield DataTable(id="insp-value-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Attention", id="insp-attention"):
-                with Horizontal():
+                with Horizontal(id="insp-attention-row"):
                     with Vertical(id="insp-attention-left"):
                         yield Static("", id="insp-attention-note")
                         yield DataTable(id="insp-attention-table", cursor_type="row", zebra_stripes=True)

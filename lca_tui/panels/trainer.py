@@ -9,7 +9,7 @@ timer when something changed — never per step. Pause/stop are events the train
 
 from __future__ import annotations
 
-import threading
+import textwrap
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +23,7 @@ from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from lca_tui.messages import SNAPSHOT_HZ, InspectRun, RunFinished, RunStarted, TrainSnapshot
+from lca_tui.panels.editors import Field
 from widgets import LiveCurve
 
 #: Form fields in display order (flat RunConfig names) with their labels.
@@ -70,6 +71,29 @@ class RunState:
     _batch: int = 1
 
 
+#: Runs table columns (key -> header). The config wraps onto lines of ``CONFIG_W`` characters.
+COLUMN_LABELS = {"run": "run", "config": "config", "status": "status", "step": "step", "best": "best",
+                 "bayes": "Bayes", "overlay": "ovl"}
+TABLE_COLUMNS = tuple(COLUMN_LABELS)
+NARROW_COLUMNS = ("run", "status", "step", "best", "bayes")
+CONFIG_W = 20
+FULL_TABLE_W = 80  # cells the full table needs: 11 + 20 + 11 + 9 + 5 + 5 + 3, plus 2 of padding a column
+
+
+def short_run_id(run_id: str) -> str:
+    """``20261130-073724-m6-L64-39fc`` -> ``073724-39fc``: the time and the random suffix (the
+    config has its own column)."""
+    parts = run_id.split("-")
+    return f"{parts[1]}-{parts[-1]}" if len(parts) >= 3 and parts[1].isdigit() else run_id[-12:]
+
+
+def run_row(st: "RunState") -> dict[str, str]:
+    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    return {"run": short_run_id(st.run_id), "config": "\n".join(textwrap.wrap(st.summary, CONFIG_W)) or "—",
+            "status": st.status, "step": f"{st.step}/{st.steps}", "best": fmt(st.best), "bayes": fmt(st.bayes),
+            "overlay": "●" if st.overlay else ""}
+
+
 class TrainerPanel(Widget):
     PANEL_NAME = "trainer"
     BINDINGS = [
@@ -95,10 +119,10 @@ class TrainerPanel(Widget):
 
         defaults = RunConfig().flat()
         with VerticalScroll(id="trainer-form"):
-            yield Label("run settings — enter or F5 starts", classes="panel-title")
+            yield Label("settings · F5 starts", classes="panel-title")
             for name, label in FORM_FIELDS:
                 yield Label(label, classes="field-label")
-                yield Input(str(defaults[name]).lower() if isinstance(defaults[name], bool) else str(defaults[name]),
+                yield Field(str(defaults[name]).lower() if isinstance(defaults[name], bool) else str(defaults[name]),
                             id=f"f-{name}")
                 yield Static("", id=f"e-{name}", classes="field-error")
             yield Static("", id="form-error", classes="field-error")
@@ -108,13 +132,11 @@ class TrainerPanel(Widget):
             yield Static("no run yet — fill the form and press F5", id="trainer-stats")
             with Horizontal(id="trainer-curves"):
                 yield LiveCurve(title="loss", xlabel="step", ylabel="cross-entropy", id="loss-curve")
-                yield LiveCurve(title="eval accuracy vs Bayes-optimal", xlabel="step", ylabel="accuracy",
+                yield LiveCurve(title="eval accuracy vs Bayes", xlabel="step", ylabel="accuracy",
                                 y_range=(0.0, 1.0), id="acc-curve")
             yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        t = self.query_one("#runs-table", DataTable)
-        t.add_columns("run", "config", "status", "step", "best acc", "Bayes", "overlay")
         self.validate()
         self.set_interval(REDRAW_S, self._redraw_if_dirty)
         self.load_session_runs()
@@ -295,7 +317,8 @@ class TrainerPanel(Widget):
             return
         rate = f"{st.rate:,.0f} samples/s" if st.rate else "—"
         err = f" · [b]{st.error}[/b]" if st.error else ""
-        stats.update(f"[b]{st.run_id}[/b] {st.status} · step {st.step}/{st.steps} · {rate} · ETA {st.eta()}{err}")
+        stats.update(f"[b]{st.run_id}[/b] {st.status} · step {st.step}/{st.steps} · {rate} · ETA {st.eta()}{err}"
+                     f"\n{st.summary}")
         if st.train:
             loss.set_series("train loss", [e["step"] for e in st.train], [e["loss"] for e in st.train])
         if st.evals:
@@ -308,23 +331,35 @@ class TrainerPanel(Widget):
         if st.bayes is not None:
             acc.set_hline("Bayes-optimal", st.bayes)
 
+    def _columns(self) -> tuple[str, ...]:
+        """The runs table's columns for its width: all of them from ``FULL_TABLE_W`` cells, else
+        without config and overlay (the stats line above names the selected run's config)."""
+        width = self.query_one("#runs-table", DataTable).size.width
+        return TABLE_COLUMNS if width == 0 or width >= FULL_TABLE_W else NARROW_COLUMNS
+
     def _refresh_table(self) -> None:
-        """Update the runs table in place (rebuilt only when runs come or go)."""
+        """Update the runs table in place (rebuilt only when runs or its columns change)."""
         t = self.query_one("#runs-table", DataTable)
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-        rows = {st.run_id: (st.run_id[-12:], st.summary, st.status, f"{st.step}/{st.steps}", fmt(st.best),
-                            fmt(st.bayes), "●" if st.overlay else "") for st in self.runs.values()}
-        if [k.value for k in t.rows] != list(rows):
-            t.clear()
+        columns = self._columns()
+        rows = {st.run_id: run_row(st) for st in self.runs.values()}
+        if [k.value for k in t.rows] != list(rows) or [c.value for c in t.columns] != list(columns):
+            t.clear(columns=True)
+            for key in columns:
+                t.add_column(COLUMN_LABELS[key], key=key)
             for key, row in rows.items():
-                t.add_row(*row, key=key)
+                t.add_row(*[row[c] for c in columns], key=key, height=row["config"].count("\n") + 1
+                          if "config" in columns else 1)
             if self.selected in rows:
                 t.move_cursor(row=list(rows).index(self.selected), animate=False)
             return
         for key, row in rows.items():
-            for col, value in zip(t.columns, row):
-                if t.get_cell(key, col) != value:
-                    t.update_cell(key, col, value)
+            for col in columns:
+                if t.get_cell(key, col) != row[col]:
+                    t.update_cell(key, col, row[col], update_width=True)
+
+    def on_resize(self) -> None:
+        if [c.value for c in self.query_one("#runs-table", DataTable).columns] != list(self._columns()):
+            self._refresh_table()
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _row(self, event: DataTable.RowHighlighted) -> None:

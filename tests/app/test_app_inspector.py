@@ -154,7 +154,9 @@ async def test_damaged_checkpoint_opened_with_o_shows_inline_error(tiny_run, tmp
         assert panel.error is None and not app.query_one("#inspector-error").display
 
 
-def test_inspector_snapshot(snap_compare, tiny_run, monkeypatch, tmp_path):
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("view", ["insp-geometry", "insp-attention"])
+def test_inspector_snapshot(snap_compare, tiny_run, monkeypatch, tmp_path, size, view):
     monkeypatch.setattr("lca_tui.app.memory_in_use", lambda: "100 MiB")  # the status bar is live
     app = LcaApp(load_model=False, session=str(tmp_path / "snap-session"))  # a fixed session name
 
@@ -162,6 +164,7 @@ def test_inspector_snapshot(snap_compare, tiny_run, monkeypatch, tmp_path):
         panel = await _to_inspector(pilot)
         panel.show_run(tiny_run)
         await wait_for(pilot, lambda: panel.report is not None and not panel.busy, timeout=30)
+        pilot.app.query_one("#inspector-views", TabbedContent).active = view
         await pilot.pause(0.6)                           # the curve redraws at 4 Hz
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

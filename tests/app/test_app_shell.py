@@ -104,3 +104,57 @@ def test_app_module_imports_no_torch():
     code = "import lca_tui.app, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+async def test_tab_strip_names_the_panels_and_follows_keys_and_clicks():
+    from textual.widgets import Tabs
+
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        tabs = app.query_one("#panel-tabs", Tabs)
+        labels = [str(t.label) for t in tabs.query("Tab")]
+        assert labels == ["1 Hijack", "2 Trainer", "3 Inspector"]
+        assert tabs.active == "tab-hijack"
+        await pilot.press("escape", "2")
+        assert tabs.active == "tab-trainer" and _current(app) == "trainer"
+        await pilot.click("#tab-inspector")
+        await pilot.pause()
+        assert _current(app) == "inspector" and tabs.active == "tab-inspector"
+        await pilot.click("#tab-hijack")
+        await pilot.pause()
+        assert _current(app) == "hijack"
+
+
+async def test_alt_digits_switch_panels_from_the_editors():
+    """alt+N works where digits are text; a terminal's alt+N (ESC N) reaches Textual as ¡ ™ £ and
+    is not typed into the editor."""
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        editor = app.query_one("#prompt")
+        text = editor.text
+        assert editor.has_focus
+        await pilot.press("alt+2")
+        assert _current(app) == "trainer"
+        app.query_one("#f-m").focus()  # the form's fields are editors too
+        await pilot.pause()
+        await pilot.press("pound_sign")  # what tmux's M-3 arrives as
+        assert _current(app) == "inspector"
+        await pilot.press("inverted_exclamation_mark")
+        assert _current(app) == "hijack"
+        editor.focus()
+        await pilot.press("trade_mark_sign")
+        assert _current(app) == "trainer" and editor.text == text
+
+
+async def test_the_first_screen_teaches_how_to_leave_the_editor():
+    from lca_tui.screens.help import binding_rows
+
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        hint = str(app.query_one("#prompt").border_subtitle)
+        assert "esc" in hint and "alt+1/2/3" in hint
+        rows = binding_rows(app)
+        assert ("app", "alt+2", "Trainer", "app.panel.trainer.alt") in rows

@@ -1,7 +1,17 @@
-"""SVG snapshots of the hijack and trainer panels at 120 x 40 (no model: deterministic; the
-inspector's snapshot lives with its tests). Cursor blink is off in Textual's test driver."""
+"""SVG snapshots of every panel at 80 x 24 and 120 x 40, with content that fills their tables and
+charts: the hijack panel with a fixed probe answer (logit lens chart), the trainer with two finished
+runs in the session. No model, no training: deterministic. The inspector's snapshots live with its
+tests. Cursor blink is off in Textual's test driver."""
+
+import math
+
+import numpy as np
+import pytest
 
 from lca_tui.app import LcaApp
+from lca_tui.messages import ProbeAnswered
+
+SIZES = [(80, 24), (120, 40)]
 
 
 def _app(monkeypatch, tmp_path):
@@ -9,21 +19,121 @@ def _app(monkeypatch, tmp_path):
     return LcaApp(load_model=False, session=str(tmp_path / "snap-session"))
 
 
-def test_hijack_panel_snapshot(snap_compare, monkeypatch, tmp_path):
-    async def run_before(pilot):
-        await pilot.pause()
-        await pilot.press("escape", "plus", "plus")  # n = 2 on the Eiffel Tower record
-        await pilot.pause(0.3)
+def fixed_probe(prompt: str):
+    """A probe answer with fixed numbers: top-10 bars, two targets, a 12-layer logit lens."""
+    from engine.hijack.probe import LogitLens, ProbeResult, TargetProb, TokenProb
 
-    assert snap_compare(_app(monkeypatch, tmp_path), terminal_size=(120, 40), run_before=run_before)
+    words = [" Paris", " Chicago", " France", " the", " a", " Europe", " London", " Rome", " Lyon", " Berlin"]
+    probs = [0.31, 0.22, 0.09, 0.06, 0.04, 0.03, 0.02, 0.015, 0.01, 0.008]
+    top = tuple(TokenProb(token=w, token_id=i, prob=p, logit=math.log(p), rank=i + 1)
+                for i, (w, p) in enumerate(zip(words, probs)))
+    targets = (TargetProb(" Paris", 0.31, 0.31, 1, 1), TargetProb(" Chicago", 0.22, 0.22, 2, 1))
+    layers = np.arange(1, 13)
+    lens_p = np.stack([1e-5 * 10 ** (layers / 12 * 4.5), 1e-6 * 10 ** (layers / 12 * 5.3)], axis=1)
+    lens_p[-1] = [0.31, 0.22]
+    ranks = np.maximum(1, (1 / lens_p).astype(int) // 10)
+    return ProbeResult(prompt=prompt, token_ids=tuple(range(6)),
+                       tokens=("The", " Eiffel", " Tower", " is", " in", ""), top_k=top, targets=targets,
+                       logit_lens=LogitLens((" Paris", " Chicago"), lens_p, ranks))
 
 
-def test_trainer_panel_snapshot(snap_compare, monkeypatch, tmp_path):
+async def _show_fixed_probe(pilot, view="lens"):
+    panel = pilot.app.query_one("#hijack")
+    await pilot.pause()
+    await pilot.press("escape")
+    panel.query_one("#hijack-views").active = view
+    await pilot.pause()
+    req = panel.last_request
+    panel.post_message(ProbeAnswered(req, result=fixed_probe(req.prompt), seconds=0.012))
+    await pilot.pause(0.6)  # curves redraw at 4 Hz
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_hijack_panel_snapshot(snap_compare, monkeypatch, tmp_path, size):
+    assert snap_compare(_app(monkeypatch, tmp_path), terminal_size=size, run_before=_show_fixed_probe)
+
+
+async def test_logit_lens_is_a_chart_with_the_table_one_key_away(monkeypatch, tmp_path):
+    from textual.widgets import ContentSwitcher, DataTable
+
+    from widgets import LiveCurve
+
+    app = _app(monkeypatch, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _show_fixed_probe(pilot)
+        lens = fixed_probe("").logit_lens
+        curve = app.query_one("#lens-curve", LiveCurve)
+        assert curve.series_names == ["␣Paris", "␣Chicago"]
+        xs, ys = curve._series[curve.series_names[0]]
+        assert xs == list(range(1, 13))
+        assert ys == pytest.approx([math.log10(p) for p in lens.probs[:, 0]])
+        switcher = app.query_one("#lens-switcher", ContentSwitcher)
+        assert switcher.current == "lens-curve"
+        await pilot.press("l")
+        assert switcher.current == "lens-table"
+        table = app.query_one("#lens-table", DataTable)
+        assert table.row_count == 12 and table.get_row_at(11)[1] == "31.00% / 1"
+        await pilot.press("l")
+        assert switcher.current == "lens-curve"
+
+
+def _finished_run(session_dir, name, steps, acc, bayes, **overrides):
+    """A finished run on disk (config, metrics, state), written by hand: fixed numbers."""
+    from engine.lca.config import RunConfig
+    from engine.lca.rundir import RunDir
+
+    cfg = RunConfig.from_flat({**RunConfig().flat(), "steps": steps, "eval_every": steps // 10, **overrides})
+    rd = RunDir.create(session_dir / "runs" / name, cfg)
+    for i in range(1, 11):
+        step = i * steps // 10
+        rd.append({"event": "train", "step": step, "loss": 4.2 * math.exp(-i / 3), "accuracy": acc * i / 10,
+                   "samples_per_s": 1000.0})
+        rd.append({"event": "eval", "step": step, "loss": 4.2 * math.exp(-i / 3) + 0.05,
+                   "accuracy": acc * (1 - math.exp(-i / 2)), "bayes_accuracy": bayes})
+    rd.close()
+    rd.write_state({"status": "completed", "step": steps, "best_accuracy": acc, "bayes_accuracy": bayes})
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_trainer_panel_snapshot(snap_compare, monkeypatch, tmp_path, size):
+    session = tmp_path / "snap-session"
+    _finished_run(session, "20260101-120000-m6-L64-1a2b", 2000, 0.9531, 0.9610)
+    _finished_run(session, "20260101-130000-m8-L128-3c4d", 150000, 0.8125, 0.8203, m=8, L=128,
+                  freeze_value=True)
+
     async def run_before(pilot):
         await pilot.pause()
         await pilot.press("escape", "2")
         panel = pilot.app.query_one("#trainer")
         panel.set_field("omega", "1.5")  # an invalid value, marked inline
-        await pilot.pause(0.3)
+        pilot.app.query_one("#runs-table").focus()
+        await pilot.press("down")  # the second run: its curves
+        await pilot.pause(0.6)
 
-    assert snap_compare(_app(monkeypatch, tmp_path), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(_app(monkeypatch, tmp_path), terminal_size=size, run_before=run_before)
+
+
+async def test_runs_table_shows_every_value_uncut(monkeypatch, tmp_path):
+    """Each cell's text fits its column, at 80 and 120 columns (the 120-column table used to cut
+    the run id and the step)."""
+    from textual.widgets import DataTable
+
+    session = tmp_path / "snap-session"
+    _finished_run(session, "20260101-130000-m8-L128-3c4d", 150000, 0.8125, 0.8203, m=8, L=128)
+    for size in SIZES:
+        app = _app(monkeypatch, tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await pilot.press("escape", "2")
+            await pilot.pause()
+            t = app.query_one("#runs-table", DataTable)
+            assert t.virtual_size.width <= t.size.width, size  # no horizontal scrolling
+            row = t.get_row_at(0)
+            keys = [k.value for k in t.columns]
+            assert "150000/150000" in row
+            assert row[keys.index("run")] == "130000-3c4d"
+            for key, col in t.columns.items():
+                for cell in [col.label.plain, *[str(v) for v in t.get_column(key)]]:
+                    assert max(len(line) for line in cell.split("\n")) <= col.content_width, (size, cell)
+            if size[0] >= 120:
+                assert "config" in keys
