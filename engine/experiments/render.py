@@ -70,7 +70,17 @@ def _table(rows: list[dict]) -> list[str]:
 def _effect_text(e: dict) -> str:
     lo, hi = (e.get("ci95") or [None, None])[:2]
     ci = f" (95% CI [{_fmt(lo)}, {_fmt(hi)}])" if lo is not None and hi is not None else ""
-    return f"{e['name']} = {_fmt(e.get('value'))}{ci}, n = {e.get('n', 0)}"
+    n = f", n = {e['n']}" if e.get("n") else ""
+    return f"{e['name']} = {_fmt(e.get('value'))}{ci}{n}"
+
+
+def _as_effect(e: dict):
+    from engine.experiments.results import Effect
+
+    lo, hi = (e.get("ci95") or [None, None])[:2]
+    nan = float("nan")
+    return Effect(e["name"], nan if e.get("value") is None else e["value"], nan if lo is None else lo,
+                  nan if hi is None else hi, int(e.get("n") or 0))
 
 
 def _command(data: dict, level: str) -> str:
@@ -96,10 +106,13 @@ def _section(name: str, by_level: dict[str, dict]) -> list[str]:
             extra.append("load average " + ", ".join(_fmt(x) for x in run["loadavg"]))
         out += ["", f"**Verdict ({level} grid): {data['verdict']}** — wall time {wall} s"
                 + (f" ({'; '.join(extra)})" if extra else "") + ".", ""]
-        for e in data.get("effects") or []:
+        effects = data.get("effects") or []
+        shown = {_as_effect(e).text() for e in effects}
+        for e in effects:
             out.append(f"- effect: {_effect_text(e)}")
         for r in data.get("reasons") or []:
-            out.append(f"- {r}")
+            if r not in shown:                      # a reason that only restates an effect is not repeated
+                out.append(f"- {r}")
         out += ["", f"*Rule:* {data.get('rule', '')}", ""]
         for n in data.get("notes") or []:
             out.append(f"*Note:* {n}  ")
@@ -124,7 +137,7 @@ def render_markdown(root: str | Path) -> str:
         out += ["## Where the numbers come from", ""] + machines + [""]
 
     names = [n for n in E.names() if any(n in res for res in levels.values())]
-    head = ["experiment", "figure", "paper's claim"]
+    head = ["experiment", "figure", "what"]
     for lvl in levels:
         head += [f"{lvl} verdict", f"{lvl} wall s"]
     out += ["## Summary", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
