@@ -97,6 +97,9 @@ def _section(name: str, by_level: dict[str, dict]) -> list[str]:
     for level, data in by_level.items():
         run = data.get("run") or {}
         out += [f"### {level} grid", "", "```", _command(data, level), "```", ""]
+        diff = _grid_diff(name, level, data.get("grid") or {})
+        if diff:
+            out += [f"**Partial grid:** {diff}.", ""]
         out += _table(data.get("rows") or [])
         wall = _fmt(data.get("seconds"))
         extra = []
@@ -118,6 +121,19 @@ def _section(name: str, by_level: dict[str, dict]) -> list[str]:
             out.append(f"*Note:* {n}  ")
         out.append("")
     return out
+
+
+def _grid_diff(name: str, level: str, grid: dict) -> str:
+    """How a saved result's grid differs from the registered grid of its level ('' when it does not)."""
+    from engine import experiments as E
+
+    try:
+        reg = E.grid(name, level).to_dict()
+    except Exception:
+        return ""
+    parts = [f"{k} = {_fmt(grid.get(k))} (the {level} grid: {_fmt(v)})" for k, v in reg.items()
+             if k != "level" and grid.get(k) != v]
+    return "; ".join(parts)
 
 
 def render_markdown(root: str | Path) -> str:
@@ -146,7 +162,9 @@ def render_markdown(root: str | Path) -> str:
         cells = [f"`{n}`", any_data.get("figure", ""), E.get(n).title]
         for res in levels.values():
             d = res.get(n)
-            cells += [f"**{d['verdict']}**" if d else "not run", _fmt(d["seconds"]) if d else "–"]
+            part = d is not None and _grid_diff(n, (d.get("grid") or {}).get("level", ""), d.get("grid") or {})
+            cells += [(f"**{d['verdict']}**" + (" (partial grid)" if part else "")) if d else "not run",
+                      _fmt(d["seconds"]) if d else "–"]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     out.append("")
     for n in names:

@@ -31,6 +31,17 @@ def test_save_load_and_render_from_files(tmp_path):
     assert render_markdown(tmp_path) == text                      # deterministic
 
 
+def test_a_partial_paper_grid_is_flagged(tmp_path):
+    from engine import experiments as E
+
+    data = _result("value-matrix", "holds", "paper")
+    data["grid"] = {**E.grid("value-matrix", "paper").to_dict(), "m": [5, 6]}
+    save_result(tmp_path, data)
+    text = render_markdown(tmp_path)
+    assert "**Partial grid:** m = [5, 6] (the paper grid: [5, 6, 7, 8])" in text
+    assert "**holds** (partial grid)" in text
+
+
 def test_committed_experiments_md_is_the_rendering_of_committed_results():
     results = ROOT / "results"
     assert results.is_dir(), "results/ is committed with the quick (and paper) grid results"
