@@ -260,6 +260,16 @@ def child_main(log_path: str) -> None:
                     emit("ui", what=_name, t0=t0)
 
         setattr(Screen, meth, timed)
+    from textual.widget import Widget
+
+    orig_refresh = Widget.refresh
+
+    def refresh(self, *regions, layout=False, **kw):  # who asks for a full layout
+        if layout and widget_times.get("on"):
+            emit("layout_req", w=f"{type(self).__name__}#{self.id or ''}")
+        return orig_refresh(self, *regions, layout=layout, **kw)
+
+    Widget.refresh = refresh
     if os.environ.get("LCA_BENCH_PROFILE"):  # where the UI thread's frames go, per widget
         from textual import _styles_cache
 
@@ -429,16 +439,19 @@ def _ui_work(events, t0: float, t1: float) -> dict:
     """What the UI thread did between the key and the bars frame: full layouts (reflow of the
     widget tree, their own frame excluded) and frames rendered (compositor update + segments)."""
     ui = [ev for ev in events if ev["ev"] == "ui" and t0 <= ev["t0"] <= t1]
+    asked = sorted({ev["w"] for ev in events if ev["ev"] == "layout_req" and t0 <= ev["t"] <= t1})
     lays = [(ev["t0"], ev["t"]) for ev in ui if ev["what"] == "_refresh_layout"]
     frames = [(ev["t0"], ev["t"]) for ev in ui if ev["what"] == "_compositor_refresh"]
     nested = sum(b - a for a, b in frames if any(la <= a and b <= lb for la, lb in lays))
-    return {"layouts": len(lays), "layout_s": sum(b - a for a, b in lays) - nested,
+    return {"layouts": len(lays), "layout_asked_by": asked, "layout_s": sum(b - a for a, b in lays) - nested,
             "frames_rendered": len(frames), "render_s": sum(b - a for a, b in frames)}
 
 
-def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float) -> list[dict]:
+def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float, engine: Engine,
+               repeats: int) -> list[dict]:
     """Type ``chars`` one key at a time at the cursor (between ``before`` and ``after``); one row
-    per key: its latency stages and the probe request the app made for it."""
+    per key: its latency stages, the probe request the app made for it, and the engine alone on
+    the same edit (measured while the app is idle, before the next key)."""
     rows = []
     for ch in chars:
         prev = before + after
@@ -462,67 +475,72 @@ def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float) -
                      "bars_built_to_frame_out_s": frame["t"] - frame["t_built"],
                      "probes_for_this_key": len(probe),
                      **_ui_work(app.events(), t_key, frame["t"])})
+        time.sleep(0.2)  # the app's frame is out; let it settle before the engine runs
+        rows[-1]["engine_probe_alone_s"] = engine.probe_edit(rows[-1], repeats)
+        engine.references()
         time.sleep(pause)  # isolated edits: the model thread is idle again (leading-edge debounce)
     return rows
 
 
-def engine_references(rows_by_case: dict, threads: int, repeats: int, model: str | None = None) -> dict:
-    """The engine alone on the same edits (a Prober primed with the previous prompt, then the edit),
-    one cached single-token forward and one full forward of the ~80-token prompt."""
-    import torch
-    from transformers import DynamicCache
+class Engine:
+    """The engine alone, in this process, measured right after each of the app's edits while the
+    app sits idle (so both see the same machine load): the Prober on the same edit (primed with
+    the previous prompt, then timed on the edit), one cached single-token forward and one full
+    forward of the ~80-token prompt (logits at every position, as ``model(ids)`` computes them)."""
 
-    from engine.hijack.lm import load_lm
-    from engine.hijack.probe import Prober
+    def __init__(self, model: str | None, threads: int):
+        import torch
+        from transformers import DynamicCache
 
-    torch.set_num_threads(threads)
-    lm = load_lm(model, device="cpu")
-    prober = Prober(lm)
-    out = {"threads": torch.get_num_threads()}
-    for case, rows in rows_by_case.items():
-        times = []
-        for r in rows:
-            kw = dict(top_k=r["top_k"], surprise=r["surprise"], logit_lens=r["logit_lens"], attention=r["attention"])
-            best = []
-            for _ in range(repeats):
-                prober.reset()
-                prober.probe(r["prev_prompt"], r["targets"], **kw)
-                t0 = time.perf_counter()
-                prober.probe(r["prompt"], r["targets"], **kw)
-                best.append(time.perf_counter() - t0)
-            r["engine_probe_alone_s"] = statistics.median(best)
-            times.append(r["engine_probe_alone_s"])
-        out[f"{case}_engine_probe_alone_s"] = times
-    ids = torch.tensor([lm.encode(PROMPT)])
-    with torch.inference_mode():
-        past = lm.model(ids[:, :-1], use_cache=True).past_key_values
+        from engine.hijack.lm import load_lm
+        from engine.hijack.probe import Prober
+
+        torch.set_num_threads(threads)
+        self.threads = torch.get_num_threads()
+        self.lm = lm = load_lm(model, device="cpu")
+        self.prober = Prober(lm)
+        self.ids = ids = torch.tensor([lm.encode(PROMPT)])
+        with torch.inference_mode():
+            past = lm.model(ids[:, :-1], use_cache=True).past_key_values
         kv = [(layer.keys, layer.values) for layer in past.layers]
 
-    def single():
-        with torch.inference_mode():
-            lm.model(ids[:, -1:], past_key_values=DynamicCache(ddp_cache_data=kv), use_cache=True)
+        def single():
+            with torch.inference_mode():
+                lm.model(ids[:, -1:], past_key_values=DynamicCache(ddp_cache_data=kv), use_cache=True)
 
-    def full():
-        with torch.inference_mode():
-            lm.model(ids, use_cache=True)
+        def full():
+            with torch.inference_mode():
+                lm.model(ids, use_cache=True)
 
-    singles, fulls = [], []
-    for _ in range(max(repeats, 9)):  # interleaved, so load changes hit both alike
-        t0 = time.perf_counter()
-        single()
-        singles.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        full()
-        fulls.append(time.perf_counter() - t0)
-    out["prompt_tokens"] = ids.shape[1]
-    out["cached_single_token_forward_s"] = statistics.median(singles)
-    out["full_forward_s"] = statistics.median(fulls)
-    return out
+        self._single, self._full = single, full
+        self.singles, self.fulls = [], []
+        for _ in range(2):  # warm-up
+            single()
+            full()
+
+    def probe_edit(self, row: dict, repeats: int) -> float:
+        kw = dict(top_k=row["top_k"], surprise=row["surprise"], logit_lens=row["logit_lens"],
+                  attention=row["attention"])
+        times = []
+        for _ in range(repeats):
+            self.prober.reset()
+            self.prober.probe(row["prev_prompt"], row["targets"], **kw)
+            t0 = time.perf_counter()
+            self.prober.probe(row["prompt"], row["targets"], **kw)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    def references(self) -> None:
+        for fn, out in ((self._single, self.singles), (self._full, self.fulls)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
 
 
 def latency_bench(n_end: int, n_start: int, threads: int, repeats: int, pause: float,
                   model: str | None = None) -> dict:
     """Keystroke -> redrawn bars for (a) typing at the end and (b) editing the first word."""
+    engine = Engine(model, threads)
     load_before = os.getloadavg()
     if model:
         os.environ["LCA_BENCH_MODEL"] = model
@@ -531,16 +549,18 @@ def latency_bench(n_end: int, n_start: int, threads: int, repeats: int, pause: f
         ready = app.wait(lambda ev: ev["ev"] == "ready", timeout=600)
         time.sleep(1.0)
         assert ready["prompt"] == PROMPT
-        rows_end = _edit_rows(app, (TYPE_AT_END * 4)[:n_end], PROMPT, "", pause)
+        rows_end = _edit_rows(app, (TYPE_AT_END * 4)[:n_end], PROMPT, "", pause, engine, repeats)
         prompt = rows_end[-1]["prompt"] if rows_end else PROMPT
         app.type(KEYS["pageup"] * 4 + KEYS["home"])  # to the very start of the prompt
         time.sleep(pause)
-        rows_start = _edit_rows(app, (TYPE_AT_START * 4)[:n_start], "", prompt, pause)
+        rows_start = _edit_rows(app, (TYPE_AT_START * 4)[:n_start], "", prompt, pause, engine, repeats)
     finally:
         app.close()
-    load_app = os.getloadavg()
-    refs = engine_references({"end": rows_end, "start": rows_start}, threads, repeats, model)
     load_after = os.getloadavg()
+    refs = {"threads": engine.threads, "prompt_tokens": engine.ids.shape[1],
+            "cached_single_token_forward_s": statistics.median(engine.singles),
+            "full_forward_s": statistics.median(engine.fulls),
+            "cached_single_token_forward_all_s": engine.singles, "full_forward_all_s": engine.fulls}
 
     def summary(rows, ref_key, ref_s, goal):
         lat = [r["key_to_bars_s"] for r in rows]
@@ -564,7 +584,7 @@ def latency_bench(n_end: int, n_start: int, threads: int, repeats: int, pause: f
     return {
         "what": "keystroke -> redrawn top-k bars, app in a pseudo-terminal (120x40), embedded model, CPU",
         "model": model or "smollm2-135m (embedded)", "prompt": PROMPT, "view": ready["view"], "threads": threads, "pause_between_keys_s": pause,
-        "load_average": {"before": load_before, "after_app": load_app, "after_engine": load_after},
+        "load_average": {"before": load_before, "after": load_after},
         "references": refs,
         "a_type_at_end": summary(rows_end, "cached_single_token_forward", refs["cached_single_token_forward_s"], 1.3),
         "b_edit_first_word": summary(rows_start, "full_forward", refs["full_forward_s"], 1.2),
@@ -587,7 +607,51 @@ def print_latency(res: dict) -> None:
         u = s["ui_thread_p50"]
         print(f"   UI thread between key and bars, p50: {u['layouts']:.0f} layouts ({1000 * u['layout_s']:.1f} ms), "
               f"{u['frames_rendered']:.0f} frames rendered ({1000 * u['render_s']:.1f} ms)")
-    print(f"load average before / after app / after engine: {res['load_average']}")
+    print(f"load average before / after: {res['load_average']}")
+
+
+def latency_markdown(res: dict) -> str:
+    """The BENCHMARKS.md rows for the keystroke -> bars measurement, from its JSON."""
+    ref = res["references"]
+    a, b = res["a_type_at_end"], res["b_edit_first_word"]
+    ms = lambda v: f"{1000 * v:.1f} ms"  # noqa: E731
+    la = res["load_average"]
+    lines = [
+        f"Measured {res['machine']['date']} with `{res.get('command', 'python bench/bench_app.py --only latency')}`; "
+        f"model {res['model']}, view `{res['view']}`, {res['threads']} torch threads, {a['keys']} + {b['keys']} "
+        f"isolated keys ({res['pause_between_keys_s']} s apart); load average (1 min) {la['before'][0]:.1f} before, "
+        f"{la['after'][0]:.1f} after; the engine-alone numbers are measured between the app's keys.",
+        "",
+        "| what (p50 over the keys) | (a) typing at the end | (b) editing the first word |",
+        "|---|---|---|",
+        f"| prompt tokens / tokens served from the KV cache | {a['prompt_tokens_p50']:.0f} / {a['reused_prefix_p50']:.0f} "
+        f"| {b['prompt_tokens_p50']:.0f} / {b['reused_prefix_p50']:.0f} |",
+        f"| **keystroke → redrawn bars** (key bytes into the terminal → frame with the new bars flushed), p50 / p95 "
+        f"| **{ms(a['key_to_bars_p50_s'])}** / {ms(a['key_to_bars_p95_s'])} "
+        f"| **{ms(b['key_to_bars_p50_s'])}** / {ms(b['key_to_bars_p95_s'])} |",
+        f"| the engine's probe for the same edit, inside the app / alone | {ms(a['engine_probe_in_app_p50_s'])} / "
+        f"{ms(a['engine_probe_alone_p50_s'])} | {ms(b['engine_probe_in_app_p50_s'])} / {ms(b['engine_probe_alone_p50_s'])} |",
+        f"| reference: one cached single-token forward / one full forward ({ref['prompt_tokens']} tokens) "
+        f"| {ms(ref['cached_single_token_forward_s'])} | {ms(ref['full_forward_s'])} |",
+        f"| **ratio keystroke → bars / reference** (goal) | **{a['ratio_to_reference_p50']:.2f}x** (≤ 1.3x "
+        f"{'✓' if a['goal_met'] else '✗'}) | **{b['ratio_to_reference_p50']:.2f}x** (≤ 1.2x {'✓' if b['goal_met'] else '✗'}) |",
+        f"| ratio keystroke → bars / engine probe alone | {a['ratio_app_to_engine_alone_p50']:.2f}x "
+        f"| {b['ratio_app_to_engine_alone_p50']:.2f}x |",
+    ]
+    names = {"key_to_request_s": "key → probe request (input thread, TextArea, Changed)",
+             "request_to_probe_start_s": "request → probe starts on the model thread",
+             "engine_probe_in_app_s": "probe (model thread)",
+             "probe_end_to_panel_s": "answer → panel handler",
+             "panel_draw_s": "panel handler (bars, table, strip, toolbar)",
+             "drawn_to_bars_built_s": "→ next frame rebuilds the bars (frame timer, layout)",
+             "bars_built_to_frame_out_s": "→ rest of the frame rendered and flushed"}
+    for k, label in names.items():
+        lines.append(f"| stage: {label} | {ms(a['stages_p50_s'][k])} | {ms(b['stages_p50_s'][k])} |")
+    ua, ub = a["ui_thread_p50"], b["ui_thread_p50"]
+    lines.append(f"| UI thread between key and bars: full layouts (time) / frames rendered (time) "
+                 f"| {ua['layouts']:.0f} ({ms(ua['layout_s'])}) / {ua['frames_rendered']:.0f} ({ms(ua['render_s'])}) "
+                 f"| {ub['layouts']:.0f} ({ms(ub['layout_s'])}) / {ub['frames_rendered']:.0f} ({ms(ub['render_s'])}) |")
+    return "\n".join(lines)
 
 
 def main():
@@ -597,6 +661,9 @@ def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         child_main(sys.argv[2])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":  # BENCHMARKS.md rows from a results file
+        print(latency_markdown(json.loads(Path(sys.argv[2]).read_text())))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=("latency", "rest"), default=None,
@@ -615,6 +682,7 @@ def main():
         res = latency_bench(args.keys, args.keys, args.threads, args.repeats, args.pause, args.model)
         res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                           "date": time.strftime("%Y-%m-%d %H:%M")}
+        res["command"] = "python bench/bench_app.py " + " ".join(sys.argv[1:])
         print_latency(res)
         from engine.atomic import atomic_write_json
 
