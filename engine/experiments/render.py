@@ -155,7 +155,7 @@ def render_markdown(root: str | Path) -> str:
     names = [n for n in E.names() if any(n in res for res in levels.values())]
     head = ["experiment", "figure", "what"]
     for lvl in levels:
-        head += [f"{lvl} verdict", f"{lvl} wall s"]
+        head += [f"{lvl} verdict", f"{lvl} main effect (95% CI)", f"{lvl} wall s"]
     out += ["## Summary", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n in names:
         any_data = next(res[n] for res in levels.values() if n in res)
@@ -163,8 +163,9 @@ def render_markdown(root: str | Path) -> str:
         for res in levels.values():
             d = res.get(n)
             part = d is not None and _grid_diff(n, (d.get("grid") or {}).get("level", ""), d.get("grid") or {})
+            eff = (d or {}).get("effects") or []
             cells += [(f"**{d['verdict']}**" + (" (partial grid)" if part else "")) if d else "not run",
-                      _fmt(d["seconds"]) if d else "–"]
+                      _effect_text(eff[0]) if eff else "–", _fmt(d["seconds"]) if d else "–"]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     out.append("")
     for n in names:
