@@ -156,6 +156,10 @@ async def app_bench(n_keys: int) -> dict:
 PROMPT = "The Eiffel Tower is not in Chicago. " * 8 + "The Eiffel Tower is in"  # ~80 tokens (Fig. 1, n = 8)
 TYPE_AT_END = " Paris, the capital of France and"   # (a) each key extends the last token(s)
 TYPE_AT_START = "Indeed, so "                        # (b) each key edits the first word
+#: ``--what-if no-layout``: widgets whose updates on the probe path asked for a full layout in the
+#: measurement although their size stays the same while typing; the what-if repaints them only.
+#: NOT the app: an estimate of what the fix described in BENCHMARKS.md would gain.
+WHATIF_NO_LAYOUT = {"hijack-error", "hijack-toolbar", "probe-info", "surprise-strip", "hijack-views", "status"}
 KEYS = {"pageup": "\x1b[5~", "pagedown": "\x1b[6~", "home": "\x1b[H", "end": "\x1b[F"}
 
 
@@ -264,9 +268,14 @@ def child_main(log_path: str) -> None:
 
     orig_refresh = Widget.refresh
 
+    quiet = os.environ.get("LCA_BENCH_WHATIF") == "no-layout"
+
     def refresh(self, *regions, layout=False, **kw):  # who asks for a full layout
         if layout and widget_times.get("on"):
-            emit("layout_req", w=f"{type(self).__name__}#{self.id or ''}")
+            if quiet and self.id in WHATIF_NO_LAYOUT:  # what-if: these keep their size, repaint only
+                layout = False
+            else:
+                emit("layout_req", w=f"{type(self).__name__}#{self.id or ''}")
         return orig_refresh(self, *regions, layout=layout, **kw)
 
     Widget.refresh = refresh
@@ -673,16 +682,21 @@ def main():
     ap.add_argument("--repeats", type=int, default=5, help="engine-alone repeats per edit (median)")
     ap.add_argument("--pause", type=float, default=0.6, help="seconds between keys (isolated edits)")
     ap.add_argument("--profile", metavar="PSTATS", help="cProfile the app's UI thread while the keys are typed")
+    ap.add_argument("--what-if", choices=("no-layout",), default=None,
+                    help="no-layout: the app with the probe path's full layouts turned into repaints (an estimate)")
     ap.add_argument("--model", default=None, help="model for the latency part (default: the embedded one)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "app_latency.json"))
     args = ap.parse_args()
     if args.profile:
         os.environ["LCA_BENCH_PROFILE"] = os.path.abspath(args.profile)
+    if args.what_if:
+        os.environ["LCA_BENCH_WHATIF"] = args.what_if
     if args.only != "rest":
         res = latency_bench(args.keys, args.keys, args.threads, args.repeats, args.pause, args.model)
         res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                           "date": time.strftime("%Y-%m-%d %H:%M")}
         res["command"] = "python bench/bench_app.py " + " ".join(sys.argv[1:])
+        res["what_if"] = args.what_if
         print_latency(res)
         from engine.atomic import atomic_write_json
 
