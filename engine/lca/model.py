@@ -36,8 +36,9 @@ from engine.lca.config import ModelConfig
 
 __all__ = ["ModelConfig", "OneLayerTransformer"]
 
-#: ``forward`` scores per vocabulary token when V <= TOKEN_LEVEL_RATIO · L, else per position.
-TOKEN_LEVEL_RATIO = 4
+#: ``forward`` scores per vocabulary token when V <= TOKEN_LEVEL_RATIO · L, else per position
+#: (measured: the per-position gather and its backward cost about as much as 64 token scores).
+TOKEN_LEVEL_RATIO = 64
 _LOG_ZERO = -1e4
 
 
@@ -70,8 +71,8 @@ class OneLayerTransformer(nn.Module):
         return (u_last @ self.W_Q.T) @ self.W_K / math.sqrt(self.cfg.d_a)
 
     def formulation(self, L: int) -> str:
-        """``token`` (scores per vocabulary token, B·V·d) or ``position`` (per context position,
-        B·L·d), whichever does less work for this context length; both are exact."""
+        """``token`` (scores per vocabulary token, B·V·d dense products) or ``position`` (per
+        context position, B·L·d gathered), whichever is faster for this L; both are exact."""
         return "token" if self.V <= TOKEN_LEVEL_RATIO * L else "position"
 
     def token_mass(self, x: torch.Tensor) -> torch.Tensor:

@@ -84,8 +84,9 @@ def test_fast_forward_equals_references(m, L, B, neighborhood, flag, d, device):
 
 
 def test_auto_picks_the_cheaper_formulation():
-    model = OneLayerTransformer(256, ModelConfig(d=8, d_a=8))
-    assert model.formulation(64) == "token" and model.formulation(8) == "position"
+    model = OneLayerTransformer(4096, ModelConfig(d=8, d_a=8))
+    assert model.formulation(64) == "token" and model.formulation(16) == "position"
+    assert OneLayerTransformer(256, ModelConfig(d=8, d_a=8)).formulation(1) == "position"
 
 
 def test_per_position_attention_matches_token_mass():
