@@ -25,7 +25,7 @@ from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
 from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress, InspectRun, JobFinished,
                               ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
-                              ProbeWanted, RecordResult, ReportWritten, ShowPanel)
+                              ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted, ShowPanel)
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.panels.editors import PANEL_ALT_KEYS
 from lca_tui.settings import load_keymap, load_settings, save_settings
@@ -147,6 +147,7 @@ class LcaApp(App):
             from lca_tui.model_host import ModelHost
 
             self.model_host = ModelHost(self.post_message)
+            self._share_cores()
             if self._waiting_probe is not None:
                 self.model_host.request_probe(self._waiting_probe.request, reply_to=self._waiting_probe.reply_to)
                 self._waiting_probe = None
@@ -189,6 +190,17 @@ class LcaApp(App):
 
     def on_job_finished(self, msg: JobFinished) -> None:  # bubbled up from the panel that asked
         self._refresh_status()
+
+    def on_run_started(self, msg: RunStarted) -> None:  # bubbled up from the trainer panel
+        self._share_cores()
+
+    def on_run_finished(self, msg: RunFinished) -> None:
+        self._share_cores()
+
+    def _share_cores(self) -> None:
+        """The model thread's share of the cores: it runs beside every training thread."""
+        if self.model_host is not None:
+            self.model_host.share = 1 + sum(getattr(p, "running_jobs", lambda: 0)() for p in self.panels())
 
     # ------------------------------------------------------------------ session
     def on_record_result(self, msg: RecordResult) -> None:

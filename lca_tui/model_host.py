@@ -47,6 +47,10 @@ class ModelHost:
         self.running_job: str | None = None
         self._reply_to = None
         self._loads = 0  # load jobs queued or running
+        #: Threads of this process that run torch at the same time as this one (training runs);
+        #: the app keeps it current and the model thread takes its share (engine.threads.plan).
+        self.share = 1
+        self._applied_share: int | None = None
         self._thread = threading.Thread(target=self._loop, name="lca-model", daemon=True)
         self._thread.start()
 
@@ -108,6 +112,8 @@ class ModelHost:
                     self._wake.wait(0.5)
             if self._stop.is_set():
                 return
+            if self._applied_share != self.share:
+                self._apply_share()
             if self._pending is not None:
                 now = time.monotonic()
                 leading = now - self._idle_since >= self.debounce and self._pending_at >= self._idle_since
@@ -123,6 +129,17 @@ class ModelHost:
             except queue.Empty:
                 continue
             self._run_job(*job)
+
+    def _apply_share(self) -> None:
+        """Set this thread's torch threads to its share of the cores (the last of ``plan``)."""
+        share = self.share
+        try:
+            from engine.threads import apply, plan
+
+            apply(plan(max(1, share))[-1])
+        except Exception:  # noqa: BLE001 - thread tuning must never stop the model thread
+            traceback.print_exc()
+        self._applied_share = share
 
     def _reply(self, reply_to, msg) -> None:
         (reply_to.post_message if reply_to is not None else self.post)(msg)

@@ -220,19 +220,25 @@ class TrainerPanel(Widget):
 
     def _launch(self, st: RunState, resume: bool, cfg=None) -> None:
         st.status, st.error = "starting", None
-        self._train(st.run_id, st.path, resume, cfg)
+        # torch threads running at once: the runs already training, this one, the model thread
+        share = self.running_jobs() + 1 + (getattr(self.app, "model_host", None) is not None)
+        self._train(st.run_id, st.path, resume, cfg, share)
         self._refresh_table()
 
     @work(thread=True, exit_on_error=False, group="train")
-    def _train(self, run_id: str, path: Path, resume: bool, cfg) -> None:
-        """The training thread: runs the loop and posts messages; it touches no UI state."""
+    def _train(self, run_id: str, path: Path, resume: bool, cfg, share: int = 1) -> None:
+        """The training thread: runs the loop and posts messages; it touches no UI state. Its torch
+        threads are its ``share`` of the free cores (``engine.threads``), re-decided as the load
+        changes, so training and the model thread do not oversubscribe the cores."""
         from engine.errors import UserError
         from engine.lca.runner import TrainingRun
+        from engine.threads import Governor
 
         status, error = "error", None
         try:
             run = TrainingRun.resume(path) if resume else TrainingRun.start(cfg, path)
             tr = run.trainer
+            tr.governor = Governor(share=share)
             self.post_message(RunStarted(run_id, run, tr.bayes_accuracy, tr.cfg.train.batch_size,
                                          tr.step, resume))
             events, last = [], time.monotonic()

@@ -100,3 +100,49 @@ async def test_runs_survive_in_the_session_across_app_restarts():
         tp = again.query_one("#trainer")
         assert run_id in tp.runs and tp.runs[run_id].status == "completed"
         assert [e["step"] for e in tp.runs[run_id].evals] == [5, 10]
+
+
+async def test_inspect_a_live_run_takes_its_snapshot_on_the_training_thread(monkeypatch):
+    """F9 on a running run: the inspector's weights come from Trainer.request_snapshot, answered
+    by the training thread between steps (paused here, so they must equal the trainer's now)."""
+    import threading
+
+    import torch
+
+    import lca_tui.panels.inspector as insp
+
+    taken = []
+    real = insp.live_snapshot
+
+    def spy(trainer):
+        out = real(trainer)
+        taken.append((threading.current_thread() is threading.main_thread(), out))
+        return out
+
+    monkeypatch.setattr(insp, "live_snapshot", spy)
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        for name, value in {**TINY, "steps": "1000000", "eval_every": "50"}.items():
+            tp.set_field(name, value)
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: tp._current() is not None and tp._current().step > 5, 60)
+        await pilot.press("f9")  # while it trains
+        panel = app.query_one("#inspector")
+        await wait_for(pilot, lambda: panel.report is not None and not panel.busy, 60)
+        assert app.query_one("#panels").current == "inspector"
+        assert panel.shown_label.endswith("(live)") and panel.shown_step > 0
+        on_ui_thread, (cfg, model, step) = taken[-1]
+        assert not on_ui_thread and step == panel.shown_step
+        trainer = tp._current().run.trainer
+        trainer.pause_event.set()
+        await wait_for(pilot, lambda: tp._current().status == "paused", 30)
+        await pilot.press("r")  # a new snapshot of the paused run: exactly its weights now
+        await wait_for(pilot, lambda: len(taken) == 2 and not panel.busy, 60)
+        _, (cfg, model, step) = taken[-1]
+        assert step == trainer.step == panel.shown_step
+        for name, p in trainer.model.named_parameters():
+            assert torch.equal(getattr(model, name).detach(), p.detach().cpu()), name
+        trainer.stop()
+        await wait_for(pilot, lambda: tp._current().status == "stopped", 30)

@@ -191,3 +191,24 @@ def test_probe_waiting_for_a_load_is_answered_by_the_loaded_model(monkeypatch):
     _wait(lambda: inbox.got)
     assert inbox.got[0].result == "result of early" and inbox.got[0].error is None
     host.close()
+
+
+def test_model_thread_takes_its_share_of_the_threads(monkeypatch):
+    """Beside a training thread the model thread runs torch on its part of engine.threads.plan,
+    so the two do not oversubscribe the cores; alone it takes the whole choice."""
+    import torch
+
+    from engine.threads import plan
+
+    monkeypatch.setenv("LCA_TUI_THREADS", "2")
+    host, posted = _host()
+    seen = []
+    host.prober.probe = lambda prompt, targets, **kw: seen.append(torch.get_num_threads()) or "ok"
+    host.share = 2
+    host.request_probe(ProbeRequest(1, "beside training"))
+    _wait(lambda: len(posted) == 1)
+    host.share = 1
+    host.request_probe(ProbeRequest(2, "alone"))
+    _wait(lambda: len(posted) == 2)
+    assert seen == [plan(2)[-1], plan(1)[0]] == [1, 2]
+    host.close()
