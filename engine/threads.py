@@ -16,6 +16,7 @@ again (about 30x slower on this project's 2-core machine); one thread on the fre
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -164,8 +165,9 @@ def plan(n_workers: int, requested: int | str | None = None, choice: ThreadChoic
 
 
 class Governor:
-    """Re-decides the calling thread's torch thread count every ``period_s`` seconds (call ``tick``
-    between training steps). A fixed request (flag or env) is applied once and never changed;
+    """Sets, and every ``period_s`` seconds re-decides, the torch thread count of the thread that
+    calls ``tick`` (the training thread: ``Trainer.governor`` ticks between steps, so it may be
+    built in any thread). A fixed request (flag or env) is applied once and never changed;
     ``share`` divides the automatic choice among that many concurrent torch workers."""
 
     def __init__(self, requested: int | str | None = None, period_s: float = 5.0, share: int = 1):
@@ -173,15 +175,18 @@ class Governor:
         self.choice = choose(requested)
         self.fixed = self.choice.source != "auto"
         self.threads = self._mine(self.choice)
-        apply(self.threads)
         self._probe = None if self.fixed else _LoadProbe()
         self._next = time.monotonic() + period_s
+        self._applied_in: int | None = None
         self.changes = 0
 
     def _mine(self, choice: ThreadChoice) -> int:
         return choice.threads if self.fixed else plan(self.share, choice=choice)[0]
 
     def tick(self) -> int:
+        if self._applied_in != threading.get_ident():
+            apply(self.threads)
+            self._applied_in = threading.get_ident()
         if self.fixed or time.monotonic() < self._next:
             return self.threads
         self._next = time.monotonic() + self.period_s

@@ -79,14 +79,21 @@ def test_governor_follows_the_load_unless_fixed(monkeypatch):
     _machine(monkeypatch, 2, 0.0)
     load = {"busy": 0.0}
     monkeypatch.setattr(threads._LoadProbe, "busy_elsewhere", lambda self: load["busy"])
+    torch.set_num_threads(1)
     gov = threads.Governor(period_s=0.0)
-    assert gov.threads == 2 and torch.get_num_threads() == 2
+    load["busy"] = 0.0
+    assert gov.threads == 2 and torch.get_num_threads() == 1  # applied by the ticking thread
+    assert gov.tick() == 2 and torch.get_num_threads() == 2
     load["busy"] = 1.0                      # another process starts spinning on one core
     assert gov.tick() == 1 and torch.get_num_threads() == 1 and gov.changes == 1
     load["busy"] = 0.0
     assert gov.tick() == 2
     shared = threads.Governor(period_s=0.0, share=2)   # the app: training thread + model thread
-    assert shared.threads == 1
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append((shared.tick(), torch.get_num_threads())))
+    worker.start()
+    worker.join()
+    assert seen == [(1, 1)] and torch.get_num_threads() == 2
     fixed = threads.Governor(requested=2, period_s=0.0)
     load["busy"] = 2.0
     assert fixed.tick() == 2 and fixed.fixed
