@@ -127,3 +127,15 @@ def test_embedded_probe_cli_json(capsys, smollm, monkeypatch):
     data = json.loads(capsys.readouterr().out)
     assert rc == 0 and data["model"] == "smollm2-135m"
     assert data["top_k"][0]["token"] == " Paris" and data["targets"][0]["rank"] == 1
+
+
+@pytest.mark.slow
+def test_embedded_models_side_by_side(capsys, smollm):
+    """The issue's 'done when': both embedded models, one curve and flip points each (fewer records here)."""
+    rc = main(["hijack", "--model", "smollm2-135m", "--model", "gemma3-270m", "--scheme", "not-think",
+               "--max-prepends", "2", "--limit", "3", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [m["model"] for m in data["models"]] == ["smollm2-135m", "gemma3-270m"]
+    for m in data["models"]:
+        assert [p["n"] for p in m["curve"]] == [0, 1, 2] and len(m["flip_points"]) == 3
+        assert m["flips"]["flipped"] + m["flips"]["never"] == 3 and m["notes"] == []

@@ -237,3 +237,35 @@ def test_flip_points_of_a_real_sweep(tiny_lm_dir):
         hits = [r.n for r in rows if r.p_false > r.p_true]
         assert p.n == (hits[0] if hits else None)
     assert sum(flip_summary(pts, 3).histogram[:1]) == round(res.point(0).es * 6)
+
+
+# --- the embedded Gemma-3-270M (slow: assembled and converted once per run) ---------------------
+
+@pytest.mark.slow
+def test_gemma_loads_with_bos_and_a_sliding_window(gemma):
+    assert gemma.name == "gemma3-270m" and gemma.kv_limit == gemma.model.config.sliding_window > 0
+    assert gemma.encode("The")[0] == gemma.tokenizer.bos_token_id  # Gemma needs its BOS token
+    assert "Gemma" in type(gemma.tokenizer).__name__  # SentencePiece-based
+    res = Prober(gemma).probe(PROMPT, [" Paris"])
+    assert res.top_k[0].token == " Paris" and res.target(" Paris").rank == 1
+
+
+@pytest.mark.slow
+def test_gemma_exact_targets_and_window_reuse_equal_full_forwards(gemma):
+    targets = [" Paris", " New York City"]
+    prober = Prober(gemma)
+    first = prober.probe(PROMPT, targets)
+    _assert_probe_equals_full_forward(gemma, first, targets)
+    n_prompt = len(first.token_ids)
+    for tp, target in zip(first.targets, targets):  # exactly the ids that follow the prompt's
+        assert tp.exact and tp.n_tokens == len(gemma.encode(PROMPT + target)) - n_prompt
+    grown = prober.probe(PROMPT + " Paris. It is near", targets)
+    assert grown.reused_prefix == n_prompt  # inside the 512-token window: the cache is reused
+    _assert_probe_equals_full_forward(gemma, grown, targets)
+
+
+@pytest.mark.slow
+def test_gemma_shared_sweep_equals_naive(gemma):
+    recs = load_counterfact("builtin", limit=2, seed=0)
+    fast = efficacy_curve(gemma, recs, "not-think", 2, batch_size=16)
+    assert_equal_results(fast, naive_efficacy_curve(gemma, recs, "not-think", 2))
