@@ -32,7 +32,13 @@ confidence intervals (Student t over seeds, or over records for hijacking).
 
 Held-out data: each trained model is scored on a **test** set that is not used for anything else; the
 learning rate of a cell (where the grid lists several) is chosen on a separate **validation** set.
-Grids: `--tiny` (tests), `--quick` (CI, minutes on a 2-core CPU) and `--paper` (the paper's sweep).
+Grids: `--tiny` (tests), `--quick` (CI, minutes on a 2-core CPU) and `--paper` (the paper's sweep);
+each section lists its grid. `steps = [[m, steps], ...]` is a step budget per m. Convergence criterion
+(paper grids, `patience` > 0): a run stops once its validation loss has not improved by 0.1% over
+`patience` evaluations (one every `eval_every` steps), else at its step budget (warm-up, then cosine
+decay); the `converged` column counts runs stopped by that plateau or whose validation accuracy reached
+0.98 x the Bayes accuracy. The quick grid's short runs are not converged: read them as the direction at
+equal budget.
 """
 
 
@@ -97,7 +103,9 @@ def _section(name: str, by_level: dict[str, dict]) -> list[str]:
     for level, data in by_level.items():
         run = data.get("run") or {}
         out += [f"### {level} grid", "", "```", _command(data, level), "```", ""]
-        diff = _grid_diff(name, level, data.get("grid") or {})
+        grid = data.get("grid") or {}
+        out += ["*Grid:* " + ", ".join(f"{k} = {_fmt(v)}" for k, v in grid.items() if k != "level"), ""]
+        diff = _grid_diff(name, level, grid)
         if diff:
             out += [f"**Partial grid:** {diff}.", ""]
         out += _table(data.get("rows") or [])
