@@ -323,8 +323,8 @@ class TrainerPanel(Widget):
             return
         rate = f"{st.rate:,.0f} samples/s" if st.rate else "—"
         err = f" · [b]{st.error}[/b]" if st.error else ""
-        stats.update(f"[b]{st.run_id}[/b] {st.status} · step {st.step}/{st.steps} · {rate} · ETA {st.eta()}{err}"
-                     f"\n{st.summary}")
+        live = f"{rate} · ETA {st.eta()} · " if st.status in ("running", "paused", "starting") else ""
+        stats.update(f"[b]{st.run_id}[/b] {st.status} · step {st.step}/{st.steps}{err}\n{live}{st.summary}")
         if st.train:
             loss.set_series("train loss", [e["step"] for e in st.train], [e["loss"] for e in st.train])
         if st.evals:

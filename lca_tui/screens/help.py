@@ -20,7 +20,9 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
             if not isinstance(b, Binding):
                 continue
             keys = keymap.get(b.id, b.key) if b.id else b.key
-            rows.append((where, b.key_display or keys, b.description, b.id or ""))
+            shown = b.key_display or " ".join(app.get_key_display(Binding(k.strip(), b.action))
+                                              for k in keys.split(","))
+            rows.append((where, shown, b.description, b.id or ""))
     return rows
 
 
