@@ -391,9 +391,6 @@ class HijackPanel(Widget):
             if job is not None:
                 self.post_message(CancelModelJob(job))
 
-    def running_jobs(self) -> int:
-        return 0  # model-thread jobs are counted by the app
-
     def commands(self) -> list[tuple[str, str, object]]:
         """This panel's command-palette entries: (label, help, callback)."""
         return [

@@ -359,6 +359,14 @@ class InspectorPanel(Widget):
     def action_refresh(self) -> None:
         self.refresh_report()
 
+    def commands(self) -> list[tuple[str, str, object]]:
+        """This panel's command-palette entries: (label, help, callback)."""
+        return [
+            ("Inspector: next view", "Geometry, Gram, spectra, value matrix, attention (v)", self.action_next_view),
+            ("Inspector: recompute", "Re-read the checkpoint or take a new live snapshot (r)", self.action_refresh),
+            ("Inspector: open run…", "Inspect a run directory's checkpoint (o)", self.action_open_run),
+        ]
+
     def action_open_run(self) -> None:
         def chosen(path):
             if path:

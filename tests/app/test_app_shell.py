@@ -158,3 +158,12 @@ async def test_the_first_screen_teaches_how_to_leave_the_editor():
         assert "esc" in hint and "alt+1/2/3" in hint
         rows = binding_rows(app)
         assert ("app", "alt+2", "Trainer", "app.panel.trainer.alt") in rows
+
+
+async def test_every_panel_brings_its_palette_commands():
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for prefix in ("Panel:", "Hijack:", "Trainer:", "Inspector:", "Report:", "Experiment:"):
+            assert any(t.startswith(prefix) for t in titles), prefix
