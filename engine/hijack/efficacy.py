@@ -430,3 +430,19 @@ def flip_summary(points: Sequence[FlipPoint], max_prepends: int) -> FlipSummary:
                        statistics.fmean(ns) if ns else None, float(statistics.median(ns)) if ns else None,
                        tuple(hist), tuple(p.case_id for p in points if ns and p.n == low),
                        tuple(p.case_id for p in points if p.n is None))
+
+
+def compare(results: Sequence[EfficacyResult]) -> dict:
+    """What a side-by-side view of several models (Fig. 2) draws, keyed by model name, in order:
+    ``curves`` model -> [(n, ES)], ``flips`` model -> [flip point n or None per record] and
+    ``summaries`` model -> ``FlipSummary`` (histogram, mean/median, earliest and never-flipping records).
+    Results of one model for several schemes are keyed ``"<model> <scheme>"``."""
+    several_schemes = len({r.scheme for r in results}) > 1
+    out: dict = {"curves": {}, "flips": {}, "summaries": {}}
+    for res in results:
+        key = f"{res.model} {res.scheme}" if several_schemes else res.model
+        points = flip_points(res)
+        out["curves"][key] = [(p.n, p.es) for p in res.curve]
+        out["flips"][key] = [p.n for p in points]
+        out["summaries"][key] = flip_summary(points, res.max_prepends)
+    return out

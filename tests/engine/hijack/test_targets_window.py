@@ -269,3 +269,18 @@ def test_gemma_shared_sweep_equals_naive(gemma):
     recs = load_counterfact("builtin", limit=2, seed=0)
     fast = efficacy_curve(gemma, recs, "not-think", 2, batch_size=16)
     assert_equal_results(fast, naive_efficacy_curve(gemma, recs, "not-think", 2))
+
+
+def test_compare_gives_what_a_side_by_side_view_draws(tiny_lm_dir, tiny_gpt2_dir):
+    from engine.hijack.efficacy import compare
+
+    recs = load_counterfact("builtin", limit=4, seed=5)
+    results = [efficacy_curve(load_lm(str(d), device="cpu"), recs, "not-think", 2) for d in (tiny_lm_dir, tiny_gpt2_dir)]
+    view = compare(results)
+    assert list(view["curves"]) == [str(tiny_lm_dir), str(tiny_gpt2_dir)]
+    for res in results:
+        assert view["curves"][res.model] == [(p.n, p.es) for p in res.curve]
+        assert view["flips"][res.model] == [p.n for p in flip_points(res)]
+        assert view["summaries"][res.model].histogram == tuple(view["flips"][res.model].count(n) for n in range(3))
+    both = compare([results[0], efficacy_curve(load_lm(str(tiny_lm_dir), device="cpu"), recs, "relation", 2)])
+    assert list(both["curves"]) == [f"{tiny_lm_dir} not-think", f"{tiny_lm_dir} relation"]
