@@ -19,7 +19,8 @@ def _globals(parser):
 
 
 def _value(action):
-    return "3" if action.type is int else "/tmp/somewhere"
+    """A valid value: a count for typed options (--threads), a path for the others."""
+    return "3" if action.type is not None else "/tmp/somewhere"
 
 
 def _required(sub):
@@ -35,15 +36,15 @@ def _required(sub):
 
 
 PARSER = build_parser()
+# Every (subcommand, global option) pair, except a subcommand's own flag of the same name (probe's
+# and hijack's --model, which hijack repeats to compare models): that one is the subcommand's.
 CASES = [(cmd, a.option_strings[0], a.dest) for cmd, sub in _subcommands(PARSER).items()
-         for a in _globals(PARSER)
-         if sub._option_string_actions.get(a.option_strings[0]) is None
-         or sub._option_string_actions[a.option_strings[0]].dest == a.dest]
+         for a in _globals(PARSER) if sub._option_string_actions[a.option_strings[0]].help == a.help]
 
 
 def test_the_globals_are_there():
     flags = {a.option_strings[0] for a in _globals(PARSER)}
-    assert {"--session", "--model"} <= flags
+    assert {"--session", "--model", "--threads"} <= flags
     assert {"train", "report", "sessions"} <= set(_subcommands(PARSER))
 
 
@@ -54,7 +55,7 @@ def test_global_option_before_or_after_the_command(cmd, flag, dest):
     value = _value(action)
     before = PARSER.parse_args([flag, value, cmd, *rest])
     after = PARSER.parse_args([cmd, *rest, flag, value])
-    expected = int(value) if action.type is int else value
+    expected = action.type(value) if action.type is not None else value
     assert getattr(before, dest) == getattr(after, dest) == expected
     neither = PARSER.parse_args([cmd, *rest])
     assert getattr(neither, dest, None) == action.default
