@@ -284,3 +284,14 @@ def test_compare_gives_what_a_side_by_side_view_draws(tiny_lm_dir, tiny_gpt2_dir
         assert view["summaries"][res.model].histogram == tuple(view["flips"][res.model].count(n) for n in range(3))
     both = compare([results[0], efficacy_curve(load_lm(str(tiny_lm_dir), device="cpu"), recs, "relation", 2)])
     assert list(both["curves"]) == [f"{tiny_lm_dir} not-think", f"{tiny_lm_dir} relation"]
+
+
+def test_progressive_record_indices_are_unique_across_chunks(tiny_lm_dir):
+    from engine.hijack.progressive import efficacy_progressive
+
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    recs = load_counterfact("builtin", limit=5, seed=6)
+    merged = efficacy_progressive(lm, recs, "not-think", 2, chunk=2)
+    whole = efficacy_curve(lm, recs, "not-think", 2)
+    assert sorted({r.record_index for r in merged.records}) == list(range(5))
+    assert flip_points(merged) == flip_points(whole)
