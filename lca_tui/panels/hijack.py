@@ -13,7 +13,7 @@ import math
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import (ContentSwitcher, DataTable, Input, Label, ProgressBar, Static, TabbedContent,
                              TabPane, TextArea)
