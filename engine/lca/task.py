@@ -37,14 +37,13 @@ class LCATask:
         V = self.space.V
         self.p = cfg.omega * self.pi + (1.0 - cfg.omega) / V
         # Every neighbourhood (all, hamming1, cluster:k) depends on z XOR z* only, so p(z|z*) =
-        # ψ(z ⊕ z*) and π(z|z*) = φ(z ⊕ z*): one length-V inverse CDF serves every z*.
+        # ψ(z ⊕ z*) and π(z|z*) = φ(z ⊕ z*): one length-V alias table serves every z*.
         xor = np.bitwise_xor.outer(np.arange(V, dtype=np.int32), np.arange(V, dtype=np.int32))
         self.xor_invariant = bool(sampler == "auto" and np.allclose(self.p[0][xor], self.p, rtol=1e-12, atol=0)
                                   and np.allclose(self.pi[0][xor], self.pi, rtol=1e-12, atol=0))
         del xor
         if self.xor_invariant:
-            self._cdf_p = self._cdf_table(self.p[:1])
-            self._cdf_pi = self._cdf_table(self.pi[:1])
+            self._alias_p, self._alias_pi = self._alias_table(self.p[0]), self._alias_table(self.pi[0])
         else:
             self._cdf_p, self._cdf_pi = self._cdf_table(self.p), self._cdf_table(self.pi)
         with np.errstate(divide="ignore"):
@@ -59,6 +58,32 @@ class LCATask:
         last = torch.tensor((probs > 0).cumsum(axis=1).argmax(axis=1), device=self.device)
         return cdf, last
 
+    def _alias_table(self, probs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Walker's alias table (Vose's construction) of one distribution over V outcomes: bucket
+        k = ⌊uV⌋ keeps k when the fraction uV - k < accept[k], else gives alias[k]. O(1) a draw;
+        a zero-probability outcome is never given (accept 0, alias of positive probability)."""
+        V = probs.shape[0]
+        q = probs * (V / probs.sum())
+        accept, alias = np.zeros(V), np.zeros(V, dtype=np.int64)
+        small = [k for k in range(V) if q[k] < 1.0]
+        large = [k for k in range(V) if q[k] >= 1.0]
+        while small and large:
+            s_, l_ = small.pop(), large.pop()
+            accept[s_], alias[s_] = q[s_], l_
+            q[l_] -= 1.0 - q[s_]
+            (small if q[l_] < 1.0 else large).append(l_)
+        best = int(np.argmax(probs))
+        for k in small + large:  # left over by rounding: probability ≈ 1 bucket, or none at all
+            accept[k], alias[k] = (1.0, k) if probs[k] > 0 else (0.0, best)
+        return (torch.tensor(accept, dtype=torch.float64, device=self.device),
+                torch.tensor(alias, device=self.device))
+
+    def _alias_draw(self, table, u: torch.Tensor) -> torch.Tensor:
+        accept, alias = table
+        v = u * accept.shape[0]
+        k = v.long()
+        return torch.where(v - k < accept[k], k, alias[k])
+
     @property
     def V(self) -> int:  # noqa: N802
         return self.space.V
@@ -66,25 +91,25 @@ class LCATask:
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw (x, y): x (B, L) int64 tokens, y (B,) int64 answers, on ``self.device``.
 
-        Inverse-CDF sampling with one ``searchsorted`` over the whole batch: no Python loop over
-        samples or positions. With XOR-invariant tables (every neighbourhood here) it draws the
-        offsets δ = x ⊕ y from one length-V table; otherwise from the row of each y. The same
-        generator state gives the same batch.
+        Vectorised over the whole batch, one uniform a token: with XOR-invariant tables (every
+        neighbourhood here) the offsets δ = x ⊕ y come from one alias table (O(1) a token);
+        otherwise by inverse CDF (``searchsorted``) on the row of each y. The same generator state
+        gives the same batch.
         """
         B, L, V = batch_size, self.cfg.L, self.V
         y = torch.randint(0, V, (B,), generator=generator, device=self.device)
         u = torch.rand((B, L), generator=generator, device=self.device, dtype=torch.float64)
         x = torch.empty((B, L), dtype=torch.int64, device=self.device)
+        tables = (self._alias_p, self._alias_pi) if self.xor_invariant else (self._cdf_p, self._cdf_pi)
         if L > 1:
-            x[:, :-1] = self._inverse_cdf(self._cdf_p, y, u[:, :-1])
-        x[:, -1:] = self._inverse_cdf(self._cdf_pi, y, u[:, -1:])
+            x[:, :-1] = self._inverse_cdf(tables[0], y, u[:, :-1])
+        x[:, -1:] = self._inverse_cdf(tables[1], y, u[:, -1:])
         return x, y
 
     def _inverse_cdf(self, table, y: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        cdf, last = table
         if self.xor_invariant:
-            delta = torch.searchsorted(cdf[0], u.contiguous(), right=True).clamp_(max=last[0])
-            return delta.bitwise_xor_(y[:, None])
+            return self._alias_draw(table, u).bitwise_xor_(y[:, None])
+        cdf, last = table
         return torch.minimum(torch.searchsorted(cdf[y], u.contiguous(), right=True), last[y, None])
 
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:

@@ -101,12 +101,24 @@ def test_omega_one_never_shows_the_answer_nor_a_non_neighbour(xor):
 
 
 def test_a_draw_above_the_last_cumulative_value_folds_onto_a_possible_token():
-    t = LCATask(TaskConfig(m=4, L=3, omega=1.0, neighborhood="hamming1"))
-    for task in (t, _row_sampler(LCATask(t.cfg))):
-        y = torch.tensor([0, 5, 15])
-        for table in (task._cdf_p, task._cdf_pi):
-            x = task._inverse_cdf(table, y, torch.ones(3, 2, dtype=torch.float64))
-            assert (torch.tensor(task.pi)[y[:, None], x] > 0).all()
+    t = _row_sampler(LCATask(TaskConfig(m=4, L=3, omega=1.0, neighborhood="hamming1")))
+    y = torch.tensor([0, 5, 15])
+    for table in (t._cdf_p, t._cdf_pi):
+        x = t._inverse_cdf(table, y, torch.ones(3, 2, dtype=torch.float64))
+        assert (torch.tensor(t.pi)[y[:, None], x] > 0).all()
+
+
+@pytest.mark.parametrize("spec, omega", [("all", 0.5), ("hamming1", 1.0), ("cluster:2", 0.3)])
+def test_alias_tables_give_the_exact_probabilities(spec, omega):
+    """On an even grid of K uniforms per bucket, the alias draw lands on each offset exactly
+    ≈ K·V·p(δ) times (to the grid's resolution), and never on an impossible one."""
+    t = LCATask(TaskConfig(m=5, omega=omega, neighborhood=spec))
+    K = 4096
+    u = ((torch.arange(32 * K, dtype=torch.float64) + 0.5) / (32 * K))[None, :]
+    for table, probs in ((t._alias_p, t.p[0]), (t._alias_pi, t.pi[0])):
+        freq = torch.bincount(t._alias_draw(table, u).view(-1), minlength=32).double().numpy() / (32 * K)
+        assert np.abs(freq - probs).max() <= 2.0 / (32 * K)
+        assert (freq[probs == 0] == 0).all()
 
 
 def test_same_seed_same_batch():
