@@ -426,7 +426,7 @@ GRIDS["theorem4"] = {
     "quick": Grid("quick", m=(3, 5), a=1.0, b_per_m=0.5, b0_minus_b=(0.0, 1.0, 4.0, 16.0, 64.0),
                   L=(4, 16, 64, 256), n=1024, seeds=(0, 1), beta=1.0),
     "paper": Grid("paper", m=(3, 5, 6, 7, 8), a=1.0, b_per_m=0.5, b0_minus_b=(0.0, 1.0, 4.0, 16.0, 64.0, 256.0),
-                  L=(4, 16, 64, 256, 1024), n=4096, seeds=(0, 1, 2), beta=1.0),
+                  L=(4, 16, 64, 256), n=2048, seeds=(0, 1, 2), beta=1.0),
 }
 GRIDS["lemma5"] = {
     "tiny": Grid("tiny", m=(3, 4), draws=4, seeds=(0,)),
