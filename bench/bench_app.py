@@ -627,7 +627,7 @@ def latency_markdown(res: dict) -> str:
     la = res["load_average"]
     lines = [
         f"Measured {res['machine']['date']} with `{res.get('command', 'python bench/bench_app.py --only latency')}`; "
-        f"model {res['model']}, view `{res['view']}`, {res['threads']} torch threads, {a['keys']} + {b['keys']} "
+        f"model {res['model']}, view `{res['view']}`, torch threads: {res['threads']}, {a['keys']} + {b['keys']} "
         f"isolated keys ({res['pause_between_keys_s']} s apart); load average (1 min) {la['before'][0]:.1f} before, "
         f"{la['after'][0]:.1f} after; the engine-alone numbers are measured between the app's keys.",
         "",
