@@ -104,6 +104,7 @@ async def app_bench(n_keys: int) -> dict:
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.model_info is not None or app.model_error is not None, 300)
         await pilot.press("escape")
+        hp = app.query_one("#hijack")
         idle = await key_latencies(pilot, ["v"], 20)
         out["ui_key_latency_idle_s"] = {"p50": statistics.median(idle), "p95": pct(idle, 0.95)}
         # UI key latency while an ES evaluation runs on the model thread
