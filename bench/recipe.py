@@ -8,6 +8,7 @@ Usage: python bench/recipe.py [--m 5 6] [--L 64] [--seed 0]
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -55,14 +56,21 @@ def main(argv=None) -> list[dict]:
         for L in args.L:
             r = verify(m, L, args.seed)
             r["threads"] = choice.threads
+            r["load_avg"] = [round(v, 2) for v in os.getloadavg()]
+            r["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             results.append(r)
             print(f"m={m} L={L}: accuracy {r['accuracy']:.4f} / Bayes {r['bayes_accuracy']:.4f} = "
                   f"{r['ratio']:.4f} {'PASS' if r['passed'] else 'FAIL'} ({r['steps']} steps, {r['seconds']:.0f} s)",
                   flush=True)
-    out = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_end": os.getloadavg(),
-           "all_passed": all(r["passed"] for r in results), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(out, indent=2) + "\n")
+    with open(args.out.with_suffix(".lock"), "w") as lock:  # two runs may share one file
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(args.out.read_text())["results"] if args.out.exists() else []
+        mine = {(r["m"], r["L"]) for r in results}
+        merged = sorted([r for r in old if (r["m"], r["L"]) not in mine] + results, key=lambda r: (r["m"], r["L"]))
+        out = {"updated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "all_passed": all(r["passed"] for r in merged), "results": merged}
+        atomic_write_text(args.out, json.dumps(out, indent=2) + "\n")
     print(f"results: {args.out}")
     return results
 
