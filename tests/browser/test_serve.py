@@ -116,7 +116,7 @@ def _wait_for_text(page, *needles, timeout_s=90.0):
 
 
 @pytest.mark.slow
-def test_browser_shows_the_apps_first_frame_and_keys_reach_the_app(page, served, tmp_path):
+def test_browser_shows_the_apps_first_frame_and_keys_reach_the_app(page, served, tmp_path, tiny_lm_dir):
     page.goto(served + "/")
     page.wait_for_function("() => document.body.classList.contains('-first-byte') && window.__xterm",
                            timeout=90_000)
@@ -131,3 +131,5 @@ def test_browser_shows_the_apps_first_frame_and_keys_reach_the_app(page, served,
     screen = _wait_for_text(page, "Rome")
     prompt_lines = [line for line in screen.splitlines() if "Eiffel Tower is in" in line and "Rome" in line]
     assert prompt_lines, screen
+    # the served app got the global options: `lca-tui --model <tiny LM> serve` runs it on that model
+    _wait_for_text(page, tiny_lm_dir.name)
