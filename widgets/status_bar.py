@@ -14,6 +14,7 @@ class StatusBar(Static):
     def __init__(self, **kw):
         super().__init__("", **kw)
         self.fields: dict[str, str] = {}
+        self._text = ""
 
     def set_fields(self, **fields: str | None) -> None:
         for k, v in fields.items():
@@ -25,4 +26,7 @@ class StatusBar(Static):
         for k in self.ORDER:
             if k in self.fields:
                 parts.append(self.fields[k] if k in ("model", "note") else f"{k} {self.fields[k]}")
-        self.update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._text:  # one line, fixed height: a repaint, never a relayout
+            self._text = text
+            self.update(text, layout=False)

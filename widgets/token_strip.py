@@ -65,6 +65,8 @@ class TokenStrip(Widget):
         """Show ``tokens``; colour each by ``values[i]`` in [0, vmax] (vmax defaults to the max)."""
         if values is not None and len(values) != len(tokens):
             raise ValueError(f"{len(tokens)} tokens but {len(values)} values")
+        width = self.content_region.width or self.size.width
+        before = self.get_content_height(None, None, width) if width else -1
         self._texts = [visible_token(t) for t in tokens]
         self._breaks = ["\n" in t for t in tokens]
         if values is None:
@@ -76,7 +78,8 @@ class TokenStrip(Widget):
             self._vmax = float(vmax) if vmax is not None else (top if top > 0 else 1.0)
             self._indices = quantize(v, 0.0, self._vmax, N_COLORS)
         self._cache.clear()
-        self.refresh(layout=True)
+        # A relayout only when the strip's height changes (it costs a full-screen layout per key).
+        self.refresh(layout=not width or self.get_content_height(None, None, width) != before)
 
     def _layout(self, width: int) -> list[list[int]]:
         return wrap_tokens(self._texts, width, self._breaks)

@@ -76,6 +76,7 @@ class HijackPanel(Widget):
         self.eval_result = None
         self.sweep_result = None
         self._setting_text = False
+        self._shown: dict[str, str] = {}  # text now in the toolbar / error line (skip same updates)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -156,9 +157,12 @@ class HijackPanel(Widget):
             mark = "  [b]HIJACKED: false target ahead[/b]"
         elif hijacked is False:
             mark = "  true target ahead"
-        self.query_one("#hijack-toolbar", Static).update(
-            f"record [b]{rec}[/b] · scheme [b]{self.scheme}[/b] · n = [b]{self.n}[/b]{mark}")
-        self.query_one("#hijack-toolbar").set_class(bool(hijacked), "-hijacked")
+        text = f"record [b]{rec}[/b] · scheme [b]{self.scheme}[/b] · n = [b]{self.n}[/b]{mark}"
+        bar = self.query_one("#hijack-toolbar", Static)
+        if text != self._shown.get("toolbar"):  # unchanged on most keystrokes: no relayout
+            self._shown["toolbar"] = text
+            bar.update(text)
+        bar.set_class(bool(hijacked), "-hijacked")
 
     # ------------------------------------------------------------------ probing
     @property
@@ -211,7 +215,7 @@ class HijackPanel(Widget):
             info += f" · {res.reused_prefix} cached"
         if res.truncated:
             info += f" · [b]{res.truncated} tokens cut from the left to fit the window[/b]"
-        self.query_one("#probe-info", Static).update(info)
+        self.query_one("#probe-info", Static).update(info, layout=False)  # fixed height (tcss)
         t = self.query_one("#targets", DataTable)
         t.clear()
         for i, tp in enumerate(res.targets):
@@ -259,6 +263,9 @@ class HijackPanel(Widget):
             grid, row_labels=[str(i + 1) for i in range(n_layers)], title="layers × prompt tokens")
 
     def show_error(self, text: str | None) -> None:
+        if (text or "") == self._shown.get("error", ""):  # cleared on every answer: usually a no-op
+            return
+        self._shown["error"] = text or ""
         line = self.query_one("#hijack-error", Static)
         line.update(text or "")
         line.set_class(not text, "-empty")

@@ -63,3 +63,29 @@ async def test_token_strip_without_values_and_default_vmax():
         except ValueError:
             return
         raise AssertionError("expected ValueError")
+
+
+async def test_new_tokens_relayout_only_when_the_height_changes():
+    """Every keystroke sets new tokens; a full layout is asked for only when the strip needs more
+    (or fewer) lines, otherwise a repaint."""
+    app = StripApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        strip = app.query_one(TokenStrip)
+        await pilot.pause()
+        layouts = []
+        real = strip.refresh
+
+        def spy(*args, **kw):
+            layouts.append(kw.get("layout", False))
+            return real(*args, **kw)
+
+        strip.refresh = spy
+        asked = []
+        for tokens in (["The", " cat"], ["The", " dog"], ["word"] * 20):
+            layouts.clear()
+            strip.set_tokens(tokens, [1.0] * len(tokens))  # calls refresh synchronously, once
+            asked.append(layouts[-1])
+            await pilot.pause()
+        # 'no tokens' -> one line + legend (taller), same height, wrapped onto more lines
+        assert asked == [True, False, True]
+        assert strip.size.height == strip.get_content_height(None, None, strip.content_region.width)
