@@ -43,6 +43,18 @@ GRIDS = {
 }
 
 
+def tie_safe_accuracy(model, x, y, decimals: int = 4) -> float:
+    """Accuracy of a hand-built model whose logits tie exactly in exact arithmetic (counts of Hamming
+    neighbours): logits are rounded to ``decimals`` before the argmax, so a tie goes to the lowest token
+    id (as in the Bayes classifier's argmax) instead of to float32 rounding noise, which differs between
+    kernels and processes."""
+    import torch
+
+    with torch.no_grad():
+        logits = torch.round(model(x).double(), decimals=decimals)
+        return (logits.argmax(1) == y.to(logits.device)).double().mean().item()
+
+
 def _train_attention(model, task, steps: int, lr: float, batch: int, seed: int) -> None:
     """AdamW on W_K, W_Q only (W_E and W_V kept): the attention a W_V = I model would learn."""
     import torch
@@ -73,7 +85,6 @@ def _constructed_job(spec: dict) -> dict:
     import torch
 
     from engine.device import resolve_device
-    from engine.lca.analysis import model_accuracy
     from engine.lca.constructed import theorem1_model
     from engine.lca.task import LCATask, TaskConfig
 
@@ -105,7 +116,7 @@ def _constructed_job(spec: dict) -> dict:
             task = LCATask(replace(base, L=int(L)), dev)
             x, y = task.sample(spec["n"], gen)
             for v, model in models.items():
-                hits = sum(model_accuracy(model, x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
+                hits = sum(tie_safe_accuracy(model, x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
                            for i in range(0, len(y), chunk))
                 out[v].append(hits / len(y))
             out["bayes"].append(task.bayes_accuracy(x, y))
@@ -233,7 +244,6 @@ def _theorem4_job(spec: dict) -> dict:
 
     import torch
 
-    from engine.lca.analysis import model_accuracy
     from engine.lca.constructed import constructed_value_matrix, theorem1_model
     from engine.lca.task import LCATask, TaskConfig
 
@@ -256,7 +266,7 @@ def _theorem4_job(spec: dict) -> dict:
             out["b0"].append(b0)
             out["L"].append(L)
             chunk = max(1, (1 << 24) // (int(L) * 2 ** m))     # bounds the B x L x V block
-            hits = sum(model_accuracy(model, x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
+            hits = sum(tie_safe_accuracy(model, x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
                        for i in range(0, len(y), chunk))
             out["accuracy"].append(hits / len(y))
             out["bayes"].append(task.bayes_accuracy(x, y))

@@ -42,9 +42,28 @@ def test_a_partial_paper_grid_is_flagged(tmp_path):
     assert "**holds** (partial grid)" in text
 
 
-def test_committed_experiments_md_is_the_rendering_of_committed_results():
-    results = ROOT / "results"
-    assert results.is_dir(), "results/ is committed with the quick (and paper) grid results"
+def _committed_results(tmp_path) -> Path:
+    """results/ as committed: the git-tracked files only (a grid running in the background may be adding
+    untracked ones), or the folder itself outside a git checkout."""
+    import shutil
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True, check=True)
+        tracked = [line for line in out.stdout.splitlines() if line.endswith(".json")]
+    except (OSError, subprocess.CalledProcessError):
+        tracked = []
+    if not tracked:
+        return ROOT / "results"
+    for rel in tracked:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    return tmp_path / "results"
+
+
+def test_committed_experiments_md_is_the_rendering_of_committed_results(tmp_path):
+    assert (ROOT / "results").is_dir(), "results/ is committed with the quick (and paper) grid results"
+    results = _committed_results(tmp_path)
     for f in results.glob("*/*.json"):
         data = json.loads(f.read_text())
         assert rejudge(data)["verdict"] == data["verdict"], f   # every saved verdict is its rows' judgement
