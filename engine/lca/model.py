@@ -57,6 +57,7 @@ class OneLayerTransformer(nn.Module):
         self.W_K = nn.Parameter(gauss(d_a, d), requires_grad=not cfg.uniform_attention)
         self.W_Q = nn.Parameter(gauss(d_a, d), requires_grad=not cfg.uniform_attention)
         self.W_V = nn.Parameter(gauss(d, d), requires_grad=not cfg.freeze_value)
+        self._log_counts: torch.Tensor | None = None  # log n for n = 0..L (a cache, not state)
         with torch.no_grad():
             if cfg.uniform_attention:
                 self.W_K.zero_()
@@ -82,13 +83,22 @@ class OneLayerTransformer(nn.Module):
         c = softmax_t(s_t + log n_t) with n_t the count of t in the context (log 0 → -1e4, whose
         exp underflows to exactly 0 unless two scores differ by more than 10⁴)."""
         B, L = x.shape
-        n = torch.zeros((B, self.V), dtype=self.W_E.dtype, device=x.device)
-        n.scatter_add_(1, x, torch.ones((B, L), dtype=n.dtype, device=x.device))
+        n = torch.zeros((B, self.V), dtype=torch.int64, device=x.device)
+        n.scatter_add_(1, x, torch.ones_like(x))                        # token counts (exact integers)
         if self.cfg.uniform_attention:                                  # W_K = W_Q = 0: every σ_l = 1/L
-            return n / L
-        log_n = n.clamp(min=1).log_().masked_fill_(n == 0, _LOG_ZERO)
+            return n.to(self.W_E.dtype) / L
+        log_n = self._log_count_table(L, x.device).take(n)              # log n_t, log 0 -> -1e4
         s = self._query_direction(x) @ self.W_E                         # (B, V): one score per token
         return (s + log_n).softmax(dim=1)
+
+    def _log_count_table(self, L: int, device) -> torch.Tensor:
+        table = self._log_counts
+        if table is None or table.shape[0] < L + 1 or table.device != torch.device(device) \
+                or table.dtype != self.W_E.dtype:
+            table = torch.arange(L + 1, dtype=torch.float64).log()
+            table[0] = _LOG_ZERO
+            self._log_counts = table = table.to(device=device, dtype=self.W_E.dtype)
+        return table
 
     def _hidden_token(self, x: torch.Tensor) -> torch.Tensor:
         return self.token_mass(x) @ self.W_E.T                          # h = W_E c
