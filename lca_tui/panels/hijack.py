@@ -216,16 +216,16 @@ class HijackPanel(Widget):
         if res.truncated:
             info += f" · [b]{res.truncated} tokens cut from the left to fit the window[/b]"
         self.query_one("#probe-info", Static).update(info, layout=False)  # fixed height (tcss)
-        t = self.query_one("#targets", DataTable)
-        t.clear()
-        for i, tp in enumerate(res.targets):
-            role = "true" if i == 0 and self.record else "false" if i == 1 and self.record else ""
-            t.add_row(visible_token(tp.target), _pct(tp.prob), str(tp.rank), _pct(tp.first_token_prob), role)
         hijacked = None
         if self.record is not None and len(res.targets) >= 2:
             hijacked = res.targets[1].prob > res.targets[0].prob
-            if hijacked:
-                t.update_cell_at((1, 4), "▲ hijacked", update_width=True)
+        rows = []
+        for i, tp in enumerate(res.targets):
+            role = "true" if i == 0 and self.record else "false" if i == 1 and self.record else ""
+            if i == 1 and hijacked:
+                role = "▲ hijacked"
+            rows.append((visible_token(tp.target), _pct(tp.prob), str(tp.rank), _pct(tp.first_token_prob), role))
+        self._fill_targets(rows)
         self._refresh_toolbar(hijacked)
         if res.surprise is not None:
             vals = [float("nan") if s is None else s for s in res.surprise]
@@ -234,6 +234,22 @@ class HijackPanel(Widget):
             self._draw_lens(res.logit_lens)
         if res.attention is not None:
             self._draw_attention(res)
+
+    def _fill_targets(self, rows: list[tuple[str, ...]]) -> None:
+        """Show the targets' rows: cells updated in place while the targets stay the same (a
+        repaint per keystroke), the table rebuilt when they change."""
+        t = self.query_one("#targets", DataTable)
+        if t.row_count != len(rows) or any(t.get_row_at(i)[0] != row[0] for i, row in enumerate(rows)):
+            t.clear()
+            for row in rows:
+                t.add_row(*row)
+            return
+        widths = [c.content_width for c in t.ordered_columns]
+        for i, row in enumerate(rows):
+            old = t.get_row_at(i)
+            for j, value in enumerate(row):
+                if old[j] != value:
+                    t.update_cell_at((i, j), value, update_width=len(value) > widths[j])
 
     def _draw_lens(self, lens) -> None:
         """Per layer, each target's log10 probability (first token) as a line; the table beside it."""
