@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,7 +64,7 @@ def main(argv=None) -> list[dict]:
                   f"{r['ratio']:.4f} {'PASS' if r['passed'] else 'FAIL'} ({r['steps']} steps, {r['seconds']:.0f} s)",
                   flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out.with_suffix(".lock"), "w") as lock:  # two runs may share one file
+    with open(Path(tempfile.gettempdir()) / "lca-tui-recipe.lock", "w") as lock:  # two runs may share one file
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = json.loads(args.out.read_text())["results"] if args.out.exists() else []
         mine = {(r["m"], r["L"]) for r in results}
