@@ -115,6 +115,8 @@ def _section(name: str, by_level: dict[str, dict]) -> list[str]:
             extra.append(f"--jobs {run['jobs']}")
         if run.get("loadavg"):
             extra.append("load average " + ", ".join(_fmt(x) for x in run["loadavg"]))
+        if run.get("code"):
+            extra.append(f"code {run['code']}")
         out += ["", f"**Verdict ({level} grid): {data['verdict']}** — wall time {wall} s"
                 + (f" ({'; '.join(extra)})" if extra else "") + ".", ""]
         effects = data.get("effects") or []

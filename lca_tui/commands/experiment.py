@@ -156,6 +156,22 @@ def run(args) -> int:
             distributed.shutdown()
 
 
+def _code_version() -> str:
+    """The git commit of the code that ran (+ "-dirty" when engine/ or lca_tui/ had local edits), or ''."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "engine", "lca_tui"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head + ("-dirty" if dirty else "")
+
+
 def _run_info(args, name: str) -> dict:
     """How the result was made, stored beside it in results/: command, jobs, load, machine."""
     import os
@@ -173,7 +189,7 @@ def _run_info(args, name: str) -> dict:
         ncpu = len(os.sched_getaffinity(0))
     except AttributeError:
         ncpu = os.cpu_count()
-    return {"command": cmd + " --results results", "jobs": args.jobs,
+    return {"command": cmd + " --results results", "jobs": args.jobs, "code": _code_version(),
             "loadavg": [round(x, 2) for x in os.getloadavg()],
             "machine": f"{platform.machine()}, {ncpu} CPU cores, {gpu}, torch {torch.__version__}, "
                        f"Python {platform.python_version()}"}

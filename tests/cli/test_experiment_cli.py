@@ -79,7 +79,7 @@ def test_results_folder_and_render(tmp_path, capsys):
     assert main(["experiment", "lemma5", "--tiny", "--no-save", "--results", str(res)]) == 0
     saved = json.loads((res / "tiny" / "lemma5.json").read_text())
     assert saved["name"] == "lemma5" and saved["run"]["command"].startswith("lca-tui experiment lemma5 --tiny")
-    assert saved["reasons"] and saved["effects"] and "machine" in saved["run"]
+    assert saved["reasons"] and saved["effects"] and "machine" in saved["run"] and "code" in saved["run"]
     md = tmp_path / "E.md"
     assert main(["experiment", "render", "--results", str(res), "--out", str(md)]) == 0
     assert "`lemma5`" in md.read_text()
@@ -99,3 +99,19 @@ def test_rejudge_recomputes_saved_verdicts_from_rows(tmp_path, capsys):
     assert main(["experiment", "rejudge", "--results", str(res)]) == 0
     again = json.loads(path.read_text())
     assert again["verdict"] == "holds" and again["reasons"] and "(was does not hold)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_new_sec5_checks_run_at_the_quick_grid(tmp_path, capsys):
+    """CI runs the Sec. 5 checks at --quick; the training-free ones reproduce the committed results."""
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[2] / "results" / "quick"
+    res = tmp_path / "results"
+    for name in ("lemma5", "lemma6", "theorem4", "theorem3"):
+        assert main(["experiment", name, "--quick", "--jobs", "2", "--no-save", "--results", str(res)]) == 0
+        new = json.loads((res / "quick" / f"{name}.json").read_text())
+        old = json.loads((committed / f"{name}.json").read_text())
+        assert new["verdict"] == old["verdict"], name
+    assert (json.loads((res / "quick" / "lemma5.json").read_text())["rows"]
+            == json.loads((committed / "lemma5.json").read_text())["rows"])
