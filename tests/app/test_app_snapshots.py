@@ -78,9 +78,13 @@ async def test_logit_lens_is_a_chart_with_the_table_one_key_away(monkeypatch, tm
 
 
 def _finished_run(session_dir, name, steps, acc, bayes, **overrides):
-    """A finished run on disk (config, metrics, state), written by hand: fixed numbers."""
+    """A finished run on disk (config, metrics, state), written by hand: fixed numbers, in a
+    session made by the store (so it opens without warnings)."""
     from engine.lca.config import RunConfig
     from engine.lca.rundir import RunDir
+    from engine.session.store import open_cli_session
+
+    open_cli_session(str(session_dir))
 
     cfg = RunConfig.from_flat({**RunConfig().flat(), "steps": steps, "eval_every": steps // 10, **overrides})
     rd = RunDir.create(session_dir / "runs" / name, cfg)
