@@ -1,13 +1,15 @@
-"""Benchmark of the hijack engine on the embedded model, measured side by side in one run.
+"""Benchmark of the hijack engine on the embedded models, measured side by side in one run.
 
 (a) probe after appending one character to an ~80-token prompt: cached probe vs a full recompute
     (goal >= 4x) and vs one cached single-token forward of the same model (goal within 1.5x);
 (b) ES sweep n = 0..5 over the built-in CounterFact set: records x n per second of the
     prefix-shared batched sweep vs the naive loop scoring one prompt and one target at a time
     (goal >= 8x), with identical ES.
+Each model named by ``--model`` (default: smollm2-135m, then gemma3-270m, a sliding-window model whose
+probes reuse the prefix cache inside its 512-token window) gets both.
 
-Usage: ``.venv/bin/python bench/bench_hijack.py [--repeats 7] [--limit K] [--batch-size B]``.
-Medians over repeats; torch's thread count is left at its default.
+Usage: ``.venv/bin/python bench/bench_hijack.py [--model M ...] [--repeats 7] [--limit K] [--naive-limit K]
+[--batch-size B]``. Medians over repeats; torch's thread count is left at its default.
 """
 
 from __future__ import annotations
@@ -62,18 +64,23 @@ def bench_probe(lm, repeats: int) -> list[tuple[str, str, str]]:
 
     t_full = median_time(lambda: prober.probe(PROMPT + " Pa", TARGETS), repeats, reset)
 
+    from engine.hijack.probe import cache_kwarg
+
     ids = torch.tensor([lm.encode(PROMPT)])
     with torch.inference_mode():
-        past = lm.model(ids[:, :-1], use_cache=True).past_key_values
-        kv = [(layer.keys, layer.values) for layer in past.layers]
+        cache = DynamicCache()
+        lm.model(ids[:, :-1], use_cache=True, **{cache_kwarg(lm): cache})
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
 
     def single():
         with torch.inference_mode():
-            lm.model(ids[:, -1:], past_key_values=DynamicCache(ddp_cache_data=kv), use_cache=True)
+            lm.model(ids[:, -1:], use_cache=True, **{cache_kwarg(lm): DynamicCache(ddp_cache_data=kv)})
 
     t_single = median_time(single, repeats)
+    reused = prober.probe(PROMPT + " Pa", TARGETS).reused_prefix
     return [
-        (f"probe, +1 char, cached ({n_tokens}-token prompt)", f"{t_cached * 1e3:.1f} ms", ""),
+        (f"probe, +1 char, cached ({n_tokens}-token prompt)", f"{t_cached * 1e3:.1f} ms",
+         f"{reused} tokens served from the cache"),
         ("probe, full recompute", f"{t_full * 1e3:.1f} ms",
          f"{t_full / t_cached:.1f}x slower than cached (goal >= 4x)"),
         ("one cached single-token forward", f"{t_single * 1e3:.1f} ms",
@@ -112,21 +119,29 @@ def bench_sweep(lm, limit, batch_size: int, naive_limit) -> list[tuple[str, str,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", help="alias, HF id or folder (repeatable; default: both embedded)")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--limit", type=int, default=None, help="records of the built-in set (default: all)")
     ap.add_argument("--naive-limit", type=int, default=None, help="run the naive loop on the first K only")
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
 
+    import gc
+
     import torch
 
     from engine.hijack.lm import load_lm
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    lm = load_lm(None, device="cpu", progress=lambda m: print(m, file=sys.stderr))
-    show([("model", f"{lm.name} ({lm.n_layers} layers, {lm.device}, {torch.get_num_threads()} threads)", "")])
-    show(bench_probe(lm, args.repeats))
-    show(bench_sweep(lm, args.limit, args.batch_size, args.naive_limit))
+    for name in args.model or ["smollm2-135m", "gemma3-270m"]:
+        lm = load_lm(name, device="cpu", progress=lambda m: print(m, file=sys.stderr))
+        window = "none" if lm.kv_limit is None else lm.kv_limit
+        show([("model", f"{lm.name} ({lm.n_layers} layers, sliding window {window}, {lm.device}, "
+                        f"{torch.get_num_threads()} threads)", "")])
+        show(bench_probe(lm, args.repeats))
+        show(bench_sweep(lm, args.limit, args.batch_size, args.naive_limit))
+        del lm
+        gc.collect()
     return 0
 
 
