@@ -76,7 +76,16 @@ class OneLayerTransformer(nn.Module):
         context position, B·L·d gathered), whichever is faster for this L; both are exact."""
         return "token" if self.V <= TOKEN_LEVEL_RATIO * L else "position"
 
-    def token_mass(self, x: torch.Tensor) -> torch.Tensor:
+    def use_vocab_products(self, B: int) -> bool:
+        """Whether a batch of B is cheaper through the V×V products S = W_Eᵀ W_Qᵀ W_K W_E/√d_a
+        (scores: a row gather) and M = W_Eᵀ W_V W_E (logits = M c) than per sample
+        (r = W_Kᵀ W_Q u_L, s = W_Eᵀ r; h = W_E c, W_Eᵀ W_V h): large batches against V."""
+        V, d, d_a = self.V, self.cfg.d, self.cfg.d_a
+        per_sample = B * (2 * d * d_a + d * V) + B * (2 * V * d + d * d)
+        products = V * d_a * (2 * d + V) + V * d * (d + V) + B * V * V
+        return products < per_sample
+
+    def token_mass(self, x: torch.Tensor, products: bool = False) -> torch.Tensor:
         """(B, V) attention mass per token id: c_t = Σ_{l: x_l = t} σ_l (eq. 4.1, last column).
 
         Positions holding the same token get the same score s_t = ⟨W_E(t), r⟩, so
@@ -88,7 +97,11 @@ class OneLayerTransformer(nn.Module):
         if self.cfg.uniform_attention:                                  # W_K = W_Q = 0: every σ_l = 1/L
             return n.to(self.W_E.dtype) / L
         log_n = self._log_count_table(L, x.device).take(n)              # log n_t, log 0 -> -1e4
-        s = self._query_direction(x) @ self.W_E                         # (B, V): one score per token
+        if products:                                                    # S[t_L] = W_E(t_L)ᵀ W_Qᵀ W_K W_E
+            S = (self.W_E.T @ self.W_Q.T) @ (self.W_K @ self.W_E) / math.sqrt(self.cfg.d_a)
+            s = S.index_select(0, x[:, -1])
+        else:
+            s = self._query_direction(x) @ self.W_E                     # (B, V): one score per token
         return (s + log_n).softmax(dim=1)
 
     def _log_count_table(self, L: int, device) -> torch.Tensor:
@@ -120,17 +133,25 @@ class OneLayerTransformer(nn.Module):
         """h(x) = [attn(W_E χ(x))]_{:,L} (B, d) and the per-position attention weights (B, L)."""
         return self._hidden_position(x)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False, formulation: str | None = None):
+    def forward(self, x: torch.Tensor, return_attention: bool = False, formulation: str | None = None,
+                products: bool | None = None):
         """Logits f(x) (B, V) at the last position; with ``return_attention`` also (B, L) weights.
 
         Exact eq. 4.1 in the cheaper of two reassociations (``formulation``: ``token``,
-        ``position`` or None = the cheaper for this L); neither projects the context through W_K."""
+        ``position`` or None = the cheaper for this L); neither projects the context through W_K.
+        ``products`` (token formulation; None = by cost, ``use_vocab_products``) goes through the
+        V×V matrices S and M instead of per-sample vectors."""
         formulation = formulation or self.formulation(x.shape[1])
         if formulation not in ("token", "position"):
             raise ValueError(f"unknown formulation {formulation!r}")
         if return_attention or formulation == "position":
             h, a = self._hidden_position(x)
         else:
+            if products is None:
+                products = self.use_vocab_products(x.shape[0])
+            if products:
+                M = self.W_E.T @ (self.W_V @ self.W_E)                   # (V, V) = W_Eᵀ W_V W_E
+                return self.token_mass(x, products=True) @ M.T
             h, a = self._hidden_token(x), None
         logits = (h @ self.W_V.T) @ self.W_E                           # W_Eᵀ W_V h, batched as rows
         return (logits, a) if return_attention else logits

@@ -71,8 +71,9 @@ def test_fast_forward_equals_references(m, L, B, neighborhood, flag, d, device):
     refs = [(ref_logits, ref_grads)]
     if L <= 64:
         refs.append(_logits_and_grads(model, model.forward_full, x, y))
-    for formulation in ("token", "position", None):
-        logits, grads = _logits_and_grads(model, lambda t: model(t, formulation=formulation), x, y)
+    for formulation, products in (("token", False), ("token", True), ("position", None), (None, None)):
+        logits, grads = _logits_and_grads(model, lambda t: model(t, formulation=formulation, products=products),
+                                          x, y)
         for r_logits, r_grads in refs:
             torch.testing.assert_close(logits, r_logits, atol=1e-5, rtol=1e-5)
             for name, g in grads.items():
@@ -84,6 +85,9 @@ def test_fast_forward_equals_references(m, L, B, neighborhood, flag, d, device):
 
 
 def test_auto_picks_the_cheaper_formulation():
+    recipe_m8 = OneLayerTransformer(256, ModelConfig(d=256, d_a=64))
+    assert recipe_m8.use_vocab_products(1024) and not recipe_m8.use_vocab_products(64)
+    assert not OneLayerTransformer(256, ModelConfig(d=128, d_a=128)).use_vocab_products(256)
     model = OneLayerTransformer(4096, ModelConfig(d=8, d_a=8))
     assert model.formulation(64) == "token" and model.formulation(16) == "position"
     assert OneLayerTransformer(256, ModelConfig(d=8, d_a=8)).formulation(1) == "position"
