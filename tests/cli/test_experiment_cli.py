@@ -103,12 +103,13 @@ def test_rejudge_recomputes_saved_verdicts_from_rows(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_new_sec5_checks_run_at_the_quick_grid(tmp_path, capsys):
-    """CI runs the Sec. 5 checks at --quick; the training-free ones reproduce the committed results."""
+    """CI runs the training-free Sec. 5 checks at --quick and they reproduce the committed results (theorem3
+    trains, so CI runs it at --tiny in tests/engine/experiments/test_experiments_sec5.py)."""
     from pathlib import Path
 
     committed = Path(__file__).resolve().parents[2] / "results" / "quick"
     res = tmp_path / "results"
-    for name in ("lemma5", "lemma6", "theorem4", "theorem3"):
+    for name in ("lemma5", "lemma6", "theorem4"):
         assert main(["experiment", name, "--quick", "--jobs", "2", "--no-save", "--results", str(res)]) == 0
         new = json.loads((res / "quick" / f"{name}.json").read_text())
         old = json.loads((committed / f"{name}.json").read_text())
