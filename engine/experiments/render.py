@@ -185,7 +185,8 @@ def render_markdown(root: str | Path) -> str:
         by_v: dict[str, list[str]] = {}
         for n in names:
             if n in res:
-                by_v.setdefault(res[n]["verdict"], []).append(n)
+                part = _grid_diff(n, lvl, res[n].get("grid") or {})
+                by_v.setdefault(res[n]["verdict"], []).append(n + (" (partial grid)" if part else ""))
         total = sum(float(d.get("seconds") or 0.0) for d in res.values())
         missing = [n for n in E.names() if n not in res]
         out.append(f"- **{lvl} grid**: " + "; ".join(f"{v}: {', '.join(ns)}" for v, ns in sorted(by_v.items()))
