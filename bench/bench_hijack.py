@@ -9,7 +9,7 @@ Each model named by ``--model`` (default: smollm2-135m, then gemma3-270m, a slid
 probes reuse the prefix cache inside its 512-token window) gets both.
 
 Usage: ``.venv/bin/python bench/bench_hijack.py [--model M ...] [--repeats 7] [--limit K] [--naive-limit K]
-[--batch-size B]``. Medians over repeats; torch's thread count is left at its default.
+[--batch-size B] [--probe-only]``. Medians over repeats; torch's thread count is left at its default.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def bench_probe(lm, repeats: int) -> list[tuple[str, str, str]]:
             lm.model(ids[:, -1:], use_cache=True, **{cache_kwarg(lm): DynamicCache(ddp_cache_data=kv)})
 
     t_single = median_time(single, repeats)
-    reused = prober.probe(PROMPT + " Pa", TARGETS).reused_prefix
+    prober.reset()
+    prober.probe(PROMPT + " P", TARGETS)
+    reused = prober.probe(PROMPT + " Pa", TARGETS).reused_prefix  # what the timed cached probes reused
     return [
         (f"probe, +1 char, cached ({n_tokens}-token prompt)", f"{t_cached * 1e3:.1f} ms",
          f"{reused} tokens served from the cache"),
@@ -124,6 +126,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="records of the built-in set (default: all)")
     ap.add_argument("--naive-limit", type=int, default=None, help="run the naive loop on the first K only")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--probe-only", action="store_true", help="skip the ES sweep (a)")
     args = ap.parse_args()
 
     import gc
@@ -139,7 +142,8 @@ def main() -> int:
         show([("model", f"{lm.name} ({lm.n_layers} layers, sliding window {window}, {lm.device}, "
                         f"{torch.get_num_threads()} threads)", "")])
         show(bench_probe(lm, args.repeats))
-        show(bench_sweep(lm, args.limit, args.batch_size, args.naive_limit))
+        if not args.probe_only:
+            show(bench_sweep(lm, args.limit, args.batch_size, args.naive_limit))
         del lm
         gc.collect()
     return 0
