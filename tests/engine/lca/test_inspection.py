@@ -48,7 +48,9 @@ def test_inspect_model_of_a_run_is_plain_data_and_seeded(tiny_run):
     assert (r.m, r.L, r.d, r.n_samples) == (4, 16, 16, 512)
     assert r.gram.shape == (16, 16) and r.attention_matrix.shape == (16, 16)
     assert r.sv_W_E.shape == (16,) and r.sv_W_V.shape == (16,)
-    assert r.gap_W_E == pytest.approx(r.sv_W_E[3] / r.sv_W_E[4])
+    # the inspector's gap is the one shared definition (largest s_k/s_{k+1}, k <= m + 2), computed by hand
+    s = np.sort(r.sv_W_E)[::-1]
+    assert r.gap_W_E == pytest.approx(max(s[k - 1] / s[k] for k in range(1, 4 + 2 + 1)))
     assert sorted(r.attention_cluster) == [1, 2]            # m = 4 > 2: k = 1 and 2
     np.testing.assert_allclose(r.attention_hamming.mass.sum(), 1.0, atol=1e-9)
     for k in range(5):  # the spread holds the mean at every distance
