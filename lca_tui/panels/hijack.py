@@ -64,6 +64,7 @@ class HijackPanel(Widget):
         self.n = 0
         self.max_n = 8
         self.targets: list[str] = []
+        self.roles: dict[str, str] = {}  # target string -> "true" / "false" (the record's two targets)
         self.seq = 0
         self.last_request: ProbeRequest | None = None
         self.last_result = None
@@ -129,6 +130,7 @@ class HijackPanel(Widget):
     def use_record(self, record) -> None:
         self.record = record
         self.targets = [" " + record.target_true, " " + record.target_false]
+        self.roles = {self.targets[0]: "true", self.targets[1]: "false"}
         self.rebuild_prompt()
 
     def rebuild_prompt(self) -> None:
@@ -216,13 +218,14 @@ class HijackPanel(Widget):
         if res.truncated:
             info += f" · [b]{res.truncated} tokens cut from the left to fit the window[/b]"
         self.query_one("#probe-info", Static).update(info, layout=False)  # fixed height (tcss)
-        hijacked = None
-        if self.record is not None and len(res.targets) >= 2:
-            hijacked = res.targets[1].prob > res.targets[0].prob
+        # Roles follow the target strings, not the rows: removing a row never shifts them.
+        role_of = {tp.target: self.roles.get(tp.target, "") for tp in res.targets}
+        prob = {role: tp.prob for tp in res.targets if (role := role_of[tp.target])}
+        hijacked = prob["false"] > prob["true"] if {"true", "false"} <= prob.keys() else None
         rows = []
-        for i, tp in enumerate(res.targets):
-            role = "true" if i == 0 and self.record else "false" if i == 1 and self.record else ""
-            if i == 1 and hijacked:
+        for tp in res.targets:
+            role = role_of[tp.target]
+            if role == "false" and hijacked:
                 role = "▲ hijacked"
             rows.append((visible_token(tp.target), _pct(tp.prob), str(tp.rank), _pct(tp.first_token_prob), role))
         self._fill_targets(rows)
@@ -330,9 +333,7 @@ class HijackPanel(Widget):
         t = self.query_one("#targets", DataTable)
         row = t.cursor_row
         if 0 <= row < len(self.targets):
-            del self.targets[row]
-            if row < 2:
-                self.record = None if len(self.targets) < 2 else self.record
+            self.roles.pop(self.targets.pop(row), None)  # its true/false role and the HIJACKED mark go too
             self.request_probe()
 
     def action_next_view(self) -> None:
@@ -390,11 +391,10 @@ class HijackPanel(Widget):
 
     def action_evaluate(self) -> None:
         """ES(n), n = 0..max_n, over the built-in set (same relation as the record if one is chosen)."""
-        from engine.hijack.counterfact import filter_relation
-
-        records = self.records
-        if self.scheme == "relation" and self.record is not None:
-            records = filter_relation(self.records, self.record.relation_id)
+        records, relation = scheme_records(self.records, self.scheme, self.record)
+        if not records:
+            self.show_error(f"no built-in record has a relation template for the {self.scheme} scheme")
+            return
         self.query_one("#hijack-views", TabbedContent).active = "efficacy"
         bar = self.query_one("#eval-progress", ProgressBar)
         bar.remove_class("-idle")
@@ -404,7 +404,7 @@ class HijackPanel(Widget):
         self.query_one("#eval-info", Label).update(
             f"evaluating {scheme} over {len(records)} records, n = 0..{top} — c cancels")
         req = ModelJobWanted("efficacy", lambda host, job_id: _evaluate(host, job_id, records, scheme, top),
-                             reply_to=self, meta={"scheme": scheme, "records": len(records)})
+                             reply_to=self, meta={"scheme": scheme, "records": len(records), "relation": relation})
         self.eval_job = req.job_id
         self.post_message(req)
 
@@ -469,6 +469,22 @@ class HijackPanel(Widget):
         c = self.query_one("#eval-curve", LiveCurve)
         xs = [p.n for p in result.curve if p.count]
         c.set_series(result.metric, xs, [p.es for p in result.curve if p.count])
+
+
+def scheme_records(records, scheme: str, record=None) -> tuple[list, str | None]:
+    """The records an ES evaluation of ``scheme`` runs on, and the relation it is limited to.
+
+    The relation schemes (Fig. 2b and its reverse, App. C) need a sentence template for the record's
+    relation: with a chosen record they run on its relation, else on every record whose relation has
+    a template (never on the generic fallback). Other schemes run on every record."""
+    from engine.hijack.schemes import relation_templates
+
+    if scheme not in ("relation", "reverse-relation"):
+        return list(records), None
+    if record is not None and record.relation_id in relation_templates():
+        return [r for r in records if r.relation_id == record.relation_id], record.relation_id
+    known = relation_templates()
+    return [r for r in records if r.relation_id in known], None
 
 
 def _sweep(host, job_id, record, scheme, top):

@@ -140,3 +140,54 @@ async def test_answers_and_timers_arriving_under_a_modal_do_not_crash(tiny_lm_di
         assert "jobs" in str(app.status.render())
         await pilot.press("escape")
         assert not app.screen.query("#help-table")
+
+
+@pytest.mark.parametrize("row", [0, 1])
+async def test_removing_a_record_target_drops_its_role_and_the_hijacked_mark(tiny_lm_dir, row):
+    """With a third target tracked, removing the true (row 0) or false (row 1) target must not pass its
+    role to the row that moves up, nor compare the remaining targets for the HIJACKED mark."""
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        true_t, false_t = p.targets
+        await pilot.press("escape", "t", *" Rome", "enter")
+        await wait_for(pilot, lambda: len(p.targets) == 3 and p.shown_seq == p.last_request.seq
+                       and app.query_one("#targets").row_count == 3)
+        table = app.query_one("#targets")
+        table.focus()
+        table.move_cursor(row=row)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq and table.row_count == 2)
+        kept = [true_t, false_t][1 - row]
+        roles = [str(table.get_row_at(i)[4]) for i in range(2)]
+        assert roles == [("false" if row == 0 else "true"), ""]
+        assert p.targets == [kept, " Rome"] and p.record is not None  # n steps keep working
+        text = p._shown["toolbar"]
+        assert "HIJACKED" not in text and "true target ahead" not in text
+        assert not app.query_one("#hijack-toolbar").has_class("-hijacked")
+
+
+def test_relation_schemes_evaluate_only_records_with_a_template():
+    """relation and reverse-relation: the chosen record's relation, else every templated relation;
+    never a record whose relation falls back to the generic sentence."""
+    import dataclasses
+
+    from engine.hijack.counterfact import load_counterfact
+    from engine.hijack.schemes import relation_templates
+    from lca_tui.panels.hijack import scheme_records
+
+    records = load_counterfact("builtin")
+    orphan = dataclasses.replace(records[0], case_id=-1, relation_id="P99999")
+    pool = records + [orphan]
+    known = relation_templates()
+    for scheme in ("relation", "reverse-relation"):
+        chosen, rel = scheme_records(pool, scheme, records[5])
+        assert rel == records[5].relation_id
+        assert chosen == [r for r in records if r.relation_id == rel]
+        chosen, rel = scheme_records(pool, scheme, None)
+        assert rel is None and orphan not in chosen and chosen == [r for r in records if r.relation_id in known]
+        chosen, rel = scheme_records(pool, scheme, orphan)  # no template for its relation: the templated ones
+        assert orphan not in chosen and len(chosen) == len(records)
+    for scheme in ("not-think", "reverse-not-think"):
+        assert scheme_records(pool, scheme, records[5]) == (pool, None)
