@@ -4,7 +4,6 @@ nothing rendered yet. ``es_by_model_chart`` and ``flip_histogram`` build the cro
 
 from __future__ import annotations
 
-import statistics
 from typing import Mapping, Sequence
 
 from engine.session.report.document import (
@@ -84,26 +83,63 @@ def flip_histogram(flips: Mapping[str, Sequence[int | None]], title: str | None 
 
 
 def flip_points(per_record: Sequence[dict]) -> list[int | None]:
-    """Flip points from per-record scores (``record_index``, ``n``, ``p_true``, ``p_false``): for
-    each record, the smallest n with P(false) > P(true), None if none."""
-    by_rec: dict[int, list[tuple[int, bool]]] = {}
-    for r in per_record:
-        if isinstance(r, dict) and num(r.get("n")) is not None:
+    """Flip points from per-record scores, in record order (``record_index``, numerically).
+
+    Rows with ``success`` (what the app and CLI record) go through the engine's
+    ``engine.hijack.efficacy.flip_points``: the smallest n at which the record counts towards the
+    result's metric under its scoring rule (P(false) > P(true) forward, P(true) > P(false) for the
+    reverse schemes). Older rows without it fall back to whole-target P(false) > P(true)."""
+    from types import SimpleNamespace
+
+    from engine.hijack.efficacy import RecordScore
+    from engine.hijack.efficacy import flip_points as engine_flip_points
+
+    rows = [r for r in per_record if isinstance(r, dict) and num(r.get("n")) is not None]
+    scores = []
+    for i, r in enumerate(rows):
+        if "success" in r:
+            success = bool(r["success"])
+        else:
             pt, pf = num(r.get("p_true")), num(r.get("p_false"))
-            by_rec.setdefault(r.get("record_index", r.get("case_id")), []).append(
-                (int(r["n"]), pt is not None and pf is not None and pf > pt))
-    return [min((n for n, flipped in pts if flipped), default=None) for _, pts in sorted(
-        by_rec.items(), key=lambda kv: str(kv[0]))]
+            success = pt is not None and pf is not None and pf > pt
+        index = r.get("record_index", r.get("case_id"))
+        scores.append(RecordScore(case_id=int(r.get("case_id", index) or 0), n=int(r["n"]), prompt="",
+                                  p_true=0.0, p_false=0.0, first_true=0.0, first_false=0.0, nll_true=0.0,
+                                  nll_false=0.0, success=success, record_index=int(index)))
+    return [p.n for p in engine_flip_points(SimpleNamespace(records=scores))]
 
 
-def _flip_summary(flips: Mapping[str, Sequence[int | None]]) -> Table:
+def _recorded_flips(d: dict) -> list[int | None] | None:
+    """The flip points recorded with an evaluation (``flip_points``: ints/None or {case_id, n}),
+    else computed from its per-record scores; None when neither is there."""
+    fp = d.get("flip_points")
+    if isinstance(fp, list):
+        return [_flip_n(v.get("n") if isinstance(v, dict) else v) for v in fp]
+    if isinstance(d.get("per_record"), list):
+        return flip_points(d["per_record"])
+    return None
+
+
+def _flip_n(v) -> int | None:
+    return int(v) if num(v) is not None else None
+
+
+def _flip_summary(flips: Mapping[str, Sequence[int | None]],
+                  labels: Mapping[str, tuple[str, str]] | None = None) -> Table:
+    """Per evaluation: records, flipped, never, and the mean/median n to flip over the records that flip
+    (``engine.hijack.efficacy.flip_summary``); ``labels`` maps an evaluation to its (model, scheme)."""
+    from engine.hijack.efficacy import FlipPoint, flip_summary
+
     rows = []
     for label, vals in flips.items():
         hit = [v for v in vals if v is not None]
-        rows.append([label, len(vals), len(hit), statistics.mean(hit) if hit else None,
-                     statistics.median(hit) if hit else None])
-    return Table(["evaluation", "records", "flipped", "mean n to flip", "median n to flip"], rows,
-                 caption="Flip points")
+        points = [FlipPoint(i, i, v) for i, v in enumerate(vals)]
+        s = flip_summary(points, max(hit, default=0))
+        model, scheme = (labels or {}).get(label, ("", ""))
+        rows.append([label, model, scheme, s.records, s.flipped, s.never, s.mean, s.median])
+    return Table(["evaluation", "model", "scheme", "records", "flipped", "never", "mean n to flip",
+                  "median n to flip"], rows,
+                 caption="Flip points per model and scheme: mean and median over the records that flip")
 
 
 # ------------------------------------------------------------------------------------ sections
@@ -176,8 +212,8 @@ def _hijack_section(session) -> Section:
         return sec
     sec.intro = ("ES(n) = fraction of records with P(target_false) > P(target_true) after n prepended "
                  "sentences; reverse schemes report accuracy, P(true) > P(false).")
-    rows, series, blocks, flips = [], {}, [], {}
-    by_scheme: dict[str, dict[str, list]] = {}
+    rows, series, blocks = [], {}, []
+    latest: dict[tuple, tuple[str, dict]] = {}  # (model, scheme, relation) -> its latest evaluation
     for it in items:
         d = it.data
         curve = [p for p in d.get("curve") or [] if isinstance(p, dict)]
@@ -187,17 +223,10 @@ def _hijack_section(session) -> Section:
                      d.get("dataset"), d.get("relation"), num(first.get("es")),
                      last.get("n"), num(last.get("es"))])
         label = _efficacy_label(d)
+        latest[(str(d.get("model")), str(d.get("scheme", "?")), d.get("relation"))] = (label, d)
         while label in series:
             label += "′"
         series[label] = _xy(curve, "n", "es")
-        if not d.get("relation"):
-            models = by_scheme.setdefault(str(d.get("scheme", "?")), {})
-            models[_short_model(d.get("model"))] = list(zip(*_xy(curve, "n", "es")))
-        fp = d.get("flip_points")
-        if not isinstance(fp, list) and isinstance(d.get("per_record"), list):
-            fp = flip_points(d["per_record"])
-        if isinstance(fp, list):
-            flips[label] = [int(v) if num(v) is not None else None for v in fp]
         b = Block(f"Evaluation {it.id}: {label}")
         details = [f"model {d.get('model')}", f"scheme {d.get('scheme')}", f"metric {d.get('metric', 'efficacy')}"]
         for key in ("scoring", "dataset", "relation", "template"):
@@ -213,11 +242,23 @@ def _hijack_section(session) -> Section:
                        "max n", "ES at max n"], rows),
                 LineChart("Efficacy score against the number of prepended sentences", series,
                           "n (prepended sentences)", "ES / accuracy", y_range=(0.0, 1.0))]
-    for scheme, models in by_scheme.items():
-        if 1 < len(models) < len(series):  # else the overview chart above is this chart
-            overview.append(es_by_model_chart(models, f"Efficacy score against n — {scheme}, one curve per model"))
+    # Fig. 2: per scheme (and relation subset), the latest curve of every model on one chart.
+    by_scheme: dict[tuple, dict[str, list]] = {}
+    flips, labels = {}, {}
+    for (model, scheme, relation), (label, d) in latest.items():
+        curve = [p for p in d.get("curve") or [] if isinstance(p, dict)]
+        by_scheme.setdefault((scheme, relation), {})[_short_model(model)] = list(zip(*_xy(curve, "n", "es")))
+        fp = _recorded_flips(d)
+        if fp is not None:
+            flips[label], labels[label] = fp, (model, scheme)
+    for (scheme, relation), models in by_scheme.items():
+        if len(models) > 1:
+            where = f"{scheme}" + (f" · {relation}" if relation else "")
+            ylabel = "accuracy" if scheme.startswith("reverse") else "efficacy score"
+            overview.append(es_by_model_chart(models, f"{ylabel.capitalize()} against n — {where}, one curve per "
+                                                      "model (Fig. 2)", ylabel))
     if flips:
-        overview += [flip_histogram(flips), _flip_summary(flips)]
+        overview += [flip_histogram(flips), _flip_summary(flips, labels)]
     sec.blocks.append(Block("Overview", overview))
     sec.blocks.extend(blocks)
     return sec

@@ -285,3 +285,55 @@ def test_fmt_value():
     assert fmt_value(0.8125) == "0.8125" and fmt_value(0.0) == "0.0000" and fmt_value(None) == "–"
     assert fmt_value(3) == "3" and fmt_value(1.5e-6) == "1.500e-06" and fmt_value(True) == "yes"
     assert fmt_value(float("nan")) == "nan"
+
+
+def _fake_result(model: str, scheme: str, flips: list, max_n: int = 3, scoring: str = "first"):
+    """An EfficacyResult built by the engine's own ``_finish`` from made-up per-record scores: record i
+    counts towards the metric from n = flips[i] on (never when None). The whole-target probabilities
+    always say P(true) > P(false), so only the recorded ``success`` (the scoring rule's verdict) flips."""
+    from types import SimpleNamespace
+
+    from engine.hijack.efficacy import RecordScore, _finish
+
+    scores = [RecordScore(case_id=1000 + i, n=n, prompt="p", p_true=0.6, p_false=0.1, first_true=0.5,
+                          first_false=0.2, nll_true=1.0, nll_false=2.0,
+                          success=f is not None and n >= f, record_index=i)
+              for n in range(max_n + 1) for i, f in enumerate(flips)]
+    return _finish(SimpleNamespace(name=model), scheme, scoring, max_n, None, scores, len(flips), False)
+
+
+def test_report_compares_models_and_flip_points(tmp_path):
+    """Two models' evaluations in a session (as the app records them): one chart per scheme with every
+    model's latest curve, and the engine's flip points (scoring rule and reverse schemes respected,
+    records in numeric order) in the histogram and the mean/median table."""
+    import statistics
+
+    from engine.hijack.efficacy import flip_points as engine_flips
+
+    flips_a = [0, 1, None, 2, 1, 3, None, 0, 2, 1, None, 3]  # 12 records: index 10, 11 sort after 9
+    flips_b = [1, 1, 0, None, None, 2, 3, 1, 0, None, 2, 1]
+    stale = _fake_result("model-a", "not-think", [None] * 12)
+    results = [stale, _fake_result("model-a", "not-think", flips_a), _fake_result("model-b", "not-think", flips_b),
+               _fake_result("model-b", "reverse-not-think", flips_a[::-1])]
+    s = Session.create(tmp_path, "compare")
+    for res in results:
+        s.record_hijack({**res.to_dict(per_record=True), "dataset": "builtin", "relation": None})
+    rep = build_report(Session.open(s.path))
+    parts = rep.section("hijack").blocks[0].parts
+    (fig2,) = [p for p in parts if isinstance(p, report_mod.LineChart) and "one curve per model" in p.title]
+    assert "not-think" in fig2.title and set(fig2.series) == {"model-a", "model-b"}
+    for res in results[1:3]:  # the latest evaluation of each model, not the stale one
+        assert fig2.series[res.model] == ([p.n for p in res.curve], [p.es for p in res.curve])
+    (hist,) = [p for p in parts if isinstance(p, report_mod.Histogram)]
+    expected = {f"{r.scheme} · {r.model}": [p.n for p in engine_flips(r)] for r in results[1:]}
+    assert hist.samples == expected
+    assert expected["not-think · model-a"] == flips_a and expected["reverse-not-think · model-b"] == flips_a[::-1]
+    (table,) = [p for p in parts if isinstance(p, report_mod.Table) and "mean n to flip" in p.columns]
+    for row in table.rows:
+        label, model, scheme, records, flipped, never, mean, median = row
+        hit = [v for v in expected[label] if v is not None]
+        assert (model, scheme) == tuple(label.split(" · ")[::-1])
+        assert (records, flipped, never) == (12, len(hit), 12 - len(hit))
+        assert mean == pytest.approx(statistics.mean(hit)) and median == statistics.median(hit)
+    assert len(table.rows) == 3
+    assert "one curve per model" in render_html(rep) and "mean n to flip" in render_markdown(rep, "img")[0]
