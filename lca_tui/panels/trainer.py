@@ -1,5 +1,11 @@
 """The trainer panel: a validated form for every LCA/trainer setting, live curves, the session's runs.
 
+The tuning fields (``TUNING``: d, d_a, lr, schedule, warm-up, steps, batch, weight decay, β2, eval
+every) follow the default recipe (``engine.lca.config.recipe_config``) for the form's m and L until
+the user edits one; an edited field keeps the user's value (its label says "edited", the others
+"recipe") and F4 puts every tuning field back on the recipe. The untouched form therefore starts
+exactly ``recipe_config({m, L, ...})``, the config ``lca-tui train`` would use.
+
 Training runs in thread workers (``engine.lca.runner.TrainingRun``). A worker touches nothing of the
 UI: it posts ``RunStarted`` (the run's handle), then ``TrainSnapshot`` messages carrying the events
 since the previous one (at most ``SNAPSHOT_HZ`` a second, merged if the UI falls behind), then
@@ -32,11 +38,15 @@ FORM_FIELDS = [
     ("beta", "β (temperature)"), ("neighborhood", "N(z*): all | hamming1 | cluster:k"),
     ("d", "d (embedding dim)"), ("d_a", "d_a (head dim)"), ("freeze_value", "W_V = I frozen (true/false)"),
     ("freeze_embedding", "W_E frozen (true/false)"), ("uniform_attention", "uniform attention (true/false)"),
-    ("lr", "learning rate"), ("weight_decay", "weight decay"), ("beta1", "AdamW β1"), ("beta2", "AdamW β2"),
+    ("lr", "learning rate"), ("schedule", "schedule: constant | cosine"), ("warmup", "warm-up steps"),
+    ("weight_decay", "weight decay"), ("beta1", "AdamW β1"), ("beta2", "AdamW β2"),
     ("batch_size", "batch size"), ("steps", "steps"), ("eval_every", "eval every"),
     ("eval_size", "eval samples"), ("train_size", "train set size (0 = fresh)"), ("seed", "seed"),
     ("device", "device: auto | cpu | cuda"),
 ]
+#: Fields the default recipe fills (``recipe_config``): they follow m and L until edited. A field
+#: comes after those it depends on (d_a on d; warm-up and eval every on steps).
+TUNING = ("d", "d_a", "steps", "warmup", "eval_every", "lr", "schedule", "weight_decay", "beta2", "batch_size")
 BUFFER = 20_000
 REDRAW_S = 0.25
 
@@ -97,6 +107,7 @@ def run_row(st: "RunState") -> dict[str, str]:
 class TrainerPanel(Widget):
     PANEL_NAME = "trainer"
     BINDINGS = [
+        Binding("f4", "recipe", "Recipe", id="trainer.recipe"),
         Binding("f5", "start", "Start", id="trainer.start"),
         Binding("f6", "pause", "Pause/resume", id="trainer.pause"),
         Binding("f7", "stop", "Stop", id="trainer.stop"),
@@ -111,19 +122,24 @@ class TrainerPanel(Widget):
         self.selected: str | None = None
         self.config = None
         self.errors: dict[str, str] = {}
+        #: Tuning fields the user edited: they keep the user's value when m or L changes.
+        self.edited: set[str] = set()
+        self._shown: dict[str, str] = {}  # what the panel itself last put into each field
         self._dirty = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        from engine.lca.config import RunConfig
+        from engine.lca.config import recipe_config
 
-        defaults = RunConfig().flat()
+        defaults = recipe_config().flat()
         with VerticalScroll(id="trainer-form"):
             yield Label("settings · F5 starts", classes="panel-title")
+            yield Static(self._recipe_note(defaults["m"], defaults["L"]), id="form-recipe", classes="field-label")
             for name, label in FORM_FIELDS:
-                yield Label(label, classes="field-label")
-                yield Field(str(defaults[name]).lower() if isinstance(defaults[name], bool) else str(defaults[name]),
-                            id=f"f-{name}")
+                yield Label(self._label(name, label), classes="field-label", id=f"l-{name}")
+                value = defaults[name]
+                self._shown[name] = str(value).lower() if isinstance(value, bool) else str(value)
+                yield Field(self._shown[name], id=f"f-{name}")
                 yield Static("", id=f"e-{name}", classes="field-error")
             yield Static("", id="form-error", classes="field-error")
             with Horizontal(id="trainer-buttons"):
@@ -146,7 +162,70 @@ class TrainerPanel(Widget):
         return {name: self.query_one(f"#f-{name}", Input).value for name, _ in FORM_FIELDS}
 
     def set_field(self, name: str, value) -> None:
+        """Set a field as if the user typed it (a tuning field counts as edited)."""
         self.query_one(f"#f-{name}", Input).value = str(value)
+
+    def _label(self, name: str, label: str) -> str:
+        if name not in TUNING:
+            return label
+        return f"{label} · [b]edited[/b]" if name in self.edited else f"{label} · recipe"
+
+    def _recipe_note(self, m, L) -> str:
+        edited = [n for n, _ in FORM_FIELDS if n in self.edited]
+        if not edited:
+            return f"tuning: the recipe for m={m}, L={L} (F4)"
+        return f"tuning: the recipe for m={m}, L={L} except {', '.join(edited)} (F4 resets)"
+
+    def _show_recipe_marks(self, m, L) -> None:
+        for name, label in FORM_FIELDS:
+            if name in TUNING:
+                self.query_one(f"#l-{name}", Label).update(self._label(name, label))
+        self.query_one("#form-recipe", Static).update(self._recipe_note(m, L))
+
+    def recipe_values(self) -> dict | None:
+        """The recipe's values for the tuning fields the user has not edited, given the form's m, L
+        and the edited fields that the recipe depends on (d sets d_a; steps sets warm-up and eval
+        every): exactly what ``recipe_config`` of the form fills in. None while m or L is invalid."""
+        from engine.errors import ConfigError
+        from engine.lca.config import recipe_config
+
+        texts = self.form_values()
+        given = {}
+        try:
+            given = {"m": int(texts["m"]), "L": int(texts["L"])}
+            for name in ("d", "steps"):  # edited values the recipe's other fields depend on
+                if name in self.edited:
+                    try:
+                        given[name] = int(texts[name])
+                    except ValueError:
+                        pass
+            flat = recipe_config(given).flat()
+        except (ValueError, ConfigError):
+            try:  # an invalid edited d / steps: the recipe for m and L alone
+                flat = recipe_config({"m": given["m"], "L": given["L"]}).flat()
+            except (KeyError, ValueError, ConfigError):
+                return None
+        return {name: flat[name] for name in TUNING if name not in self.edited}
+
+    def apply_recipe(self) -> None:
+        """Put the recipe's values into every tuning field the user has not edited."""
+        values = self.recipe_values()
+        if values is None:
+            return
+        for name, value in values.items():
+            box = self.query_one(f"#f-{name}", Input)
+            self._shown[name] = str(value)
+            if box.value != str(value):
+                with box.prevent(Input.Changed):  # not a user edit
+                    box.value = str(value)
+        texts = self.form_values()
+        self._show_recipe_marks(texts["m"].strip(), texts["L"].strip())
+
+    def action_recipe(self) -> None:
+        """Every tuning field back on the recipe for the form's m and L (F4)."""
+        self.edited.clear()
+        self.apply_recipe()
+        self.validate()
 
     def validate(self):
         from engine.lca.config import parse_flat
@@ -163,6 +242,13 @@ class TrainerPanel(Widget):
     @on(Input.Changed)
     def _field_changed(self, event: Input.Changed) -> None:
         if event.input.id and event.input.id.startswith("f-"):
+            # Edited = a tuning field whose text is not what the panel itself put there (the form's
+            # first values arrive as Changed too). Every field is checked, not just this event's:
+            # several fields set at once all count before the recipe moves the others.
+            for name in TUNING:
+                if self.query_one(f"#f-{name}", Input).value != self._shown.get(name):
+                    self.edited.add(name)
+            self.apply_recipe()
             self.validate()
 
     @on(Input.Submitted)
@@ -404,10 +490,30 @@ class TrainerPanel(Widget):
         except Exception as exc:  # noqa: BLE001
             self.app.notify(str(exc), severity="error")
             return
-        for name, value in cfg.flat().items():
-            self.set_field(name, str(value).lower() if isinstance(value, bool) else value)
+        self.load_values(cfg.flat())
         self.query_one("#runs-table").blur()
         self.action_start()
+
+    def load_values(self, flat: dict) -> None:
+        """Fill the form with a run's settings. A tuning field counts as edited when the recipe
+        (for this m, L and the other edited fields) would give it another value."""
+        from engine.lca.config import recipe_config
+
+        fixed = {k: v for k, v in flat.items() if k not in TUNING}
+        edited: set[str] = set()
+        for name in TUNING:  # in dependency order: d before d_a, steps before warm-up
+            if name in flat and flat[name] != recipe_config({**fixed, **{k: flat[k] for k in edited}}).flat()[name]:
+                edited.add(name)
+        self.edited = edited
+        for name, _ in FORM_FIELDS:
+            if name in flat:
+                value = flat[name]
+                box = self.query_one(f"#f-{name}", Input)
+                self._shown[name] = str(value).lower() if isinstance(value, bool) else str(value)
+                with box.prevent(Input.Changed):
+                    box.value = self._shown[name]
+        self._show_recipe_marks(flat.get("m"), flat.get("L"))
+        self.validate()
 
     def action_toggle_overlay(self) -> None:
         st = self._current()
@@ -427,6 +533,8 @@ class TrainerPanel(Widget):
         """This panel's command-palette entries: (label, help, callback)."""
         return [
             ("Trainer: start run", "Start a run with the form's settings (F5)", self.action_start),
+            ("Trainer: recipe", "Every tuning field back on the default recipe for m and L (F4)",
+             self.action_recipe),
             ("Trainer: pause / resume", "Pause or resume the selected run (F6)", self.action_pause),
             ("Trainer: stop", "Stop the selected run; the checkpoint is kept (F7)", self.action_stop),
             ("Trainer: restart", "A new run with the selected run's settings (F8)", self.action_restart),

@@ -146,3 +146,80 @@ async def test_inspect_a_live_run_takes_its_snapshot_on_the_training_thread(monk
             assert torch.equal(getattr(model, name).detach(), p.detach().cpu()), name
         trainer.stop()
         await wait_for(pilot, lambda: tp._current().status == "stopped", 30)
+
+
+def _capture_starts(monkeypatch):
+    """Replace the training worker: the configs the panel would train, nothing trained."""
+    from lca_tui.panels.trainer import TrainerPanel
+
+    started = []
+    monkeypatch.setattr(TrainerPanel, "_train", lambda self, run_id, path, resume, cfg, share=1: started.append(cfg))
+    return started
+
+
+async def test_untouched_form_follows_the_recipe_and_starts_recipe_config(monkeypatch):
+    from engine.lca.config import recipe_config
+
+    from lca_tui.panels.trainer import TUNING
+
+    started = _capture_starts(monkeypatch)
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        await pilot.pause()
+        assert tp.config == recipe_config({}) and not tp.edited  # the form opens on the recipe (m=6, L=64)
+        await _type(pilot, tp, "m", "8")
+        await _type(pilot, tp, "L", "128")
+        await pilot.pause()
+        want = recipe_config({"m": 8, "L": 128})
+        values = tp.form_values()
+        for name in TUNING:
+            assert values[name] == str(want.flat()[name]), name
+        assert values["d"] == "256" and values["batch_size"] == "1024"  # the m = 8 recipe, not the defaults
+        assert "recipe" in str(tp.query_one("#l-lr").render()) and "edited" not in str(tp.query_one("#l-lr").render())
+        await pilot.press("f5")
+        await pilot.pause()
+        assert started == [want]
+
+
+async def test_an_edited_field_keeps_its_value_and_f4_restores_the_recipe(monkeypatch):
+    from engine.lca.config import recipe_config
+
+    started = _capture_starts(monkeypatch)
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        await _type(pilot, tp, "lr", "0.005")
+        await _type(pilot, tp, "steps", "200")
+        await _type(pilot, tp, "m", "5")
+        await pilot.pause()
+        assert tp.edited == {"lr", "steps"}
+        values = tp.form_values()
+        assert values["lr"] == "0.005" and values["steps"] == "200"  # the user's values stay
+        assert values["d"] == "64" and values["warmup"] == "20" and values["eval_every"] == "10"  # follow m, steps
+        assert "edited" in str(tp.query_one("#l-lr").render())
+        assert "F4" in str(tp.query_one("#form-recipe").render())
+        await pilot.press("f5")
+        await pilot.pause()
+        assert started[-1] == recipe_config({"m": 5, "L": 64, "lr": 0.005, "steps": 200})
+        await pilot.press("f4")
+        await pilot.pause()
+        assert not tp.edited and tp.config == recipe_config({"m": 5, "L": 64})
+        assert "edited" not in str(tp.query_one("#l-lr").render())
+
+
+async def test_a_run_loaded_into_the_form_keeps_its_settings(monkeypatch):
+    """F8 (restart) fills the form with a run's settings: those off the recipe count as edited."""
+    from engine.lca.config import recipe_config
+
+    _capture_starts(monkeypatch)
+    app = LcaApp(load_model=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tp = await _open(pilot, app)
+        cfg = recipe_config({"m": 7, "L": 64, "d": 96, "lr": 0.01, "omega": 0.7})
+        tp.load_values(cfg.flat())
+        await pilot.pause()
+        assert tp.config == cfg and tp.edited == {"d", "lr"}  # d_a follows the edited d, as in the recipe
+        await _type(pilot, tp, "L", "128")
+        await pilot.pause()
+        assert tp.config == recipe_config({"m": 7, "L": 128, "d": 96, "lr": 0.01, "omega": 0.7})
