@@ -35,6 +35,7 @@ def _pct(p: float) -> str:
 
 class HijackPanel(Widget):
     PANEL_NAME = "hijack"
+    DEFAULT_CSS = "#flip-info { height: auto; max-height: 8; padding: 0 1; }"
     BINDINGS = [
         Binding("plus,equals_sign", "n_step(1)", "n+1", id="hijack.n_up"),
         Binding("minus", "n_step(-1)", "n−1", id="hijack.n_down"),
@@ -75,6 +76,7 @@ class HijackPanel(Widget):
         self.eval_job: int | None = None
         self.sweep_job: int | None = None
         self.eval_result = None
+        self.eval_results: dict[tuple[str, str], object] = {}  # (model, scheme) -> its latest EfficacyResult
         self.sweep_result = None
         self._setting_text = False
         self._shown: dict[str, str] = {}  # text now in the toolbar / error line (skip same updates)
@@ -107,8 +109,9 @@ class HijackPanel(Widget):
                     yield ProgressBar(id="eval-progress", classes="-idle", show_eta=True)
                     yield Label("e evaluates ES(n) over the built-in records of this scheme", id="eval-info",
                                 classes="hint")
-                    yield LiveCurve(title="ES vs n", xlabel="n prepended sentences", ylabel="ES",
-                                    y_range=(0.0, 1.0), id="eval-curve")
+                    yield LiveCurve(title="ES vs n, one curve per model", xlabel="n prepended sentences",
+                                    ylabel="ES", y_range=(0.0, 1.0), id="eval-curve")
+                    yield Static("", id="flip-info")
         with Vertical(id="hijack-right"):
             yield Label("next token", classes="panel-title")
             yield ProbabilityBars(id="topk-bars")
@@ -435,7 +438,7 @@ class HijackPanel(Widget):
         if msg.job_id == self.eval_job:
             self.query_one("#eval-progress", ProgressBar).update(total=msg.total, progress=msg.done)
             if msg.partial is not None:
-                self._draw_curve(msg.partial)
+                self._draw_curves(msg.partial)
 
     def on_job_finished(self, msg: JobFinished) -> None:
         if msg.job_id == self.sweep_job:
@@ -458,17 +461,63 @@ class HijackPanel(Widget):
                 self.query_one("#eval-info", Label).update("cancelled — e evaluates again")
                 return
             self.eval_result = msg.result
-            self._draw_curve(msg.result)
+            self.eval_results.pop((msg.result.model, msg.result.scheme), None)  # the newest goes last
+            self.eval_results[(msg.result.model, msg.result.scheme)] = msg.result
+            self._draw_curves(msg.result)
             r = msg.result
             self.query_one("#eval-info", Label).update(
                 f"{r.metric} over {r.n_records} records" + (" (cancelled: partial)" if msg.cancelled else "")
                 + " · " + "  ".join(f"n={p.n}: {p.es:.2f}" for p in r.curve))
             self.post_message(RecordResult("efficacy", msg.result, msg.meta))
 
-    def _draw_curve(self, result) -> None:
+    def _draw_curves(self, current) -> None:
+        """Fig. 2 in the panel: the latest ES curve of every model evaluated for ``current``'s scheme
+        (``current`` itself, maybe partial, for its model), one colour each with a legend, and below
+        them the flip points' distribution per model."""
+        from engine.hijack.efficacy import compare
+
+        shown = {m: r for (m, sch), r in self.eval_results.items() if sch == current.scheme}
+        shown.pop(current.model, None)
+        shown[current.model] = current
         c = self.query_one("#eval-curve", LiveCurve)
-        xs = [p.n for p in result.curve if p.count]
-        c.set_series(result.metric, xs, [p.es for p in result.curve if p.count])
+        c.clear()
+        c.title = f"{current.metric} vs n · {current.scheme} · one curve per model"
+        for model, result in shown.items():
+            c.set_series(_short(model), [p.n for p in result.curve if p.count],
+                         [p.es for p in result.curve if p.count])
+        results = list(shown.values())
+        self.query_one("#flip-info", Static).update(flip_text(compare(results), results, self.records))
+
+
+def _short(model: str) -> str:
+    """A model's name for a legend: the last part of a path."""
+    return str(model).rstrip("/").rsplit("/", 1)[-1] or str(model)
+
+
+def flip_text(comparison: dict, results, records) -> str:
+    """Per model: how many records flip at each n (a bar of block characters and the counts), the
+    mean/median n to flip, and the records that flip earliest and never (``efficacy.compare``)."""
+    from rich.markup import escape
+
+    subject = {r.case_id: r.subject for r in records}
+
+    def names(ids) -> str:
+        shown = ", ".join(escape(subject.get(i, f"case {i}")) for i in ids[:3])
+        return shown + (f" +{len(ids) - 3}" if len(ids) > 3 else "") if ids else "none"
+
+    blocks = " ▁▂▃▄▅▆▇█"
+    lines = []
+    for result, s in zip(results, comparison["summaries"].values()):
+        top = max(s.histogram, default=0) or 1
+        bar = "".join(blocks[round(8 * h / top)] if h else "·" for h in s.histogram)
+        mean = "—" if s.mean is None else f"{s.mean:.2f}"
+        median = "—" if s.median is None else f"{s.median:g}"
+        low = next((n for n, h in enumerate(s.histogram) if h), None)
+        lines.append(f"[b]{escape(_short(result.model))}[/b] flips per n=0..{len(s.histogram) - 1}: {bar} "
+                     f"({' '.join(map(str, s.histogram))}) · mean {mean}, median {median} · "
+                     f"earliest (n={low if low is not None else '—'}): {names(s.earliest)} · "
+                     f"never ({s.never}/{s.records}): {names(s.never_ids)}")
+    return "\n".join(lines)
 
 
 def scheme_records(records, scheme: str, record=None) -> tuple[list, str | None]:

@@ -191,3 +191,40 @@ def test_relation_schemes_evaluate_only_records_with_a_template():
         assert orphan not in chosen and len(chosen) == len(records)
     for scheme in ("not-think", "reverse-not-think"):
         assert scheme_records(pool, scheme, records[5]) == (pool, None)
+
+
+async def test_efficacy_view_overlays_models_and_shows_flip_points(tiny_lm_dir, tiny_gpt2_dir):
+    """Two models evaluated in one app session: the ES view draws each model's latest curve (legend by
+    model) and, per model, the flip-point histogram, mean/median and the records flipping earliest/never."""
+    from engine.hijack.efficacy import flip_points, flip_summary
+
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        await pilot.press("escape", "e")
+        await wait_for(pilot, lambda: p.eval_job is None and p.eval_result is not None, timeout=120)
+        first = p.eval_result
+        app.load_model(str(tiny_gpt2_dir))
+        await wait_for(pilot, lambda: app.model_host.lm is not None and app.model_host.lm.name != first.model
+                       and not app.model_host.busy, timeout=120)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: p.eval_job is None and p.eval_result is not first, timeout=120)
+        second = p.eval_result
+        assert second.model != first.model and second.scheme == first.scheme
+        assert set(p.eval_results) == {(first.model, first.scheme), (second.model, second.scheme)}
+        curve = app.query_one("#eval-curve")
+        names = [m.rstrip("/").rsplit("/", 1)[-1] for m in (first.model, second.model)]
+        assert curve.series_names == names and len(set(names)) == 2
+        for name, res in zip(names, (first, second)):
+            assert curve._series[name] == ([float(pt.n) for pt in res.curve], [pt.es for pt in res.curve])
+        text = str(app.query_one("#flip-info").render())
+        subjects = {r.case_id: r.subject for r in p.records}
+        for name, res in zip(names, (first, second)):
+            s = flip_summary(flip_points(res), res.max_prepends)
+            line = next(x for x in text.splitlines() if x.startswith(name))
+            assert f"({' '.join(map(str, s.histogram))})" in line
+            assert f"never ({s.never}/{s.records})" in line
+            assert ("mean —" if s.mean is None else f"mean {s.mean:.2f}") in line
+            for ids in (s.earliest, s.never_ids):
+                assert all(subjects[i] in line for i in ids[:3])
