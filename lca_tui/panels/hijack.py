@@ -35,13 +35,18 @@ def _pct(p: float) -> str:
 
 class HijackPanel(Widget):
     PANEL_NAME = "hijack"
-    DEFAULT_CSS = "#flip-info { height: auto; max-height: 8; padding: 0 1; }"
+    DEFAULT_CSS = """
+    #flip-info { height: auto; max-height: 8; padding: 0 1; }
+    #template-input { display: none; height: 3; }
+    #template-input.-visible { display: block; }
+    """
     BINDINGS = [
         Binding("plus,equals_sign", "n_step(1)", "n+1", id="hijack.n_up"),
         Binding("minus", "n_step(-1)", "n−1", id="hijack.n_down"),
         Binding("r", "pick_record", "Record", id="hijack.record"),
         Binding("s", "next_scheme", "Scheme", id="hijack.scheme"),
         Binding("t", "add_target", "Target+", id="hijack.add_target"),
+        Binding("u", "custom_template", "Custom scheme", id="hijack.custom", show=False),
         Binding("x", "remove_target", "Remove target", id="hijack.remove_target", show=False),
         Binding("w", "sweep", "Sweep n", id="hijack.sweep"),
         Binding("e", "evaluate", "Evaluate ES", id="hijack.evaluate"),
@@ -62,6 +67,7 @@ class HijackPanel(Widget):
         self.records = []
         self.record = None
         self.scheme = "relation"
+        self.template: str | None = None  # the custom scheme's template, once one is accepted
         self.n = 0
         self.max_n = 8
         self.targets: list[str] = []
@@ -89,6 +95,8 @@ class HijackPanel(Widget):
             yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
             yield Field(placeholder="target to track, e.g. ␣Paris (leading space matters) — enter adds",
                         id="target-input")
+            yield Field(placeholder="custom scheme: a sentence with {subject} {target_true} {target_false} — "
+                                    "enter uses it", id="template-input")
             yield Static("", id="hijack-error", classes="error-line -empty")
             with TabbedContent(id="hijack-views", initial="surprise"):
                 with TabPane("Surprise", id="surprise"):
@@ -142,7 +150,7 @@ class HijackPanel(Widget):
         if self.record is None:
             return
         try:
-            text = build_prompt(self.record, self.scheme, self.n)
+            text = build_prompt(self.record, self.scheme, self.n, self.template)
         except Exception as exc:  # noqa: BLE001 - e.g. a custom template without one
             self.show_error(str(exc))
             return
@@ -300,7 +308,7 @@ class HijackPanel(Widget):
     def action_next_scheme(self) -> None:
         from engine.hijack.schemes import SCHEMES
 
-        names = [s for s in SCHEMES if s != "custom"]
+        names = [s for s in SCHEMES if s != "custom" or self.template]
         self.scheme = names[(names.index(self.scheme) + 1) % len(names)] if self.scheme in names else names[0]
         self.rebuild_prompt()
 
@@ -331,6 +339,37 @@ class HijackPanel(Widget):
         box.remove_class("-visible")
         self.query_one("#targets").focus()
         self.request_probe()
+
+    def action_custom_template(self) -> None:
+        """Type a custom scheme's template (the current one to edit, if any)."""
+        box = self.query_one("#template-input", Input)
+        if self.template and not box.value:
+            box.value = self.template
+        box.add_class("-visible")
+        box.focus()
+
+    @on(Input.Submitted, "#template-input")
+    def _template_submitted(self, event: Input.Submitted) -> None:
+        """Check the template on the current record; a bad one leaves it in the box with the message."""
+        from engine.errors import UserError
+        from engine.hijack.schemes import hijack_sentence
+
+        value = event.value
+        try:
+            if self.record is None:
+                raise UserError("choose a record first (r): the template is filled in from it")
+            hijack_sentence(self.record, "custom", value)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return
+        self.show_error(None)
+        self.template, self.scheme = value.strip(), "custom"
+        box = self.query_one("#template-input", Input)
+        box.remove_class("-visible")
+        self.query_one("#targets").focus()
+        if self.n == 0:
+            self.n = 1  # show the sentence at work
+        self.rebuild_prompt()
 
     def action_remove_target(self) -> None:
         t = self.query_one("#targets", DataTable)
@@ -386,9 +425,9 @@ class HijackPanel(Widget):
             return
         self.query_one("#hijack-views", TabbedContent).active = "sweep"
         top = max(self.n, 5)
-        record, scheme = self.record, self.scheme
-        req = ModelJobWanted("sweep", lambda host, job_id: _sweep(host, job_id, record, scheme, top),
-                             reply_to=self, meta={"record": record, "scheme": scheme})
+        record, scheme, template = self.record, self.scheme, self.template_for(self.scheme)
+        req = ModelJobWanted("sweep", lambda host, job_id: _sweep(host, job_id, record, scheme, top, template),
+                             reply_to=self, meta={"record": record, "scheme": scheme, "template": template})
         self.sweep_job = req.job_id
         self.post_message(req)
 
@@ -403,13 +442,17 @@ class HijackPanel(Widget):
         bar.remove_class("-idle")
         bar.update(total=len(records), progress=0)
         self.query_one("#eval-curve", LiveCurve).clear()
-        scheme, top = self.scheme, max(self.n, 5)
+        scheme, top, template = self.scheme, max(self.n, 5), self.template_for(self.scheme)
         self.query_one("#eval-info", Label).update(
             f"evaluating {scheme} over {len(records)} records, n = 0..{top} — c cancels")
-        req = ModelJobWanted("efficacy", lambda host, job_id: _evaluate(host, job_id, records, scheme, top),
-                             reply_to=self, meta={"scheme": scheme, "records": len(records), "relation": relation})
+        req = ModelJobWanted("efficacy", lambda host, job_id: _evaluate(host, job_id, records, scheme, top, template),
+                             reply_to=self, meta={"scheme": scheme, "records": len(records), "relation": relation,
+                                                  "template": template})
         self.eval_job = req.job_id
         self.post_message(req)
+
+    def template_for(self, scheme: str) -> str | None:
+        return self.template if scheme == "custom" else None
 
     def action_cancel(self) -> None:
         """Cancel this panel's evaluation or sweep, running or still queued."""
@@ -424,6 +467,8 @@ class HijackPanel(Widget):
             ("Hijack: n − 1", "Prepend one fewer hijack sentence", lambda: self.action_n_step(-1)),
             ("Hijack: next scheme", "not-think, relation, reverse variants", self.action_next_scheme),
             ("Hijack: choose record…", "Search CounterFact records", self.action_pick_record),
+            ("Hijack: custom scheme…", "Type a template with {subject}, {target_true}, {target_false}",
+             self.action_custom_template),
             ("Hijack: add target", "Track another target string", self.action_add_target),
             ("Hijack: sweep n", "P(true), P(false) vs n for this record", self.action_sweep),
             ("Hijack: evaluate ES", "Efficacy vs n over the built-in records", self.action_evaluate),
@@ -536,19 +581,19 @@ def scheme_records(records, scheme: str, record=None) -> tuple[list, str | None]
     return [r for r in records if r.relation_id in known], None
 
 
-def _sweep(host, job_id, record, scheme, top):
+def _sweep(host, job_id, record, scheme, top, template=None):
     from engine.hijack.efficacy import efficacy_curve
 
-    return efficacy_curve(host.lm, [record], scheme, top, cancel=host.cancel_event,
+    return efficacy_curve(host.lm, [record], scheme, top, template, cancel=host.cancel_event,
                           progress=lambda d, t: host.serve_probe())
 
 
-def _evaluate(host, job_id, records, scheme, top):
+def _evaluate(host, job_id, records, scheme, top, template=None):
     from engine.hijack.progressive import efficacy_progressive
 
     def partial(result, done, total):
         host.progress(job_id, "efficacy", done, total, result)
         host.serve_probe()
 
-    return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial,
+    return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial, template=template,
                                 cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())

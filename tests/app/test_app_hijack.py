@@ -228,3 +228,42 @@ async def test_efficacy_view_overlays_models_and_shows_flip_points(tiny_lm_dir, 
             assert ("mean —" if s.mean is None else f"mean {s.mean:.2f}") in line
             for ids in (s.earliest, s.never_ids):
                 assert all(subjects[i] in line for i in ids[:3])
+
+
+async def test_custom_scheme_is_checked_inline_then_probed_and_evaluated(tiny_lm_dir):
+    """u: a template with an unknown placeholder gives one message and stays in the box; a good one
+    becomes the custom scheme: the prompt, the sweep and ES use it (ES equal to the engine's)."""
+    from engine.hijack.efficacy import efficacy_curve
+    from engine.hijack.schemes import build_prompt
+
+    bad, good = "{subject} is {bogus}.", "Think of {target_false} near {subject}."
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        box = app.query_one("#template-input")
+        await pilot.press("escape", "u", *bad, "enter")
+        assert "Unknown placeholder {bogus}" in p._shown["error"]
+        assert box.value == bad and box.has_class("-visible") and p.scheme == "relation" and p.template is None
+        box.value = ""
+        await pilot.press(*good, "enter")
+        assert p.scheme == "custom" and p.template == good and not box.has_class("-visible")
+        assert p._shown["error"] == ""
+        rec = p.record
+        assert p.prompt_text() == build_prompt(rec, "custom", p.n, good) and p.n == 1
+        assert f"Think of {rec.target_false} near {rec.subject}." in p.prompt_text()
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq)
+        assert p.last_result.prompt == p.prompt_text()
+        await pilot.press("s")  # the scheme cycle includes custom once it has a template
+        while p.scheme != "custom":
+            await pilot.press("s")
+        p.records = p.records[:8]  # a small pool keeps the evaluation quick
+        await pilot.press("e")
+        await wait_for(pilot, lambda: p.eval_job is None and p.eval_result is not None, timeout=120)
+        r = p.eval_result
+        assert (r.scheme, r.template, r.n_records) == ("custom", good, 8)
+        assert {s.prompt for s in r.records if s.record_index == 0} == {
+            build_prompt(p.records[0], "custom", n, good) for n in range(6)}
+        ref = efficacy_curve(app.model_host.lm, p.records, "custom", 5, good)
+        assert [pt.es for pt in r.curve] == [pt.es for pt in ref.curve]
+        assert (r.model, "custom") in p.eval_results
