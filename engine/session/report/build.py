@@ -76,10 +76,12 @@ def es_by_model_chart(curves: Mapping[str, Sequence[tuple[float, float]]], title
 
 
 def flip_histogram(flips: Mapping[str, Sequence[int | None]], title: str | None = None) -> Histogram:
-    """The distribution of flip points (per record, the smallest n with P(false) > P(true); None
-    when it never flips in the range), one series per model or scheme."""
+    """The distribution of flip points (per record, the smallest n at which it counts towards the
+    metric: P(false) > P(true), or P(true) > P(false) for reverse schemes; None when it never does in
+    the range), one series per model or scheme."""
     return Histogram(title or "Flip points: prepended sentences needed to flip the answer",
-                     {str(k): list(v) for k, v in flips.items()}, "n at which P(false) > P(true)")
+                     {str(k): list(v) for k, v in flips.items()},
+                     "first n with P(false) > P(true) (reverse schemes: P(true) > P(false))")
 
 
 def flip_points(per_record: Sequence[dict]) -> list[int | None]:
