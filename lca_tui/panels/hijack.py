@@ -36,7 +36,7 @@ def _pct(p: float) -> str:
 class HijackPanel(Widget):
     PANEL_NAME = "hijack"
     DEFAULT_CSS = """
-    #flip-info { height: auto; max-height: 8; padding: 0 1; }
+    #flip-info { height: auto; max-height: 35%; overflow-y: auto; padding: 0 1; }
     #template-input { display: none; height: 3; }
     #template-input.-visible { display: block; }
     """
