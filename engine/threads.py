@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from engine.errors import ConfigError
 
@@ -165,35 +166,47 @@ def plan(n_workers: int, requested: int | str | None = None, choice: ThreadChoic
 
 
 class Governor:
-    """Sets, and every ``period_s`` seconds re-decides, the torch thread count of the thread that
-    calls ``tick`` (the training thread: ``Trainer.governor`` ticks between steps, so it may be
-    built in any thread). A fixed request (flag or env) is applied once and never changed;
-    ``share`` divides the automatic choice among that many concurrent torch workers."""
+    """Sets, and re-decides between steps, the torch thread count of the thread that calls
+    ``tick`` (the training thread: ``Trainer.governor`` ticks between steps, so it may be built in
+    any thread). The total is the automatic choice, re-measured every ``period_s`` seconds, or a
+    fixed request (flag or env), never re-measured. ``share`` divides the total among the torch
+    workers of this process that run at the same time: a number, or a function read at every tick
+    (the app counts the model thread only while it is busy, so an idle app trains like the CLI)."""
 
-    def __init__(self, requested: int | str | None = None, period_s: float = 5.0, share: int = 1):
-        self.period_s, self.share = period_s, max(1, share)
+    def __init__(self, requested: int | str | None = None, period_s: float = 5.0,
+                 share: int | Callable[[], int] = 1):
+        self.period_s = period_s
+        self._share = share if callable(share) else (lambda n=max(1, int(share)): n)
         self.choice = choose(requested)
         self.fixed = self.choice.source != "auto"
-        self.threads = self._mine(self.choice)
+        self.share = self._current_share()
+        self.threads = self._mine()
         self._probe = None if self.fixed else _LoadProbe()
         self._next = time.monotonic() + period_s
         self._applied_in: int | None = None
         self.changes = 0
 
-    def _mine(self, choice: ThreadChoice) -> int:
-        return choice.threads if self.fixed else plan(self.share, choice=choice)[0]
+    def _current_share(self) -> int:
+        return max(1, int(self._share()))
+
+    def _mine(self) -> int:
+        return plan(self.share, choice=self.choice)[0]
 
     def tick(self) -> int:
         if self._applied_in != threading.get_ident():
             apply(self.threads)
             self._applied_in = threading.get_ident()
-        if self.fixed or time.monotonic() < self._next:
+        share = self._current_share()
+        due = not self.fixed and time.monotonic() >= self._next
+        if share == self.share and not due:
             return self.threads
-        self._next = time.monotonic() + self.period_s
-        cores = _cores()
-        busy = self._probe.busy_elsewhere()
-        self.choice = ThreadChoice(_auto_threads(cores, busy), cores, busy, "auto")
-        n = self._mine(self.choice)
+        self.share = share
+        if due:
+            self._next = time.monotonic() + self.period_s
+            cores = _cores()
+            busy = self._probe.busy_elsewhere()
+            self.choice = ThreadChoice(_auto_threads(cores, busy), cores, busy, "auto")
+        n = self._mine()
         if n != self.threads:
             self.threads, self.changes = n, self.changes + 1
             apply(n)

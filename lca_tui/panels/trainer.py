@@ -306,13 +306,11 @@ class TrainerPanel(Widget):
 
     def _launch(self, st: RunState, resume: bool, cfg=None) -> None:
         st.status, st.error = "starting", None
-        # torch threads running at once: the runs already training, this one, the model thread
-        share = self.running_jobs() + 1 + (getattr(self.app, "model_host", None) is not None)
-        self._train(st.run_id, st.path, resume, cfg, share)
+        self._train(st.run_id, st.path, resume, cfg, self._torch_workers)
         self._refresh_table()
 
     @work(thread=True, exit_on_error=False, group="train")
-    def _train(self, run_id: str, path: Path, resume: bool, cfg, share: int = 1) -> None:
+    def _train(self, run_id: str, path: Path, resume: bool, cfg, share=1) -> None:
         """The training thread: runs the loop and posts messages; it touches no UI state. Its torch
         threads are its ``share`` of the free cores (``engine.threads``), re-decided as the load
         changes, so training and the model thread do not oversubscribe the cores."""
@@ -392,6 +390,14 @@ class TrainerPanel(Widget):
     def _redraw_if_dirty(self) -> None:
         if self._dirty:
             self._redraw()
+
+    def _torch_workers(self) -> int:
+        """Threads of this process running torch now (read by each run's Governor between steps):
+        the training runs (this one included) and the model thread while it has a job."""
+        host = getattr(self.app, "model_host", None)
+        runs = list(self.runs.values())  # one C-level copy: safe beside the UI thread's inserts
+        training = sum(1 for st in runs if st.run is not None and st.status in ("running", "paused"))
+        return max(1, training) + bool(host is not None and host.busy)
 
     def running_jobs(self) -> int:
         return sum(1 for st in self.runs.values() if st.run is not None and st.status in ("running", "paused"))

@@ -97,3 +97,19 @@ def test_governor_follows_the_load_unless_fixed(monkeypatch):
     fixed = threads.Governor(requested=2, period_s=0.0)
     load["busy"] = 2.0
     assert fixed.tick() == 2 and fixed.fixed
+
+
+def test_governor_share_is_read_at_every_tick_and_splits_a_fixed_count_too(monkeypatch):
+    """The app's training thread shares the cores with the model thread only while that is busy."""
+    _machine(monkeypatch, 2, 0.0)
+    monkeypatch.setattr(threads._LoadProbe, "busy_elsewhere", lambda self: 0.0)
+    torch.set_num_threads(1)
+    model_busy = {"v": False}
+    gov = threads.Governor(period_s=3600.0, share=lambda: 1 + model_busy["v"])
+    assert gov.tick() == 2 and torch.get_num_threads() == 2      # idle model thread: all cores
+    model_busy["v"] = True
+    assert gov.tick() == 1 and torch.get_num_threads() == 1      # at once, not after period_s
+    model_busy["v"] = False
+    assert gov.tick() == 2 and gov.changes == 2
+    fixed = threads.Governor(requested=2, period_s=0.0, share=2)   # --threads 2 between two workers
+    assert fixed.tick() == 1 and fixed.fixed
