@@ -81,6 +81,8 @@ class EfficacyResult:
     def to_dict(self, per_record: bool = False) -> dict:
         out = {"model": self.model, "scheme": self.scheme, "metric": self.metric, "scoring": self.scoring,
                "records": self.n_records, "curve": [asdict(p) for p in self.curve], "notes": list(self.notes)}
+        if self.template is not None:  # a custom scheme is only reproducible with its template
+            out["template"] = self.template
         if per_record:
             out["per_record"] = [asdict(r) for r in self.records]
         return out

@@ -58,6 +58,8 @@ def test_custom_template_and_curve_means(tiny, records):
         assert p.es == sum(r.p_false > r.p_true for r in rows) / len(rows)
         assert p.p_true == pytest.approx(sum(r.p_true for r in rows) / len(rows))
     assert res.records[-1].prompt.startswith(records[-1].subject + " has nothing to do with")
+    assert res.to_dict()["template"] == template   # what the session keeps: the scheme is reproducible
+    assert "template" not in efficacy_curve(tiny, records[:1], "not-think", 0).to_dict()
 
 
 def test_prefix_is_really_shared(tiny, records, monkeypatch):
