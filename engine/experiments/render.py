@@ -42,20 +42,25 @@ equal budget.
 """
 
 
-def _fmt(v) -> str:
+def format_value(v, markdown: bool = True) -> str:
+    """One table cell: '–' for None, yes/no, integral floats plain, else 4 significant digits;
+    lists element-wise; with ``markdown`` a '|' is escaped. The CLI's tables use it too."""
     if v is None:
         return "–"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
         if not math.isfinite(v):
-            return "nan"
+            return "nan" if v != v else ("inf" if v > 0 else "-inf")
         if v == int(v) and abs(v) < 1e9:
             return f"{v:g}"
         return f"{v:.4g}"
     if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    return str(v).replace("|", "\\|")
+        return "[" + ", ".join(format_value(x, markdown) for x in v) + "]"
+    return str(v).replace("|", "\\|") if markdown else str(v)
+
+
+_fmt = format_value
 
 
 def _table(rows: list[dict]) -> list[str]:

@@ -295,17 +295,9 @@ def _run_with_progress(exp, grid, jobs: int, main: bool):
 
 # ----------------------------------------------------------------------------------- printing
 def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        if v != v:
-            return "nan"
-        if v == int(v) and abs(v) < 1e9:
-            return f"{v:g}"
-        return f"{v:.4g}"
-    return str(v)
+    from engine.experiments.render import format_value
+
+    return format_value(v, markdown=False)
 
 
 _MARKS = ("•", "x", "+", "o", "*", "#", "@", "%", "=", "~", "^", "&")
