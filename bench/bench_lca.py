@@ -200,7 +200,9 @@ def render_markdown(r: dict) -> str:
         "## LCA engine — `bench/bench_lca.py` (issues 2 and 10)",
         "",
         f"Measured {r['date']} on {r['machine']}; load average {r['load_start']} at the start, "
-        f"{r['load_end']} at the end (other engineers share this machine: not idle). "
+        f"{r['load_end']} at the end ("
+        + ("nearly idle" if max(r["load_start"][0], r["load_end"][0]) < 2 else "other work shared the machine: not idle")
+        + "). "
         f"{r['threads']} torch thread(s) (automatic choice) unless noted. Data: `bench/results/lca.json`.",
         "",
         "| what (m = 8, L = 64, d = d_a = 128, batch 256) | now | before | ratio | goal |",
