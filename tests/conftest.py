@@ -7,6 +7,16 @@ import os
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _own_user_dirs(tmp_path_factory, monkeypatch):
+    """Every test gets its own sessions folder and settings folder, so no test reads or writes the
+    user's (``last.json``, settings, keymap), and no earlier shared trained-model cache is used."""
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("LCA_TUI_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("LCA_TUI_CONFIG_DIR", str(base / "config"))
+    monkeypatch.delenv("LCA_TUI_TRAIN_CACHE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def smollm(tmp_path_factory):
     """The embedded SmolLM2-135M-Instruct, converted from its GGUF into a fresh cache dir once."""

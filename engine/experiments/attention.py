@@ -16,10 +16,11 @@ import numpy as np
 
 from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
-from engine.experiments.jobs import Timer, run_jobs
+from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
-from engine.experiments.training import PAPER_TRAIN, best_lr, lca_specs, make_trainer, run_trainer, scores
+from engine.experiments.training import (PAPER_TRAIN, best_lr, lca_specs, make_trainer, run_trainer, scores,
+                                         train_pairs)
 
 CLAIMS = {
     "attention-cluster": ("With cluster-structured neighbourhoods (clusters by the first k = 1 or 2 latent bits), "
@@ -79,8 +80,7 @@ def run_attention_cluster(grid: Grid, progress=None, cancel=None, jobs: int = 1)
                              "seed": grid["seeds"]}, fixed={"map_samples": grid["map_samples"]})
     for s in specs:
         s["neighborhood"] = f"cluster:{s['k']}"
-    res = run_jobs(_cluster_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    pairs = list(zip(specs, res))
+    pairs = train_pairs(_cluster_job, specs, grid, jobs, progress, cancel)
     rows, curves = [], {}
     cells = [(m, k, L, d) for m in as_list(grid["m"]) for k in as_list(grid["k"]) for L in as_list(grid["L"])
              for d in as_list(grid["d"])]

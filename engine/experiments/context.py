@@ -13,10 +13,10 @@ import numpy as np
 from engine.errors import ConfigError
 from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
-from engine.experiments.jobs import Timer, run_jobs
+from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
-from engine.experiments.training import PAPER_TRAIN, accuracy_job, best_lr, lca_specs, scores, train
+from engine.experiments.training import PAPER_TRAIN, accuracy_job, best_lr, lca_specs, scores, train, train_pairs
 
 CLAIMS = {
     "context-mixing": ("Mixing into the context tokens drawn for another output y2 makes the trained transformer "
@@ -113,8 +113,7 @@ def run_context_mixing(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
     rs = [float(v) for v in as_list(grid["r"])]
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "seed": grid["seeds"]}, fixed={"r": rs, "n": grid["n"]})
-    res = run_jobs(_mixing_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    pairs = list(zip(specs, res))
+    pairs = train_pairs(_mixing_job, specs, grid, jobs, progress, cancel)
     rows, curves = [], {}
     cells = [(m, L, d) for m in as_list(grid["m"]) for L in as_list(grid["L"]) for d in as_list(grid["d"])]
     for m, L, d in cells:
@@ -184,8 +183,7 @@ def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
     rows, curves = [], {}
     if reading == "per-L":
         specs = lca_specs(grid, {"m": grid["m"], "L": Ls, "d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]})
-        res = run_jobs(accuracy_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-        pairs = list(zip(specs, res))
+        pairs = train_pairs(accuracy_job, specs, grid, jobs, progress, cancel)
         for m in as_list(grid["m"]):
             for d in as_list(grid["d"]):
                 for L in Ls:
@@ -201,8 +199,7 @@ def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
         train_L = int(grid["train_L"])
         specs = lca_specs(grid, {"m": grid["m"], "d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]},
                           fixed={"L": train_L, "lengths": Ls})
-        res = run_jobs(_one_model_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-        pairs = list(zip(specs, res))
+        pairs = train_pairs(_one_model_job, specs, grid, jobs, progress, cancel)
         for m in as_list(grid["m"]):
             for d in as_list(grid["d"]):
                 lr, runs = best_lr([(s, r) for s, r in pairs if (s["m"], s["d"]) == (m, d)])

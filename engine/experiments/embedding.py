@@ -13,11 +13,11 @@ import numpy as np
 
 from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
-from engine.experiments.jobs import Timer, run_jobs
+from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
 from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
-                                         scores)
+                                         scores, train_pairs)
 
 CLAIMS = {
     "embedding-dim": ("Embedding training is needed when the dimension is below the vocabulary size (d < V); "
@@ -74,8 +74,7 @@ def run_embedding_dim(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "freeze_embedding": (False, True), "seed": grid["seeds"]})
-    res = run_jobs(accuracy_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    pairs = list(zip(specs, res))
+    pairs = train_pairs(accuracy_job, specs, grid, jobs, progress, cancel)
     rows, curves = [], {}
     for m, L, d in _cells(grid):
         V = 2 ** m
@@ -175,8 +174,7 @@ def run_embedding_geometry(grid: Grid, progress=None, cancel=None, jobs: int = 1
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "freeze_value": (False, True), "seed": grid["seeds"]})
-    res = run_jobs(_geometry_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    rows = geometry_rows(list(zip(specs, res)), _cells(grid))
+    rows = geometry_rows(train_pairs(_geometry_job, specs, grid, jobs, progress, cancel), _cells(grid))
     notes = ["a_pairs, b_pairs, r2_pairs: the eq. 5.2 line fitted over every pair t != t' (seed means); "
              "a_means, r2_means: the same line through the per-distance means; b0 (= k=0): mean squared norm",
              "Gaussian init rows: the untrained W_E of the same seeds (a ≈ 0 expected)", _NOTE_HELD_OUT]
@@ -215,8 +213,7 @@ def run_spectrum(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "seed": grid["seeds"]})
-    res = run_jobs(_spectrum_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    pairs = list(zip(specs, res))
+    pairs = train_pairs(_spectrum_job, specs, grid, jobs, progress, cancel)
     rows, curves = [], {}
     for m, L, d in _cells(grid):
         lr, runs = best_lr([p for p in pairs if _key(p[0]) == (m, L, d)])

@@ -33,12 +33,17 @@ confidence intervals (Student t over seeds, or over records for hijacking).
 Held-out data: each trained model is scored on a **test** set that is not used for anything else; the
 learning rate of a cell (where the grid lists several) is chosen on a separate **validation** set.
 Grids: `--tiny` (tests), `--quick` (CI, minutes on a 2-core CPU) and `--paper` (the paper's sweep);
-each section lists its grid. `steps = [[m, steps], ...]` is a step budget per m. Convergence criterion
-(paper grids, `patience` > 0): a run stops once its validation loss has not improved by 0.1% over
-`patience` evaluations (one every `eval_every` steps), else at its step budget (warm-up, then cosine
-decay); the `converged` column counts runs stopped by that plateau or whose validation accuracy reached
-0.98 x the Bayes accuracy. The quick grid's short runs are not converged: read them as the direction at
-equal budget.
+each section lists its grid. `steps = [[m, steps], ...]` is a step cap per m.
+
+Training on the paper grids (`engine.experiments.training.PAPER_TRAIN`): AdamW at the paper's learning
+rates {0.01, 0.001}, **raced** per cell (`lr_select = race`): both rates train the first seed, the one
+with the better validation accuracy trains the other seeds. Schedule `wsd`: 100 warm-up steps, then
+the peak rate until the run **converges** — its validation loss (scored every `eval_every` steps) has
+not improved by 0.1% over `patience` evaluations — then a linear decay over a fifth of the steps so
+far, then stop. A run that never plateaus decays over the last sixth of its step cap and counts as not
+converged. The `converged` column counts runs that met the plateau rule or whose validation accuracy
+reached 0.98 x the Bayes accuracy. The quick grid's short runs are not converged: read them as the
+direction at equal budget.
 """
 
 
@@ -196,9 +201,23 @@ def render_markdown(root: str | Path) -> str:
         missing = [n for n in E.names() if n not in res]
         out.append(f"- **{lvl} grid**: " + "; ".join(f"{v}: {', '.join(ns)}" for v, ns in sorted(by_v.items()))
                    + f". Total wall time {total / 60:.1f} min over {len(res)} experiments"
-                   + (f"; not run: {', '.join(missing)}" if missing else "") + ".")
+                   + (f"; not run: {', '.join(missing)}" if missing else "") + "." + _all_run_text(res))
     out.append("")
     return "\n".join(out)
+
+
+def _all_run_text(res: dict) -> str:
+    """" One `experiment all` ...": when every result of a level came from the same ``experiment all``
+    invocation, its elapsed time from start to the last result and the state of the model cache."""
+    runs = [(d.get("run") or {}).get("all_run") for d in res.values()]
+    if not runs or any(not r for r in runs) or len({r.get("started") for r in runs}) != 1:
+        return ""
+    last = max(float(r.get("elapsed_s") or 0.0) for r in runs)
+    cached = runs[0].get("models_cached_at_start")
+    cache = ("an empty trained-model cache" if cached == 0 else
+             f"{cached} trained models already cached" if cached is not None else "a trained-model cache")
+    return (f" All {len(runs)} ran as one `lca-tui experiment all` started {runs[0]['started']}: "
+            f"{last / 60:.1f} min from start to the last result, from {cache}.")
 
 
 def write_markdown(root: str | Path, out: str | Path) -> Path:

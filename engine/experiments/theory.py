@@ -209,13 +209,12 @@ CLAIMS["theorem3"] = ("Theorem 3: with ω = 1, N(t) = all other tokens and W_V =
 
 def run_theorem3(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
     from engine.experiments.embedding import _geometry_job, geometry_curves, geometry_rows
-    from engine.experiments.training import lca_specs
+    from engine.experiments.training import lca_specs, train_pairs
 
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]},
                       fixed={"freeze_value": True, "omega": 1.0, "neighborhood": "all"})
-    res = run_jobs(_geometry_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    pairs = list(zip(specs, res))
+    pairs = train_pairs(_geometry_job, specs, grid, jobs, progress, cancel)
     cells = [(m, L, d) for m in as_list(grid["m"]) for L in as_list(grid["L"]) for d in as_list(grid["d"])]
     rows = geometry_rows(pairs, cells, label_of=lambda frozen: "W_V = I, ω = 1")
     for row in rows:

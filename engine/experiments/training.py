@@ -6,11 +6,13 @@ own evaluation set (seed + 2), used as the **validation** set (the convergence c
 the learning rate), and a separate **test** set (seed ``TEST_SEED + seed``) whose accuracy is the one
 reported. So the lr picked per cell never sees the numbers it is reported with.
 
-Convergence. With ``patience`` > 0 in the spec, training stops once the validation loss has not
+Convergence. With ``patience`` > 0 in the spec, a run has converged once its validation loss has not
 improved by more than ``CONVERGE_RTOL`` (relative) for ``patience`` consecutive evaluations (every
-``eval_every`` steps); otherwise it runs the spec's ``steps``. Each job reports how it ended
-(``converged``: True when stopped by the plateau rule or when validation accuracy reached
-``0.98 x`` the Bayes accuracy on the same set).
+``eval_every`` steps). Under the ``wsd`` schedule (the paper grids) that is checked while the learning
+rate is at its peak; the run then anneals (linear decay over ``WSD_DECAY`` x the steps so far) and
+stops; without a plateau it decays over the last part of its step cap (``steps``). Under the other
+schedules the plateau stops the run. Each job reports how it ended (``converged``: True when the
+plateau rule fired or when validation accuracy reached ``0.98 x`` the Bayes accuracy on the same set).
 
 Shared trained models. When the environment variable ``LCA_TUI_TRAIN_CACHE`` names a folder, every
 trained model's weights are kept there (safetensors, keyed by a hash of its full RunConfig minus the
@@ -22,10 +24,10 @@ do not depend on the cache: a job that finds the weights continues exactly as if
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from engine.experiments.grids import Grid, as_list
-from engine.experiments.jobs import current_cancel
+from engine.experiments.jobs import current_cancel, run_jobs
 from engine.experiments.stats import mean_std
 
 #: Seed offset of the test set (the validation set is the trainer's, seed + 2).
@@ -35,13 +37,14 @@ CONVERGE_RTOL = 1e-3
 #: A run whose validation accuracy reaches this share of the Bayes accuracy counts as converged.
 BAYES_SHARE = 0.98
 
-#: The training recipe of every ``--paper`` grid: the paper's AdamW learning rates {0.01, 0.001} (the
-#: better one per cell, chosen on the validation set), batch 256, a 100-step linear warm-up and a cosine
-#: decay over a step budget that grows with m, the validation set scored every 100 steps; a run stops
-#: early once its validation loss has not improved by 0.1% for 5 evaluations (the convergence criterion).
-PAPER_TRAIN = dict(steps=((5, 1500), (6, 1500), (7, 2000), (8, 2000)), lr=(0.01, 0.001), batch_size=256,
-                   eval_size=4096, eval_every=100, patience=5, schedule="cosine", warmup=100, weight_decay=0.01,
-                   device="auto")
+#: The training recipe of every ``--paper`` grid: the paper's AdamW learning rates {0.01, 0.001}, raced
+#: per cell on the first seed's validation accuracy (``train_pairs``), batch 256, a 100-step linear
+#: warm-up, then ``wsd``: the peak rate until the validation loss (scored every 100 steps) has not
+#: improved by 0.1% for 5 evaluations (converged), a linear decay over a fifth of the steps so far, stop;
+#: a run that never plateaus decays over the last sixth of its step cap, which grows with m.
+PAPER_TRAIN = dict(steps=((5, 5000), (6, 6000), (7, 6000), (8, 6000)), lr=(0.01, 0.001), lr_select="race",
+                   batch_size=256, eval_size=4096, eval_every=100, patience=5, schedule="wsd", warmup=100,
+                   weight_decay=0.01, device="auto")
 
 
 def lca_config(spec: Mapping[str, Any]):
@@ -125,10 +128,13 @@ def run_trainer(tr, patience: int = 0):
     cancel = current_cancel()
     state = {"best": float("inf"), "stale": 0}
 
+    wsd = tr.cfg.train.schedule == "wsd"
+
     def on_event(ev):
         if cancel is not None and cancel.is_set():
             tr.stop()
-        if patience > 0 and ev.get("event") == "eval" and ev.get("step", 0) < tr.cfg.train.steps:
+        if (patience > 0 and not tr.plateau and ev.get("event") == "eval" and ev.get("step", 0) < tr.end_step
+                and not (wsd and tr.decaying)):
             loss = ev["loss"]
             if loss < state["best"] * (1.0 - CONVERGE_RTOL):
                 state["best"], state["stale"] = loss, 0
@@ -136,7 +142,8 @@ def run_trainer(tr, patience: int = 0):
                 state["stale"] += 1
                 if state["stale"] >= patience:
                     tr.plateau = True
-                    tr.stop()
+                    if not (wsd and tr.begin_decay()):   # wsd: converged at the peak rate -> anneal
+                        tr.stop()
 
     tr.plateau = False
     tr.run(on_event)
@@ -203,15 +210,63 @@ def steps_for(table, m: int) -> int:
 
 def best_lr(pairs: Sequence[tuple[dict, dict]], key: str = "val_accuracy") -> tuple[float, list[dict]]:
     """Among (spec, result) pairs of one cell, the learning rate whose mean **validation** ``key``
-    over seeds is highest (ties: the smaller lr), and that lr's results in seed order. The reported
-    (test) numbers are never used to choose."""
+    over the seeds every lr has run is highest (ties: the smaller lr), and that lr's results in seed
+    order. The reported (test) numbers are never used to choose. After an lr race (``train_pairs``)
+    the losing lrs have only the first seed, so the choice is the race's."""
     by_lr: dict = {}
     for spec, res in pairs:
         by_lr.setdefault(spec["lr"], []).append((spec, res))
     if not by_lr:
         raise ValueError("best_lr needs at least one run")
-    lr = max(by_lr, key=lambda v: (mean_std([r[key] for _, r in by_lr[v]])[0], -v))
+    common = set.intersection(*({s["seed"] for s, _ in runs} for runs in by_lr.values()))
+
+    def score(v):
+        vals = [r[key] for s, r in by_lr[v] if not common or s["seed"] in common]
+        return (mean_std(vals)[0], -v)
+
+    lr = max(by_lr, key=score)
     return lr, [r for _, r in sorted(by_lr[lr], key=lambda sr: sr[0]["seed"])]
+
+
+def train_pairs(fn: Callable[[dict], dict], specs: Sequence[dict], grid: Grid, jobs: int = 1,
+                progress=None, cancel=None) -> list[tuple[dict, dict]]:
+    """Run ``fn`` (a training job returning ``scores``) on the specs; (spec, result) pairs in spec order.
+
+    With ``lr_select = "race"`` in the grid and several learning rates, the lr of each cell (the
+    specs equal up to lr and seed) is raced on its first seed: every lr trains that seed, the one
+    with the best **validation** accuracy (ties: the smaller lr) wins, and only the winner trains the
+    other seeds; the losers' first-seed runs stay in the pairs. Otherwise every spec runs
+    (``lr_select = "all"``, the default). ``best_lr`` on the pairs gives the race's choice either way.
+    """
+    specs = [dict(s) for s in specs]
+    lrs = {s.get("lr") for s in specs}
+    if (grid["lr_select"] if "lr_select" in grid else "all") != "race" or len(lrs) < 2:
+        return list(zip(specs, run_jobs(fn, specs, jobs=jobs, progress=progress, cancel=cancel)))
+    import json
+
+    cells = [json.dumps({k: v for k, v in s.items() if k not in ("lr", "seed")}, sort_keys=True, default=str)
+             for s in specs]
+    first: dict = {}
+    for c, s in zip(cells, specs):
+        first[c] = min(first.get(c, s["seed"]), s["seed"])
+    lead = [i for i, s in enumerate(specs) if s["seed"] == first[cells[i]]]
+    rest_per_lr = sum(1 for i, s in enumerate(specs) if s["seed"] != first[cells[i]]) // len(lrs)
+    total = len(lead) + rest_per_lr
+
+    def counted(offset):
+        return None if progress is None else (lambda done, _n: progress(offset + done, total))
+
+    res1 = run_jobs(fn, [specs[i] for i in lead], jobs=jobs, progress=counted(0), cancel=cancel)
+    winner: dict = {}
+    for i, r in zip(lead, res1):
+        c, lr = cells[i], specs[i]["lr"]
+        if c not in winner or (r["val_accuracy"], -lr) > winner[c][0]:
+            winner[c] = ((r["val_accuracy"], -lr), lr)
+    follow = [i for i, s in enumerate(specs) if s["seed"] != first[cells[i]] and s["lr"] == winner[cells[i]][1]]
+    res2 = run_jobs(fn, [specs[i] for i in follow], jobs=jobs, progress=counted(len(lead)), cancel=cancel)
+    out = dict(zip(lead, res1))
+    out.update(zip(follow, res2))
+    return [(specs[i], out[i]) for i in sorted(out)]
 
 
 def select(pairs: Sequence[tuple[dict, dict]], **match) -> list[tuple[dict, dict]]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
-from engine.experiments.jobs import Timer, run_jobs
+from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.stats import mean_std
 from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
-                                         scores)
+                                         scores, train_pairs)
 
 CLAIMS = {
     "value-matrix": ("Freezing the value matrix at W_V = I lowers accuracy compared with training W_V, "
@@ -89,8 +89,7 @@ def run_value_matrix(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> E
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "freeze_value": (False, True), "seed": grid["seeds"]})
-    res = run_jobs(accuracy_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    pairs = list(zip(specs, res))
+    pairs = train_pairs(accuracy_job, specs, grid, jobs, progress, cancel)
     rows, curves = [], {}
     for m, L, d in _cells(grid):
         lr_t, tr_runs = best_lr(_in(pairs, m, L, d, freeze_value=False))
@@ -125,8 +124,7 @@ _NOTES = ["accuracy on a held-out test set; the lr of each cell is chosen on a s
 def _value_runs(grid: Grid, progress, cancel, jobs):
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "seed": grid["seeds"]})
-    res = run_jobs(_value_job, specs, jobs=jobs, progress=progress, cancel=cancel)
-    pairs = list(zip(specs, res))
+    pairs = train_pairs(_value_job, specs, grid, jobs, progress, cancel)
     return [((m, L, d), *best_lr(_in(pairs, m, L, d))) for m, L, d in _cells(grid)]
 
 

@@ -77,15 +77,16 @@ class ModelConfig:
         return asdict(self)
 
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "wsd")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """AdamW on cross-entropy at the last position. ``train_size = 0`` draws fresh samples every
     step (the default); a positive value fixes a training set of that many samples. The learning
-    rate warms up linearly over ``warmup`` steps, then stays (``constant``) or decays to 0 at
-    ``steps`` (``cosine``)."""
+    rate warms up linearly over ``warmup`` steps, then stays (``constant``), decays to 0 at
+    ``steps`` (``cosine``), or stays and then decays linearly over the last 1/6 of the run (``wsd``,
+    whose decay a driver may start earlier: ``Trainer.begin_decay``)."""
 
     lr: float = 0.003
     schedule: str = "constant"

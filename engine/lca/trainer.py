@@ -4,8 +4,10 @@
 ``eval_every`` steps and at the end, then ``done``); ``run(callback)`` consumes them (``drain`` is
 the one loop every driver uses). The stop and pause events and ``request_snapshot`` are served
 between steps. A NaN/inf loss ends the run with status ``diverged``. The learning rate follows
-``lr_at`` (linear warm-up, then constant or cosine decay), a function of the step only, so resume
-needs no scheduler state.
+``lr_at`` (linear warm-up, then constant, cosine decay, or ``wsd``: warm-up, stable, then a linear
+decay), a function of the step only, so resume needs no scheduler state. ``begin_decay()`` lets a
+driver start a ``wsd`` run's decay early (the experiments do so once the validation loss stops
+improving at the peak rate: training to convergence); that moved start is not kept in checkpoints.
 
 Seeds: the initial weights use ``seed``; the training stream, the held-out set and the fixed
 training set (``train_size > 0``) use their own generators derived from ``seed``, so the same seed
@@ -57,13 +59,29 @@ def drain(events: Iterable[dict], callback: Callable[[dict], None] | None = None
     return last
 
 
-def lr_at(step: int, lr: float, steps: int, warmup: int = 0, schedule: str = "constant") -> float:
+#: ``wsd``: the decay lasts this share of the steps taken before it (warm-up-stable-decay).
+WSD_DECAY = 0.2
+
+
+def wsd_decay_start(steps: int, warmup: int = 0) -> int:
+    """The step where a ``wsd`` run of ``steps`` steps starts decaying when nothing moves it earlier:
+    the stable phase takes 1 / (1 + WSD_DECAY) of the run."""
+    return max(warmup, int(round(steps / (1.0 + WSD_DECAY))))
+
+
+def lr_at(step: int, lr: float, steps: int, warmup: int = 0, schedule: str = "constant",
+          decay_from: int | None = None) -> float:
     """Learning rate for optimiser step ``step`` (0-based): linear warm-up over ``warmup`` steps,
-    then ``constant`` or ``cosine`` decay to 0 at ``steps``."""
+    then ``constant``, ``cosine`` decay to 0 at ``steps``, or ``wsd``: constant until ``decay_from``
+    (default ``wsd_decay_start(steps, warmup)``), then linear to 0 at ``steps``."""
     scale = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     if schedule == "cosine" and steps > warmup:
         progress = min(1.0, max(0.0, (step - warmup) / (steps - warmup)))
         scale *= 0.5 * (1.0 + math.cos(math.pi * progress))
+    elif schedule == "wsd":
+        start = wsd_decay_start(steps, warmup) if decay_from is None else decay_from
+        if step >= start and steps > start:
+            scale *= max(0.0, (steps - step) / (steps - start))
     return lr * scale
 
 
@@ -91,6 +109,9 @@ class Trainer:
         if t.train_size > 0:
             self.train_set = self.task.sample(t.train_size, _generator(self.device, seed + 3))
         self.step = 0
+        #: Where the run ends (``steps``, or earlier after ``begin_decay``) and a moved decay start.
+        self.end_step = t.steps
+        self.decay_from: int | None = None
         self.status = "created"
         self.last_eval: EvalResult | None = None
         self.last_eval_step = -1
@@ -134,7 +155,7 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def train_step(self) -> tuple[float, float]:
         t = self.cfg.train
-        lr = lr_at(self.step, t.lr, t.steps, t.warmup, t.schedule)
+        lr = lr_at(self.step, t.lr, self.end_step, t.warmup, t.schedule, self.decay_from)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.next_batch()
@@ -161,7 +182,7 @@ class Trainer:
         t = self.cfg.train
         self.status = "running"
         rate = None
-        while self.step < t.steps:
+        while self.step < self.end_step:
             self._serve_snapshots()
             if self.governor is not None:
                 self.governor.tick()
@@ -188,7 +209,7 @@ class Trainer:
             rate = inst if rate is None else 0.9 * rate + 0.1 * inst
             yield {"event": "train", "step": self.step, "loss": loss, "accuracy": acc,
                    "samples_per_s": rate}
-            if self.step % t.eval_every == 0 or self.step == t.steps:
+            if self.step % t.eval_every == 0 or self.step == self.end_step:
                 yield self._eval_event()
         else:
             self.status = "completed"
@@ -248,6 +269,22 @@ class Trainer:
 
     def run(self, callback: Callable[[dict], None] | None = None) -> dict:
         return drain(self.events(), callback)
+
+    @property
+    def decaying(self) -> bool:
+        """A ``wsd`` run past the end of its stable phase."""
+        t = self.cfg.train
+        return t.schedule == "wsd" and (self.decay_from is not None
+                                        or self.step >= wsd_decay_start(self.end_step, t.warmup))
+
+    def begin_decay(self) -> bool:
+        """``wsd`` only: start the linear decay at the current step; the run then ends
+        ``WSD_DECAY`` x step later (never past ``steps``). False when not ``wsd`` or already decaying."""
+        if self.cfg.train.schedule != "wsd" or self.decaying:
+            return False
+        self.decay_from = self.step
+        self.end_step = min(self.cfg.train.steps, self.step + max(1, int(round(WSD_DECAY * self.step))))
+        return True
 
     def stop(self):
         self.stop_event.set()

@@ -215,6 +215,9 @@ def _all(args) -> int:
     from engine.experiments.results import save_result
 
     t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    cache = Path(os.environ["LCA_TUI_TRAIN_CACHE"])
+    cached = len(list(cache.glob("*.safetensors"))) if cache.is_dir() else 0
     names = [e.name for e in E.EXPERIMENTS.values() if not e.uses_lm]
     only = _overrides(args.overrides).get("only")
     if only:  # --set only=a,b,c: these, in this order
@@ -227,6 +230,8 @@ def _all(args) -> int:
         data = result.to_dict()
         info = _run_info(args, name)
         info["command"] = f"lca-tui experiment {name} --{args.level} --jobs {args.jobs} --results results"
+        info["all_run"] = {"started": started, "elapsed_s": round(time.perf_counter() - t0, 1),
+                           "models_cached_at_start": cached, "experiments": len(names)}
         where = save_result(args.results, data, info)
         print(f"{name}: {data['verdict']} ({data['seconds']:.0f} s) -> {where}", flush=True)
     print(f"all {len(names)} experiments: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)

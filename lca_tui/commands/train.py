@@ -27,7 +27,7 @@ _HELP = {
     "freeze_embedding": "keep the Gaussian W_E untrained",
     "uniform_attention": "fix W_K = W_Q = 0 (uniform attention)",
     "lr": "AdamW learning rate",
-    "schedule": "learning-rate schedule after the warm-up: constant | cosine",
+    "schedule": "learning-rate schedule after the warm-up: constant | cosine | wsd",
     "warmup": "linear learning-rate warm-up steps",
     "weight_decay": "AdamW weight decay",
     "beta1": "AdamW β1",

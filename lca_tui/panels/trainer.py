@@ -38,7 +38,7 @@ FORM_FIELDS = [
     ("beta", "β (temperature)"), ("neighborhood", "N(z*): all | hamming1 | cluster:k"),
     ("d", "d (embedding dim)"), ("d_a", "d_a (head dim)"), ("freeze_value", "W_V = I frozen (true/false)"),
     ("freeze_embedding", "W_E frozen (true/false)"), ("uniform_attention", "uniform attention (true/false)"),
-    ("lr", "learning rate"), ("schedule", "schedule: constant | cosine"), ("warmup", "warm-up steps"),
+    ("lr", "learning rate"), ("schedule", "schedule: constant | cosine | wsd"), ("warmup", "warm-up steps"),
     ("weight_decay", "weight decay"), ("beta1", "AdamW β1"), ("beta2", "AdamW β2"),
     ("batch_size", "batch size"), ("steps", "steps"), ("eval_every", "eval every"),
     ("eval_size", "eval samples"), ("train_size", "train set size (0 = fresh)"), ("seed", "seed"),

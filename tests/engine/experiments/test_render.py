@@ -42,6 +42,17 @@ def test_a_partial_paper_grid_is_flagged(tmp_path):
     assert "**holds** (partial grid)" in text
 
 
+def test_one_all_invocation_reports_its_elapsed_time_only_when_every_result_came_from_it(tmp_path):
+    run = {"started": "2026-11-30T11:00:00+0000", "models_cached_at_start": 0, "experiments": 2}
+    save_result(tmp_path, _result("lemma5", level="paper"), {"all_run": {**run, "elapsed_s": 60.0}})
+    save_result(tmp_path, _result("theorem1", level="paper"), {"all_run": {**run, "elapsed_s": 1500.0}})
+    text = render_markdown(tmp_path)
+    assert ("All 2 ran as one `lca-tui experiment all` started 2026-11-30T11:00:00+0000: 25.0 min from start "
+            "to the last result, from an empty trained-model cache.") in text
+    save_result(tmp_path, _result("lemma2", level="paper"), {"command": "lca-tui experiment lemma2 --paper"})
+    assert "ran as one" not in render_markdown(tmp_path)
+
+
 def _committed_results(tmp_path) -> Path:
     """results/ as committed: the git-tracked files only (a grid running in the background may be adding
     untracked ones), or the folder itself outside a git checkout."""

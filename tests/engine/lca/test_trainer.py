@@ -156,3 +156,32 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert lrs[0] == pytest.approx(0.001) and lrs[9] == pytest.approx(0.01)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 1e-5
     assert lr_at(50, 0.01, 100) == 0.01  # constant, no warm-up: the old behaviour
+
+
+def test_wsd_schedule_is_flat_then_linear_to_zero():
+    from engine.lca.trainer import lr_at, wsd_decay_start
+
+    start = wsd_decay_start(120, warmup=10)
+    assert start == 100                                  # the last sixth of the run decays
+    lrs = [lr_at(s, 0.01, 120, warmup=10, schedule="wsd") for s in range(120)]
+    assert lrs[0] == pytest.approx(0.001) and all(v == pytest.approx(0.01) for v in lrs[9:start])
+    assert lrs[start + 10] == pytest.approx(0.01 * 10 / 20) and lrs[-1] == pytest.approx(0.01 / 20)
+    moved = [lr_at(s, 0.01, 60, warmup=10, schedule="wsd", decay_from=50) for s in range(60)]
+    assert moved[49] == pytest.approx(0.01) and moved[55] == pytest.approx(0.005)
+
+
+def test_begin_decay_anneals_from_now_and_ends_early():
+    tr = Trainer(_cfg(steps=1000, schedule="wsd", warmup=10, eval_every=100))
+    seen = []
+
+    def cb(ev):
+        if ev["event"] == "train":
+            seen.append(tr.optimizer.param_groups[0]["lr"])
+            if ev["step"] == 200:
+                assert tr.begin_decay() and not tr.begin_decay()   # once only
+    tr.run(cb)
+    assert tr.decay_from == 200 and tr.end_step == 240 and tr.step == 240 and tr.status == "completed"
+    assert seen[150] == pytest.approx(0.01) and seen[220] == pytest.approx(0.01 * 20 / 40)
+    assert seen[-1] == pytest.approx(0.01 / 40)
+    cos = Trainer(_cfg(steps=100, schedule="cosine"))
+    assert not cos.begin_decay() and cos.end_step == 100
