@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from engine.errors import UserError
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import current_cancel, run_jobs
 from engine.experiments.stats import mean_std
@@ -34,6 +35,8 @@ from engine.experiments.stats import mean_std
 TEST_SEED = 9_000_000
 #: Relative improvement of the validation loss below which an evaluation counts as "no progress".
 CONVERGE_RTOL = 1e-3
+#: How a grid with several learning rates trains them (``train_pairs``).
+LR_SELECT = ("all", "race")
 #: A run whose validation accuracy reaches this share of the Bayes accuracy counts as converged.
 BAYES_SHARE = 0.98
 
@@ -240,7 +243,10 @@ def train_pairs(fn: Callable[[dict], dict], specs: Sequence[dict], grid: Grid, j
     """
     specs = [dict(s) for s in specs]
     lrs = {s.get("lr") for s in specs}
-    if (grid["lr_select"] if "lr_select" in grid else "all") != "race" or len(lrs) < 2:
+    mode = grid["lr_select"] if "lr_select" in grid else "all"
+    if mode not in LR_SELECT:
+        raise UserError(f"lr_select must be one of {', '.join(LR_SELECT)}, got {mode!r}")
+    if mode != "race" or len(lrs) < 2:
         return list(zip(specs, run_jobs(fn, specs, jobs=jobs, progress=progress, cancel=cancel)))
     import json
 

@@ -86,3 +86,13 @@ def test_lr_race_trains_only_the_winner_beyond_the_first_seed_and_agrees_with_th
         race_lr, race_runs = best_lr([p for p in raced if p[0]["d"] == d])
         full_lr, full_runs = best_lr([p for p in full if p[0]["d"] == d])
         assert race_lr == full_lr and race_runs == full_runs
+
+
+def test_an_unknown_lr_selection_is_one_clear_error():
+    from engine.errors import UserError
+    from engine.experiments.grids import Grid
+    from engine.experiments.training import train_pairs
+
+    grid = Grid("custom", lr=(0.01, 0.001), lr_select="fastest")
+    with pytest.raises(UserError, match="lr_select must be one of all, race"):
+        train_pairs(_fake_job, [{"d": 8, "lr": 0.01, "seed": 0}], grid)
