@@ -117,7 +117,8 @@ class TrainConfig:
         _int("seed", self.seed, 0)
         _int("warmup", self.warmup, 0)
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}: choose {' or '.join(SCHEDULES)}",
+            raise ConfigError(f"unknown schedule {self.schedule!r}: choose "
+                              f"{', '.join(SCHEDULES[:-1])} or {SCHEDULES[-1]}",
                               field="schedule")
         from engine.device import DEVICE_CHOICES
 
