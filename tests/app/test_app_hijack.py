@@ -20,6 +20,13 @@ async def _loaded(pilot, app):
     await wait_for(pilot, lambda: p.last_request is not None and p.shown_seq == p.last_request.seq)
 
 
+async def _evaluate(pilot, p):
+    """Evaluate the efficacy score (escape, e) and wait for the curve."""
+    await pilot.press("escape", "e")
+    await wait_for(pilot, lambda: p.eval_job is None and p.eval_result is not None, timeout=120)
+    return p.eval_result
+
+
 async def test_typing_moves_the_bars(tiny_lm_dir):
     app = LcaApp(model=str(tiny_lm_dir))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -97,9 +104,7 @@ async def test_evaluate_fills_the_efficacy_curve(tiny_lm_dir):
     async with app.run_test(size=(120, 40)) as pilot:
         await _loaded(pilot, app)
         p = _panel(app)
-        await pilot.press("escape", "e")
-        await wait_for(pilot, lambda: p.eval_job is None and p.eval_result is not None, timeout=120)
-        r = p.eval_result
+        r = await _evaluate(pilot, p)
         assert [pt.n for pt in r.curve] == list(range(6))
         assert r.n_records == len([x for x in p.records if x.relation_id == p.record.relation_id])
         assert all(0.0 <= pt.es <= 1.0 for pt in r.curve)
@@ -202,9 +207,7 @@ async def test_efficacy_view_overlays_models_and_shows_flip_points(tiny_lm_dir, 
     async with app.run_test(size=(120, 40)) as pilot:
         await _loaded(pilot, app)
         p = _panel(app)
-        await pilot.press("escape", "e")
-        await wait_for(pilot, lambda: p.eval_job is None and p.eval_result is not None, timeout=120)
-        first = p.eval_result
+        first = await _evaluate(pilot, p)
         app.load_model(str(tiny_gpt2_dir))
         await wait_for(pilot, lambda: app.model_host.lm is not None and app.model_host.lm.name != first.model
                        and not app.model_host.busy, timeout=120)

@@ -16,6 +16,16 @@ async def _open(pilot, app):
     return app.query_one("#trainer")
 
 
+async def _start(pilot, tp, steps: str, eval_every: str, running: bool = True):
+    """Fill the form with the tiny config, press F5 and (``running``) wait until it has taken 5 steps."""
+    for name, value in {**TINY, "steps": steps, "eval_every": eval_every}.items():
+        tp.set_field(name, value)
+    await pilot.pause()
+    await pilot.press("f5")
+    if running:
+        await wait_for(pilot, lambda: tp._current() is not None and tp._current().step > 5, 60)
+
+
 async def _type(pilot, panel, name, text):
     box = panel.query_one(f"#f-{name}")
     box.focus()
@@ -65,11 +75,7 @@ async def test_pause_resume_and_stop_keep_a_checkpoint():
     app = LcaApp(load_model=False)
     async with app.run_test(size=(120, 40)) as pilot:
         tp = await _open(pilot, app)
-        for name, value in {**TINY, "steps": "1000000", "eval_every": "50"}.items():
-            tp.set_field(name, value)
-        await pilot.pause()
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: tp._current() is not None and tp._current().step > 5, 60)
+        await _start(pilot, tp, "1000000", "50")
         await pilot.press("f6")
         await wait_for(pilot, lambda: tp._current().status == "paused", 30)
         held = tp._current().run.trainer.step
@@ -89,10 +95,7 @@ async def test_runs_survive_in_the_session_across_app_restarts():
     app = LcaApp(load_model=False)
     async with app.run_test(size=(120, 40)) as pilot:
         tp = await _open(pilot, app)
-        for name, value in {**TINY, "steps": "10", "eval_every": "5"}.items():
-            tp.set_field(name, value)
-        await pilot.pause()
-        await pilot.press("f5")
+        await _start(pilot, tp, "10", "5", running=False)
         await wait_for(pilot, lambda: tp._current() is not None and tp._current().status == "completed", 60)
         run_id = tp._current().run_id
     again = LcaApp(load_model=False)
@@ -123,11 +126,7 @@ async def test_inspect_a_live_run_takes_its_snapshot_on_the_training_thread(monk
     app = LcaApp(load_model=False)
     async with app.run_test(size=(120, 40)) as pilot:
         tp = await _open(pilot, app)
-        for name, value in {**TINY, "steps": "1000000", "eval_every": "50"}.items():
-            tp.set_field(name, value)
-        await pilot.pause()
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: tp._current() is not None and tp._current().step > 5, 60)
+        await _start(pilot, tp, "1000000", "50")
         await pilot.press("f9")  # while it trains
         panel = app.query_one("#inspector")
         await wait_for(pilot, lambda: panel.report is not None and not panel.busy, 60)
