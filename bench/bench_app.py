@@ -78,9 +78,9 @@ async def key_latencies(pilot, keys, n):
         t0 = time.perf_counter()
         key = keys[i % len(keys)]
 
-        def after(_t0=t0):
+        def after(_t0=t0, _done=done):
             lat.append(time.perf_counter() - _t0)
-            done.set()
+            _done.set()
 
         app.post_message(events.Key(key, None))
         app.call_later(after)  # runs after the key message has been processed
@@ -126,7 +126,6 @@ async def app_bench(n_keys: int) -> dict:
         for k, v in TRAIN_CFG.items():
             tp.set_field(k, v)
         await pilot.pause(0.2)
-        t0 = time.perf_counter()
         await pilot.press("f5")
         await pilot.pause(0.5)
         busy = await key_latencies(pilot, ["tab", "shift+tab"], 30)
@@ -565,7 +564,7 @@ class PtyApp:
                 if pred(ev):
                     return ev
             time.sleep(0.002)
-        raise TimeoutError("the app did not answer in time (see its log: %s)" % self.log_path)
+        raise TimeoutError(f"the app did not answer in time (see its log: {self.log_path})")
 
     def type(self, text: str) -> float:
         t0 = time.monotonic()
@@ -622,7 +621,7 @@ def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float, e
         before += ch
         want = before + after
         t_key = app.type(ch)
-        frame = app.wait(lambda ev: ev["ev"] == "frame" and ev["prompt"] == want and ev["t"] > t_key)
+        frame = app.wait(lambda ev, w=want, t=t_key: ev["ev"] == "frame" and ev["prompt"] == w and ev["t"] > t)
         probe = [ev for ev in app.events() if ev["ev"] == "probe" and ev["prompt"] == want and ev["t0"] > t_key]
         req = [ev for ev in app.events() if ev["ev"] == "request" and ev["prompt"] == want and ev["t"] > t_key]
         rows.append({"key": ch, "prev_prompt": prev, "prompt": want, "n_tokens": frame["n_tokens"],

@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -274,7 +274,7 @@ def main(argv=None) -> dict:
         update_benchmarks_md(render_markdown(json.loads(args.out.read_text())))
         return {}
     q = args.quick
-    r = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+    r = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
          "load_start": load()}
     r["threads"] = threads.configure().threads
     r["sampler"] = bench_sampler(5 if q else 20)

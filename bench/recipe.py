@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def main(argv=None) -> list[dict]:
             r = verify(m, L, args.seed)
             r["threads"] = choice.threads
             r["load_avg"] = [round(v, 2) for v in os.getloadavg()]
-            r["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            r["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
             results.append(r)
             print(f"m={m} L={L}: accuracy {r['accuracy']:.4f} / Bayes {r['bayes_accuracy']:.4f} = "
                   f"{r['ratio']:.4f} {'PASS' if r['passed'] else 'FAIL'} ({r['steps']} steps, {r['seconds']:.0f} s)",
@@ -69,7 +69,7 @@ def main(argv=None) -> list[dict]:
         old = json.loads(args.out.read_text())["results"] if args.out.exists() else []
         mine = {(r["m"], r["L"]) for r in results}
         merged = sorted([r for r in old if (r["m"], r["L"]) not in mine] + results, key=lambda r: (r["m"], r["L"]))
-        out = {"updated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        out = {"updated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                "all_passed": all(r["passed"] for r in merged), "results": merged}
         atomic_write_text(args.out, json.dumps(out, indent=2) + "\n")
     print(f"results: {args.out}")

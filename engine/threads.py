@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from engine.errors import ConfigError
 
@@ -176,7 +176,8 @@ class Governor:
     def __init__(self, requested: int | str | None = None, period_s: float = 5.0,
                  share: int | Callable[[], int] = 1):
         self.period_s = period_s
-        self._share = share if callable(share) else (lambda n=max(1, int(share)): n)
+        fixed_share = max(1, int(share)) if not callable(share) else 1
+        self._share = share if callable(share) else (lambda: fixed_share)
         self.choice = choose(requested)
         self.fixed = self.choice.source != "auto"
         self.share = self._current_share()

@@ -3,8 +3,8 @@
 from .colors import quantize, ramp
 from .heatmap import Heatmap, fit_grid
 from .live_curve import LiveCurve, downsample
-from .status_bar import StatusBar
 from .prob_bars import BarRow, ProbabilityBars, bar_text, format_percent
+from .status_bar import StatusBar
 from .token_strip import TokenStrip, wrap_tokens
 from .tokens import visible_token
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from rich.color import Color
@@ -22,7 +22,7 @@ def _hex_to_rgb(h: str) -> tuple[int, int, int]:
     return int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16)
 
 
-@lru_cache(maxsize=None)
+@cache
 def ramp(name: str = "viridis", n: int = 256) -> tuple[Color, ...]:
     """Return ``n`` colours interpolated linearly between the anchors of ramp ``name``."""
     anchors = np.array([_hex_to_rgb(h) for h in RAMPS[name]], dtype=float)

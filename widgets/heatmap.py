@@ -9,7 +9,7 @@ happens once per size change, and ``render_line`` only returns cached strips.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from rich.color import Color
@@ -190,7 +190,7 @@ class Heatmap(Widget):
                 segs.append(Segment(f"{text[:gutter - 1]:>{gutter - 1}} ", label_style))
             if 2 * y + 1 < rows:
                 seg = self._segment
-                segs += [seg(u, l) for u, l in zip(upper.tolist(), lower.tolist())]
+                segs += [seg(u, lo) for u, lo in zip(upper.tolist(), lower.tolist())]
             else:  # odd number of pixel rows: the last line's lower half is background
                 segs += [Segment("▀", base + Style(color=self._color(u))) for u in upper.tolist()]
             lines.append(Strip(segs, gutter + cols).adjust_cell_length(width, base))

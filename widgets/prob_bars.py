@@ -94,7 +94,7 @@ class ProbabilityBars(Widget):
             return self.get_component_rich_style(component)
         try:
             return Style.parse(name)
-        except Exception:
+        except Exception:  # noqa: BLE001 -- rich raises several types for an unknown style name
             return None
 
     def _build(self, width: int) -> list[Strip]:

@@ -8,8 +8,8 @@ final curve equals one ``efficacy_curve`` call over all records; record indices 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Sequence
 
 from engine.hijack.efficacy import CurvePoint, EfficacyResult, efficacy_curve
 
@@ -29,7 +29,7 @@ def merge_results(parts: Sequence[EfficacyResult]) -> EfficacyResult:
         if total == 0:
             curve.append(CurvePoint(n, float("nan"), float("nan"), float("nan"), 0))
             continue
-        mean = lambda attr: sum(getattr(p, attr) * p.count for p in pts) / total  # noqa: E731
+        mean = lambda attr, pts=pts, total=total: sum(getattr(p, attr) * p.count for p in pts) / total  # noqa: E731
         curve.append(CurvePoint(n, mean("es"), mean("p_true"), mean("p_false"), total))
     notes = tuple(dict.fromkeys(n for p in parts for n in p.notes if "record(s)" not in n))
     inexact = len({r.record_index for p in parts for r in p.records if not r.exact})

@@ -18,8 +18,8 @@ bit order (token id = bit vector read as a binary number, ``LatentSpace``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 import torch

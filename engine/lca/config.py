@@ -149,7 +149,7 @@ def recipe(m: int, L: int) -> dict:
 RECIPE_STEPS = {5: 1000, 6: 1500, 7: 2000, 8: 3000}
 
 
-def recipe_config(given: dict | None = None) -> "RunConfig":
+def recipe_config(given: dict | None = None) -> RunConfig:
     """A RunConfig from the ``given`` flat values, the default recipe for their m and L filling
     every tuning field not given, and the dataclass defaults for the rest."""
     given = dict(given or {})
@@ -179,7 +179,7 @@ class RunConfig:
         return {name: asdict(getattr(self, name)) for name in _SECTIONS}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
+    def from_dict(cls, data: dict) -> RunConfig:
         if not isinstance(data, dict):
             raise ConfigError("a run config must be a JSON object")
         parts = {}
@@ -199,7 +199,7 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_flat(cls, values: dict) -> "RunConfig":
+    def from_flat(cls, values: dict) -> RunConfig:
         """Build from one flat mapping (CLI flags, form fields); unknown keys raise ConfigError."""
         nested = {name: {} for name in _SECTIONS}
         owner = {f.name: name for name, k in _SECTIONS.items() for f in fields(k)}

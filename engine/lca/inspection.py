@@ -38,8 +38,8 @@ from engine.lca.analysis import (
 from engine.lca.config import RunConfig, TaskConfig
 from engine.lca.latent import parse_neighborhood
 from engine.lca.model import OneLayerTransformer
-from engine.lca.task import LCATask
 from engine.lca.rundir import CHECKPOINT, CONFIG, RunDir
+from engine.lca.task import LCATask
 
 __all__ = ["InspectionReport", "inspect_model", "load_model_from_run", "snapshot_model"]
 
@@ -253,6 +253,7 @@ def inspect_model(cfg: RunConfig | TaskConfig, model: OneLayerTransformer, n_sam
         m=m, L=task_cfg.L, d=int(d), neighborhood=task_cfg.neighborhood, n_samples=n_samples, seed=seed,
         geometry=geometry, pair_min=pair_min, pair_max=pair_max, gram=gram, sv_W_E=sv_E, sv_W_V=sv_V,
         gap_W_E=spectral_gap(sv_E, m), gap_W_V=spectral_gap(sv_V, m),
-        swap={k: float(v) for k, v in swap.items()}, angles={k: (int(v) if k == "k" else float(v)) for k, v in angles.items()},
+        swap={k: float(v) for k, v in swap.items()},
+        angles={k: (int(v) if k == "k" else float(v)) for k, v in angles.items()},
         attention_hamming=by_hamming, attention_cluster=by_cluster, attention_matrix=att_matrix,
         attention_samples=n_att, seconds=time.perf_counter() - t0)

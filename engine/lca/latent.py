@@ -29,7 +29,8 @@ def parse_neighborhood(spec: str, m: int) -> tuple[str, int]:
         try:
             k = int(s.split(":", 1)[1])
         except ValueError:
-            raise ConfigError(f"bad neighbourhood {spec!r}: cluster:k needs an integer k", field="neighborhood") from None
+            raise ConfigError(f"bad neighbourhood {spec!r}: cluster:k needs an integer k",
+                              field="neighborhood") from None
         if not 1 <= k < m:
             raise ConfigError(
                 f"neighbourhood {spec!r} is empty for m = {m}: cluster:k needs 1 <= k < m "

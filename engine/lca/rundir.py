@@ -15,9 +15,9 @@ import secrets
 import time
 from pathlib import Path
 
+from engine.atomic import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 from engine.errors import UserError
 from engine.lca.config import RunConfig
-from engine.atomic import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 
 CONFIG, METRICS, CHECKPOINT, STATE = "config.json", "metrics.jsonl", "checkpoint.safetensors", "state.json"
 
@@ -36,7 +36,7 @@ class RunDir:
 
     # ---------------------------------------------------------------- create / open
     @classmethod
-    def create(cls, path: str | os.PathLike, cfg: RunConfig) -> "RunDir":
+    def create(cls, path: str | os.PathLike, cfg: RunConfig) -> RunDir:
         rd = cls(path)
         if (rd.path / CONFIG).exists():
             raise UserError(f"{rd.path} already holds a run; choose another --out or resume it")
@@ -114,5 +114,5 @@ class RunDir:
             return tensors, int(meta.get("step", 0))
         except FileNotFoundError:
             raise UserError(f"{p} does not exist: nothing to resume") from None
-        except Exception as exc:  # safetensors raises its own error types for damaged files
+        except Exception as exc:  # noqa: BLE001 -- safetensors raises its own error types for damaged files
             raise UserError(f"checkpoint {p} is damaged: {exc}") from None

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from engine.errors import UserError
 from engine.lca.config import RunConfig
-from engine.lca.trainer import Trainer, drain
 from engine.lca.rundir import RunDir
+from engine.lca.trainer import Trainer, drain
 
 LOGGED_EVENTS = ("train", "eval", "diverged", "done")
 
@@ -27,14 +27,14 @@ class TrainingRun:
 
     @classmethod
     def start(cls, cfg: RunConfig, out: str | os.PathLike, device: str | None = None,
-              checkpoint_every_s: float = 30.0) -> "TrainingRun":
+              checkpoint_every_s: float = 30.0) -> TrainingRun:
         trainer = Trainer(cfg, device=device)  # validates the device before anything is written
         run_dir = RunDir.create(out, cfg)
         return cls(trainer, run_dir, checkpoint_every_s)
 
     @classmethod
     def resume(cls, path: str | os.PathLike, device: str | None = None, steps: int | None = None,
-               checkpoint_every_s: float = 30.0) -> "TrainingRun":
+               checkpoint_every_s: float = 30.0) -> TrainingRun:
         """Reopen a run directory at its last checkpoint; ``steps`` may extend the run."""
         run_dir = RunDir(path)
         if not (Path(path) / "config.json").exists():

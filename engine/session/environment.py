@@ -49,8 +49,8 @@ def device_description() -> str:
         names = _nvidia_proc_names()
         if not names:
             try:
-                import torch  # noqa: F811  (lazy: only when the driver files say nothing)
-            except Exception:
+                import torch
+            except Exception:  # noqa: BLE001 -- a broken torch install is "no torch" here
                 torch = None
     if not names and torch is not None:
         try:
@@ -60,7 +60,7 @@ def device_description() -> str:
                 mps = getattr(torch.backends, "mps", None)
                 if mps is not None and mps.is_available():
                     return "mps"
-        except Exception:
+        except Exception:  # noqa: BLE001 -- a driver error means no device name, not a failed report
             names = []
     if not names:
         return "cpu"

@@ -13,6 +13,10 @@ import json
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.lca.config import RunConfig
 
 #: Flag help, by flat config field.
 _HELP = {
@@ -60,7 +64,7 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: bool = True) -> 
                                 help=(_HELP.get(name, "") + shown))
 
 
-def config_from_args(args) -> "RunConfig":
+def config_from_args(args) -> RunConfig:
     """The flags given, the default recipe for their m and L (``engine.lca.config.recipe``) for
     the tuning flags not given (d, d_a, lr, schedule, warmup, steps, batch size)."""
     from engine.lca.config import RunConfig, recipe_config

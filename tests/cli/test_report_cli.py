@@ -13,8 +13,8 @@ CURVE = [{"n": n, "es": n / 4, "p_true": 0.5, "p_false": 0.1 * n, "count": 4} fo
 
 
 def _fake_run(path):
-    from engine.lca.config import RunConfig
     from engine.atomic import atomic_write_json
+    from engine.lca.config import RunConfig
     from engine.lca.rundir import RunDir
 
     rd = RunDir.create(path, RunConfig.from_flat(dict(m=3, L=8, d=8, steps=10, eval_every=5, device="cpu")))

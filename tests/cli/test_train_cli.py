@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -75,8 +74,8 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     assert done["status"] == "stopped" and done["step"] >= 50
     state = json.loads((out / "state.json").read_text())
     assert state["status"] == "stopped" and state["checkpoint_step"] == done["step"]
-    steps = [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()
-             if json.loads(l)["event"] == "train"]
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["event"] == "train"]
     assert steps == list(range(1, done["step"] + 1))
     assert main(["train", "--resume", str(out), "--steps", str(done["step"] + 5), "--json"]) == 0
 

@@ -5,7 +5,6 @@ Nothing here renders or escapes: user text is kept verbatim and escaped by each 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass
@@ -69,8 +68,8 @@ class Screenshot:
     svg: str
 
 
-Figure = Union[LineChart, Heatmap, Histogram]
-Part = Union[Paragraph, Preformatted, Table, LineChart, Heatmap, Histogram, Screenshot]
+Figure = LineChart | Heatmap | Histogram
+Part = Paragraph | Preformatted | Table | LineChart | Heatmap | Histogram | Screenshot
 FIGURES = (LineChart, Heatmap, Histogram)
 
 

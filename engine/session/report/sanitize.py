@@ -100,7 +100,8 @@ def sanitize_svg(text: str, png_images: bool = False, id_prefix: str = "") -> st
                 v = _ID_REF.sub(lambda m: m.group(1) + id_prefix + m.group(2), v)
             attrs[name] = v
         if el.tag == "image" and "href" in attrs:  # pixels drawn as cells, not blurred
-            attrs["style"] = "; ".join(x for x in (attrs.get("style", "").strip(" ;"), "image-rendering: pixelated") if x)
+            styles = (attrs.get("style", "").strip(" ;"), "image-rendering: pixelated")
+            attrs["style"] = "; ".join(x for x in styles if x)
         el.attrib.clear()
         el.attrib.update(attrs)
         if el.tag == "style" and el.text:

@@ -77,7 +77,8 @@ def render_markdown(report: Report, images_dir_name: str) -> tuple[str, dict[str
                 elif isinstance(p, Table):
                     lines += _md_table(p)
                 elif isinstance(p, (*FIGURES, Screenshot)):
-                    name = f"fig-{len(images) + 1:02d}-{re.sub(r'[^a-z0-9]+', '-', p.title.lower()).strip('-')[:40]}.svg"
+                    slug = re.sub(r'[^a-z0-9]+', '-', p.title.lower()).strip('-')[:40]
+                    name = f"fig-{len(images) + 1:02d}-{slug}.svg"
                     images[name] = p.svg if isinstance(p, Screenshot) else standalone(figure_svg(p))
                     lines += [f"![{md_escape(p.title)}]({quote(images_dir_name)}/{quote(name)})", ""]
                 else:

@@ -146,8 +146,10 @@ def test_principal_angles_known_answers():
     Q = E[:, 3:6] @ np.diag([3.0, 2.0, 1.0]) @ E[:, 3:6].T      # span(e4, e5, e6)
     np.testing.assert_allclose(principal_angles(P, Q, 3), 90, atol=1e-9)
     th = np.radians(30)
-    a = np.zeros((3, 1)); a[0] = 1
-    b = np.zeros((3, 1)); b[0], b[1] = np.cos(th), np.sin(th)
+    a = np.zeros((3, 1))
+    a[0] = 1
+    b = np.zeros((3, 1))
+    b[0], b[1] = np.cos(th), np.sin(th)
     assert smallest_principal_angle(a, b, 1) == pytest.approx(30, abs=1e-9)
     angles = principal_angles(rng.standard_normal((10, 10)), A, 4)
     assert np.all(np.diff(angles) >= 0) and angles.shape == (4,)
@@ -245,13 +247,16 @@ def test_attention_groupings_match_naive_loops_on_random_model():
     csum, ccnt = np.zeros(2), np.zeros(2)
     Asum, Acnt = np.zeros((8, 8)), np.zeros((8, 8))
     for b in range(B):
-        for l in range(L):
-            k = D[xs[b, l], xs[b, -1]]
-            sums[k] += a[b, l]; cnt[k] += 1
-            g = int((xs[b, l] >> 2) != (xs[b, -1] >> 2))
-            csum[g] += a[b, l]; ccnt[g] += 1
+        for pos in range(L):
+            k = D[xs[b, pos], xs[b, -1]]
+            sums[k] += a[b, pos]
+            cnt[k] += 1
+            g = int((xs[b, pos] >> 2) != (xs[b, -1] >> 2))
+            csum[g] += a[b, pos]
+            ccnt[g] += 1
             for j in range(L):
-                Asum[xs[b, j], xs[b, l]] += full[b, l, j]; Acnt[xs[b, j], xs[b, l]] += 1
+                Asum[xs[b, j], xs[b, pos]] += full[b, pos, j]
+                Acnt[xs[b, j], xs[b, pos]] += 1
     h = attention_by_hamming(model, x)
     assert h.counts.tolist() == cnt.astype(int).tolist()
     with np.errstate(invalid="ignore"):

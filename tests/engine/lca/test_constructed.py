@@ -3,8 +3,14 @@
 import numpy as np
 import torch
 
-from engine.lca.constructed import (constructed_value_matrix, n1_adjacency, orthonormal_embedding,
-                                    random_constructed_value_matrix, random_pairs_adjacency, theorem1_model)
+from engine.lca.constructed import (
+    constructed_value_matrix,
+    n1_adjacency,
+    orthonormal_embedding,
+    random_constructed_value_matrix,
+    random_pairs_adjacency,
+    theorem1_model,
+)
 from engine.lca.latent import LatentSpace
 from engine.lca.task import LCATask, TaskConfig
 

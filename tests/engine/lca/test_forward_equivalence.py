@@ -3,7 +3,7 @@ trainable parameter, both fast formulations (token-level and per-position), on t
 drawn from the LCA task for all three neighbourhoods, every freeze option, m = 2..12, L = 1..1024,
 batch 1 and 512."""
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _task(m: int, neighborhood: str) -> LCATask:
     return LCATask(TaskConfig(m=m, L=1024, neighborhood=neighborhood))
 
@@ -72,12 +72,12 @@ def test_fast_forward_equals_references(m, L, B, neighborhood, flag, d, device):
     if L <= 64:
         refs.append(_logits_and_grads(model, model.forward_full, x, y))
     for formulation, products in (("token", False), ("token", True), ("position", None), (None, None)):
-        logits, grads = _logits_and_grads(model, lambda t: model(t, formulation=formulation, products=products),
+        logits, grads = _logits_and_grads(model, lambda t, f=formulation, pr=products: model(t, formulation=f, products=pr),
                                           x, y)
         for r_logits, r_grads in refs:
             torch.testing.assert_close(logits, r_logits, atol=1e-5, rtol=1e-5)
             for name, g in grads.items():
-                torch.testing.assert_close(g, r_grads[name], atol=1e-5, rtol=1e-5, msg=lambda s: f"{name}: {s}")
+                torch.testing.assert_close(g, r_grads[name], atol=1e-5, rtol=1e-5, msg=lambda s, name=name: f"{name}: {s}")
     if flag:
         frozen = {"freeze_value": {"W_V"}, "freeze_embedding": {"W_E"},
                   "uniform_attention": {"W_K", "W_Q"}}[flag]

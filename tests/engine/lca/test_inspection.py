@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from engine.errors import UserError
-from engine.lca.analysis import (attention_by_cluster, attention_by_hamming, embedding_geometry,
-                                 value_swap_report)
+from engine.lca.analysis import attention_by_cluster, attention_by_hamming, embedding_geometry, value_swap_report
 from engine.lca.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from engine.lca.constructed import theorem1_model
 from engine.lca.inspection import InspectionReport, inspect_model, load_model_from_run, snapshot_model

@@ -6,7 +6,6 @@ import torch
 from engine.errors import ConfigError
 from engine.lca.config import RunConfig
 from engine.lca.model import ModelConfig, OneLayerTransformer
-from engine.lca.task import LCATask, TaskConfig
 from engine.lca.trainer import Trainer
 
 

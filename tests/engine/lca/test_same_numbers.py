@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from engine.lca import analysis
 from engine.lca.config import RunConfig
@@ -100,5 +99,5 @@ def test_training_steps_match_the_plain_implementation():
         lr_, _ = ref.train_step()
         assert ln == pytest.approx(lr_, rel=1e-5)
     for (n, p), (_, q) in zip(new.model.named_parameters(), ref.model.named_parameters()):
-        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=lambda s: f"{n}: {s}")
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=lambda s, n=n: f"{n}: {s}")
 

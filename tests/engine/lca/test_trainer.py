@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from engine.lca.config import RunConfig
+from engine.lca.rundir import RunDir
 from engine.lca.runner import TrainingRun
 from engine.lca.trainer import Trainer
-from engine.lca.rundir import RunDir
 
 
 def _cfg(**kw):

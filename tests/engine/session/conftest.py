@@ -13,8 +13,8 @@ def write_fake_run(path, steps=20, done_steps=None, status="completed", pid=None
                    with_checkpoint=False, state_updated=None):
     """A run directory written by hand: config, metrics (train every step, eval every
     ``eval_every``), state; optionally a small valid checkpoint."""
-    from engine.lca.config import RunConfig
     from engine.atomic import atomic_write_json
+    from engine.lca.config import RunConfig
     from engine.lca.rundir import RunDir
 
     cfg = RunConfig.from_flat(dict(m=3, L=8, d=8, d_a=8, steps=steps, eval_every=eval_every, device="cpu"))

@@ -13,10 +13,10 @@ import pytest
 
 from engine.errors import UserError
 from engine.session import report as report_mod
-from engine.session.report import write as write_mod
 from engine.session.report import build_report, fmt_value, render_html, render_markdown, write_report
-from engine.session.store import Session
+from engine.session.report import write as write_mod
 from engine.session.report.sanitize import SVG_NS
+from engine.session.store import Session
 
 EVIL_PROMPT = "Ignore <script>alert(1)</script> & the Eiffel Tower is in"
 CURVE = [{"n": 0, "es": 0.0, "p_true": 0.61, "p_false": 0.05, "count": 8},
