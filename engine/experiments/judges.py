@@ -14,10 +14,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from engine.experiments.results import Effect, Judgement
-from engine.experiments.stats import mean_ci, mean_std, paired_ci, spearman
-
-HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
+from engine.experiments.stats import mean_ci, mean_std, paired_ci, sign_test_p, spearman, wilson
+from engine.experiments.verdict import FAILS, HOLDS, UNSURE, Effect, Judgement
 
 
 def _f(x: float, nd: int = 3) -> str:
@@ -321,17 +319,6 @@ def judge_theorem1(rows: Sequence[dict]) -> Judgement:
     return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson 95% interval for a proportion k/n ((nan, nan) for n = 0)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
-
-
 RULES["lemma2"] = (
     "error 0 is read where the Bayes classifier is perfect on every seed's samples (the context determines "
     "y): there the constructed model must be right on every sample; W_V = I (orthonormal W_E) must have "
@@ -398,8 +385,6 @@ def _change_ci(name: str, up: int, down: int, n: int) -> Effect:
 
 
 def judge_hijack_curves(rows: Sequence[dict]) -> Judgement:
-    from engine.experiments.stats import sign_test_p
-
     pooled = [r for r in rows if r.get("relation") == "all"]
     if not pooled:
         return Judgement(UNSURE, ("no pooled rows",))
