@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from engine.errors import UserError
-from engine.hijack.probe import common_prefix, continuation_ids, extend, fit_window
+from engine.hijack.kv import common_prefix, extend, fit_window
+from engine.hijack.probe import continuation_ids
 
 SCORINGS = ("whole", "first", "nll")
 _WINDOW_BATCHES = 8  # records are planned (tokenised) and length-sorted this many batches at a time
