@@ -64,7 +64,7 @@ def bench_probe(lm, repeats: int) -> list[tuple[str, str, str]]:
 
     t_full = median_time(lambda: prober.probe(PROMPT + " Pa", TARGETS), repeats, reset)
 
-    from engine.hijack.probe import cache_kwarg
+    from engine.hijack.kv import cache_kwarg
 
     ids = torch.tensor([lm.encode(PROMPT)])
     with torch.inference_mode():

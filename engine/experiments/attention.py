@@ -14,19 +14,13 @@ import math
 
 import numpy as np
 
-from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
 from engine.experiments.training import (PAPER_TRAIN, best_lr, lca_specs, make_trainer, run_trainer, scores,
                                          train_pairs)
-
-CLAIMS = {
-    "attention-cluster": ("With cluster-structured neighbourhoods (clusters by the first k = 1 or 2 latent bits), "
-                          "the trained self-attention puts more weight on tokens in the same cluster as the "
-                          "last token, filtering out the noise (Fig. 3c, C.7, C.8)."),
-}
 
 _COMMON = {"omega": 0.5, "beta": 1.0, "weight_decay": 0.01}
 GRIDS = {
@@ -112,7 +106,4 @@ def run_attention_cluster(grid: Grid, progress=None, cancel=None, jobs: int = 1)
     if any(not math.isfinite(x) for r in rows for x in r["ratio_runs"]):
         notes.append("some ratios are undefined (no other-cluster keys in the samples)")
     notes.append("attention measured on the held-out test set; the lr is chosen on the validation set")
-    return ExperimentResult.judged("attention-cluster", "Attention on the last token's cluster",
-                                   CLAIMS["attention-cluster"], judges.judge_attention_cluster(rows),
-                                   judges.RULES["attention-cluster"], grid.to_dict(), rows, curves, t.seconds,
-                                   figure="Fig. 3c, C.7, C.8", notes=notes)
+    return SPECS["attention-cluster"].result(grid, rows, curves, t.seconds, notes=notes)

@@ -11,21 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
 from engine.experiments.training import PAPER_TRAIN, accuracy_job, best_lr, lca_specs, scores, train, train_pairs
-
-CLAIMS = {
-    "context-mixing": ("Mixing into the context tokens drawn for another output y2 makes the trained transformer "
-                       "misclassify, more often as the share of such tokens grows: the synthetic analogue of "
-                       "context hijacking (Sec. 5.5, App. C.5)."),
-    "context-length": ("Longer contexts of i.i.d. samples separate the conditional distributions better, so "
-                       "the trained transformer's accuracy rises with the context length L (App. C.6), "
-                       "bounded by the Bayes-optimal accuracy."),
-}
 
 _COMMON = {"omega": 0.5, "beta": 1.0, "neighborhood": "all", "weight_decay": 0.01}
 _R = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -137,10 +128,7 @@ def run_context_mixing(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
         curves[f"Bayes != y1{tag}"] = curve(rs, [row["bayes_misclassified"] for row in sel])
     notes = ["the model is trained on clean contexts; mixed contexts are only used for evaluation",
              "Bayes columns: the clean task's Bayes classifier applied to the mixed contexts"]
-    return ExperimentResult.judged("context-mixing", "Contexts mixing two outputs: misclassification against r",
-                                   CLAIMS["context-mixing"], judges.judge_context_mixing(rows),
-                                   judges.RULES["context-mixing"], grid.to_dict(), rows, curves, t.seconds,
-                                   figure="App. C.5 (Sec. 5.5)", notes=notes)
+    return SPECS["context-mixing"].result(grid, rows, curves, t.seconds, notes=notes)
 
 
 # ----------------------------------------------------------------------------------- context-length
@@ -221,8 +209,5 @@ def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
             "at every L)" if reading == "per-L" else
             f"reading one-model: one model per (m, d, seed) trained at L = {grid['train_L']} and scored at "
             "every L; the other reading is `--set reading=per-L`")
-    return ExperimentResult.judged("context-length", "Accuracy against context length, beside Bayes",
-                                   CLAIMS["context-length"], judges.judge_context_length(rows),
-                                   judges.RULES["context-length"], grid.to_dict(), rows, curves, t.seconds,
-                                   figure="App. C.6",
+    return SPECS["context-length"].result(grid, rows, curves, t.seconds,
                                    notes=[note, "accuracy on held-out test sets; lr chosen on a validation set"])

@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
 from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
                                          scores, train_pairs)
-
-CLAIMS = {
-    "embedding-dim": ("Embedding training is needed when the dimension is below the vocabulary size (d < V); "
-                      "when d > V the embeddings can stay frozen at their Gaussian initialisation (Fig. C.4)."),
-    "embedding-geometry": ("In the under-parameterised regime the mean inner product of two trained embeddings "
-                           "falls linearly with their Hamming distance, with a larger value b_0 > b on the "
-                           "diagonal (eq. 5.2, Fig. 3b, C.5); with W_V = I the relation is mostly linear "
-                           "(Thm 3, Fig. C.6)."),
-    "spectrum": ("The trained embedding matrix is approximately low rank: its spectrum shows a gap between "
-                 "the top (about m to m + 2) singular values and the rest (Lemma 5, Fig. C.9-C.12)."),
-}
 
 _COMMON = {"omega": 0.5, "beta": 1.0, "neighborhood": "all", "weight_decay": 0.01}
 _TINY = dict(steps=80, lr=(0.01,), batch_size=64, eval_size=256, device="cpu", **_COMMON)
@@ -98,9 +87,7 @@ def run_embedding_dim(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
             curves[f"trained W_E {tag}"] = curve(xs, [r["trained_W_E"] for r in sel])
             curves[f"frozen W_E {tag}"] = curve(xs, [r["frozen_W_E"] for r in sel])
             curves[f"Bayes {tag}"] = curve(xs, [r["bayes"] for r in sel])
-    return ExperimentResult.judged("embedding-dim", "Trained vs frozen W_E across d", CLAIMS["embedding-dim"],
-                                   judges.judge_embedding_dim(rows), judges.RULES["embedding-dim"], grid.to_dict(),
-                                   rows, curves, t.seconds, figure="Fig. C.4", notes=[_NOTE_HELD_OUT])
+    return SPECS["embedding-dim"].result(grid, rows, curves, t.seconds, notes=[_NOTE_HELD_OUT])
 
 
 # ----------------------------------------------------------------------------------- geometry
@@ -178,10 +165,7 @@ def run_embedding_geometry(grid: Grid, progress=None, cancel=None, jobs: int = 1
     notes = ["a_pairs, b_pairs, r2_pairs: the eq. 5.2 line fitted over every pair t != t' (seed means); "
              "a_means, r2_means: the same line through the per-distance means; b0 (= k=0): mean squared norm",
              "Gaussian init rows: the untrained W_E of the same seeds (a ≈ 0 expected)", _NOTE_HELD_OUT]
-    return ExperimentResult.judged("embedding-geometry", "Mean ⟨W_E(t), W_E(t')⟩ against Hamming distance",
-                                   CLAIMS["embedding-geometry"], judges.judge_embedding_geometry(rows),
-                                   judges.RULES["embedding-geometry"], grid.to_dict(), rows, geometry_curves(rows),
-                                   t.seconds, figure="Fig. 3b, C.5, C.6", notes=notes)
+    return SPECS["embedding-geometry"].result(grid, rows, geometry_curves(rows), t.seconds, notes=notes)
 
 
 # ----------------------------------------------------------------------------------- spectrum
@@ -235,9 +219,7 @@ def run_spectrum(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
         idx = list(range(1, len(s_mean) + 1))
         curves[f"trained m={m} d={d}{tag}"] = curve(idx, s_mean)
         curves[f"init m={m} d={d}{tag}"] = curve(idx, s0_mean)
-    return ExperimentResult.judged("spectrum", "Singular values of the trained W_E", CLAIMS["spectrum"],
-                                   judges.judge_spectrum(rows), judges.RULES["spectrum"], grid.to_dict(), rows,
-                                   curves, t.seconds, figure="Fig. C.9-C.12",
+    return SPECS["spectrum"].result(grid, rows, curves, t.seconds,
                                    notes=["s_i/s1: singular values of W_E divided by the largest (seed mean)",
                                           "top_m+2_energy: share of Σ s_i² in the top m + 2 values",
                                           "gap_at_k: the most common k of the gap over seeds"])

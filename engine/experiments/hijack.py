@@ -11,18 +11,11 @@ n = N (pooled over relation ids).
 from __future__ import annotations
 
 from engine.errors import UserError
-from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Cancelled, Timer, current_cancel, run_jobs
 from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.specs import SPECS
 from engine.experiments.stats import sign_test_p
-
-CLAIMS = {
-    "hijack-curves": ("Prepending 'Do not think of {target_false}.' or a factually true negative relation "
-                      "sentence with the false target makes LLMs prefer the false target more often as the "
-                      "number of sentences n grows (efficacy score rises), while the reverse schemes with the "
-                      "true target raise accuracy (Sec. 3, Fig. 2, App. C)."),
-}
 
 _SCHEMES = ("not-think", "relation", "reverse-not-think", "reverse-relation")
 _RELATIONS = ("P103", "P131", "P190", "P641", "P1412")
@@ -152,7 +145,4 @@ def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
              "between n = 0 and the largest n; sign_p: one-sided sign test of up against down"]
     notes.append("record set: " + ", ".join(f"{rel} {len(recs[rel])}" for rel in relations)
                  + " records, fixed by the grid before the run (the verdict is never re-run with more records)")
-    return ExperimentResult.judged("hijack-curves", "Context hijacking: ES against prepended sentences",
-                                   CLAIMS["hijack-curves"], judges.judge_hijack_curves(rows),
-                                   judges.RULES["hijack-curves"], grid.to_dict(), rows, curves, t.seconds,
-                                   figure="Fig. 2, C.1, C.3, C.4", notes=notes)
+    return SPECS["hijack-curves"].result(grid, rows, curves, t.seconds, notes=notes)

@@ -14,10 +14,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from engine.experiments.results import Effect, Judgement
-from engine.experiments.stats import mean_ci, mean_std, paired_ci, spearman
-
-HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
+from engine.experiments.stats import mean_ci, mean_std, paired_ci, sign_test_p, spearman, wilson
+from engine.experiments.verdict import FAILS, HOLDS, UNSURE, Effect, Judgement
 
 
 def _f(x: float, nd: int = 3) -> str:
@@ -33,6 +31,12 @@ def _flat(rows: Sequence[dict], key: str) -> list[float]:
 
 def _lo(e: Effect) -> float:
     return e.lo if math.isfinite(e.lo) else float("nan")
+
+
+def _verdict(reasons: Sequence[str], effects: Sequence[Effect] = (), *, fails: bool, holds: bool) -> Judgement:
+    """Every judge's ending: "does not hold" when ``fails``, else "holds" when ``holds``, else
+    "inconclusive", with the reasons and effects."""
+    return Judgement(FAILS if fails else HOLDS if holds else UNSURE, tuple(reasons), tuple(effects))
 
 
 def _cell(r: dict, keys=("m", "L", "d")) -> str:
@@ -64,13 +68,11 @@ def judge_value_matrix(rows: Sequence[dict]) -> Judgement:
     if len(Ls) > 1:
         short_first = by_L[Ls[0]] >= by_L[Ls[-1]]
         effects.append(Effect(f"gap(L={Ls[0]}) − gap(L={Ls[-1]})", by_L[Ls[0]] - by_L[Ls[-1]]))
-    if (math.isfinite(gap.hi) and gap.hi < 0) or sum(wins) < len(wins) / 2:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    if all(wins) and _lo(gap) > 0 and short_first:
-        return Judgement(HOLDS, tuple(reasons), tuple(effects))
-    if not short_first:
+    fails = (math.isfinite(gap.hi) and gap.hi < 0) or sum(wins) < len(wins) / 2
+    holds = all(wins) and _lo(gap) > 0 and short_first
+    if not fails and not holds and not short_first:
         reasons.append("the gap is larger at the longest L than at the shortest")
-    return Judgement(UNSURE, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=fails, holds=holds)
 
 
 # ----------------------------------------------------------------------------------- value-swap
@@ -90,11 +92,9 @@ def judge_value_swap(rows: Sequence[dict]) -> Judgement:
     drop = paired_ci("trained − constructed accuracy", tr, co)
     reasons = (keep.text(), vs_rand.text(), drop.text())
     effects = (keep, vs_rand, drop)
-    if keep.value < 0.7 or not (_lo(vs_rand) > 0 or (vs_rand.n < 2 and vs_rand.value > 0)):
-        return Judgement(FAILS, reasons, effects)
-    if keep.value >= 0.9 and _lo(vs_rand) > 0.05:
-        return Judgement(HOLDS, reasons, effects)
-    return Judgement(UNSURE, reasons, effects)
+    return _verdict(reasons, effects,
+                    fails=keep.value < 0.7 or not (_lo(vs_rand) > 0 or (vs_rand.n < 2 and vs_rand.value > 0)),
+                    holds=keep.value >= 0.9 and _lo(vs_rand) > 0.05)
 
 
 # ----------------------------------------------------------------------------------- value-angles
@@ -115,11 +115,7 @@ def judge_value_angles(rows: Sequence[dict]) -> Judgement:
     mc, mr, mg = mean_std(c)[0], mean_std(r)[0], mean_std(g)[0]
     reasons = (f"mean smallest angle: constructed {_f(mc, 2)}°, random-constructed {_f(mr, 2)}°, "
                f"initial W_V {_f(mg, 2)}°", m1.text(), m2.text())
-    if not (mc < mr and mc < mg):
-        return Judgement(FAILS, reasons, (m1, m2))
-    if _lo(m1) > 0 and _lo(m2) > 0:
-        return Judgement(HOLDS, reasons, (m1, m2))
-    return Judgement(UNSURE, reasons, (m1, m2))
+    return _verdict(reasons, (m1, m2), fails=not (mc < mr and mc < mg), holds=_lo(m1) > 0 and _lo(m2) > 0)
 
 
 # ----------------------------------------------------------------------------------- embedding-dim
@@ -138,11 +134,9 @@ def judge_embedding_dim(rows: Sequence[dict]) -> Judgement:
     reasons = (gb.text(), ga.text())
     if gb.n == 0 or ga.n == 0:
         return Judgement(UNSURE, reasons + ("the grid lacks d on one side of V",), (gb, ga))
-    if gb.value <= 0.02 or ga.value >= gb.value:
-        return Judgement(FAILS, reasons, (gb, ga))
-    if gb.value > 0.05 and _lo(gb) > 0 and ga.value < min(0.05, gb.value / 2):
-        return Judgement(HOLDS, reasons, (gb, ga))
-    return Judgement(UNSURE, reasons, (gb, ga))
+    return _verdict(reasons, (gb, ga),
+                    fails=gb.value <= 0.02 or ga.value >= gb.value,
+                    holds=gb.value > 0.05 and _lo(gb) > 0 and ga.value < min(0.05, gb.value / 2))
 
 
 # ----------------------------------------------------------------------------------- embedding-geometry
@@ -177,9 +171,7 @@ def judge_embedding_geometry(rows: Sequence[dict]) -> Judgement:
         need = 0.9 if linear else 0.5
         if not (r["a_pairs"] > 0 and rho <= -0.9 and r2.value >= need and (linear or r["b0"] > r["b_pairs"])):
             ok = False
-    if bad:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 # ----------------------------------------------------------------------------------- spectrum
@@ -197,11 +189,9 @@ def judge_spectrum(rows: Sequence[dict]) -> Judgement:
                                                                               _flat(rows, "gap_init_runs"))])
     reasons = [ratio.text()] + [f"{_cell(r)}: gap {_f(r['gap'])} at k = {r['gap_at_k']} vs initial "
                                 f"{_f(r['gap_init'])}" for r in rows]
-    if any(not (r["gap"] > r["gap_init"]) for r in rows):
-        return Judgement(FAILS, tuple(reasons), (ratio,))
-    if all(r["gap"] >= 1.5 and r["gap"] >= 1.5 * r["gap_init"] for r in rows):
-        return Judgement(HOLDS, tuple(reasons), (ratio,))
-    return Judgement(UNSURE, tuple(reasons), (ratio,))
+    return _verdict(reasons, (ratio,),
+                    fails=any(not (r["gap"] > r["gap_init"]) for r in rows),
+                    holds=all(r["gap"] >= 1.5 and r["gap"] >= 1.5 * r["gap_init"] for r in rows))
 
 
 # ----------------------------------------------------------------------------------- attention-cluster
@@ -219,11 +209,9 @@ def judge_attention_cluster(rows: Sequence[dict]) -> Judgement:
     e = mean_ci("same/other attention ratio", ratios)
     reasons = (e.text(), f"smallest run ratio {_f(min(ratios))}; map ratios "
                          + ", ".join(_f(r["map_ratio"]) for r in rows))
-    if not (e.value > 1) or (math.isfinite(e.hi) and e.hi <= 1):
-        return Judgement(FAILS, reasons, (e,))
-    if all(x >= 1.2 for x in ratios) and all(r["map_ratio"] > 1 for r in rows):
-        return Judgement(HOLDS, reasons, (e,))
-    return Judgement(UNSURE, reasons, (e,))
+    return _verdict(reasons, (e,),
+                    fails=not (e.value > 1) or (math.isfinite(e.hi) and e.hi <= 1),
+                    holds=all(x >= 1.2 for x in ratios) and all(r["map_ratio"] > 1 for r in rows))
 
 
 # ----------------------------------------------------------------------------------- context-mixing
@@ -253,9 +241,7 @@ def judge_context_mixing(rows: Sequence[dict]) -> Judgement:
             bad = True
         if not (rho >= 0.9 and rise.value >= 0.2 and (_lo(rise) > 0 or rise.n < 2) and rho2 >= 0.9):
             ok = False
-    if bad:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 # ----------------------------------------------------------------------------------- context-length
@@ -285,9 +271,7 @@ def judge_context_length(rows: Sequence[dict], tol: float = 0.02) -> Judgement:
             bad = True
         if not (rho >= 0.9 and gain.value >= 0.05 and (_lo(gain) > 0 or gain.n < 2)):
             ok = False
-    if bad:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 # ----------------------------------------------------------------------------------- theorem1 / lemma2
@@ -316,20 +300,7 @@ def judge_theorem1(rows: Sequence[dict]) -> Judgement:
         high = _lo(last) >= 0.99 if last.n >= 2 else last.value >= 0.99
         if not (rho >= 0.9 and (perfect or high)):
             ok = False
-    if bad:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson 95% interval for a proportion k/n ((nan, nan) for n = 0)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 RULES["lemma2"] = (
@@ -373,11 +344,7 @@ def judge_lemma2(rows: Sequence[dict]) -> Judgement:
     if not id_cols:
         id_ok = False
         reasons.append("no W_V = I column")
-    if not con_ok or not id_ok:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    if not det:
-        return Judgement(UNSURE, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=not con_ok or not id_ok, holds=bool(det))
 
 
 # ----------------------------------------------------------------------------------- hijack-curves
@@ -398,8 +365,6 @@ def _change_ci(name: str, up: int, down: int, n: int) -> Effect:
 
 
 def judge_hijack_curves(rows: Sequence[dict]) -> Judgement:
-    from engine.experiments.stats import sign_test_p
-
     pooled = [r for r in rows if r.get("relation") == "all"]
     if not pooled:
         return Judgement(UNSURE, ("no pooled rows",))
@@ -414,9 +379,7 @@ def judge_hijack_curves(rows: Sequence[dict]) -> Judgement:
             bad = True
         if not (p_up < 0.05):
             ok = False
-    if bad:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 # ----------------------------------------------------------------------------------- Sec. 5 checks
@@ -448,9 +411,7 @@ def judge_theorem3(rows: Sequence[dict]) -> Judgement:
             bad = True
         if not (r["a_pairs"] > 0 and rho <= -0.9 and r2.value >= 0.9 and not (r2_0 >= 0.5)):
             ok = False
-    if bad:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 RULES["theorem4"] = (
@@ -489,9 +450,7 @@ def judge_theorem4(rows: Sequence[dict]) -> Judgement:
             bad = True
         if not (_falls(errs_L) and _falls(errs_b) and corner["error"] <= 0.01):
             ok = False
-    if bad:
-        return Judgement(FAILS, tuple(reasons), tuple(effects))
-    return Judgement(HOLDS if ok else UNSURE, tuple(reasons), tuple(effects))
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 RULES["lemma5"] = (
@@ -509,11 +468,9 @@ def judge_lemma5(rows: Sequence[dict]) -> Judgement:
                     for r in rows)
     effects = tuple(Effect(f"max rank − (m + 2), m={r['m']}", r["max_rank_b0=b"] - r["m+2"], n=r["draws"])
                     for r in rows)
-    if any(r["max_rank_b0=b"] > r["m+2"] for r in rows):
-        return Judgement(FAILS, reasons, effects)
-    if all(r["min_rank_b0>b"] > r["m+2"] for r in rows):
-        return Judgement(HOLDS, reasons, effects)
-    return Judgement(UNSURE, reasons, effects)
+    return _verdict(reasons, effects,
+                    fails=any(r["max_rank_b0=b"] > r["m+2"] for r in rows),
+                    holds=all(r["min_rank_b0>b"] > r["m+2"] for r in rows))
 
 
 RULES["lemma6"] = (
@@ -532,8 +489,4 @@ def judge_lemma6(rows: Sequence[dict], tol: float = 1e-6) -> Judgement:
                + (" (matches autograd)" if worst_a <= tol else ""))
     effects = (Effect("max relative error (stated)", worst, n=len(rows)),
                Effect("max relative error (α_t on both terms)", worst_a, n=len(rows)))
-    if worst <= tol:
-        return Judgement(HOLDS, reasons, effects)
-    if worst > 1e-3:
-        return Judgement(FAILS, reasons, effects)
-    return Judgement(UNSURE, reasons, effects)
+    return _verdict(reasons, effects, fails=worst > 1e-3 and not worst <= tol, holds=worst <= tol)

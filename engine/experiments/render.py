@@ -91,7 +91,7 @@ def _effect_text(e: dict) -> str:
 
 
 def _as_effect(e: dict):
-    from engine.experiments.results import Effect
+    from engine.experiments.verdict import Effect
 
     lo, hi = (e.get("ci95") or [None, None])[:2]
     nan = float("nan")

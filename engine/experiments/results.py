@@ -1,58 +1,18 @@
-"""Results: ``ExperimentResult`` (what every ``run_<name>`` returns), ``Judgement`` (what every
-``judge_<name>(rows)`` returns) and the committed ``results/<level>/<name>.json`` files that
+"""Results: ``ExperimentResult`` (what every ``run_<name>`` returns; ``Judgement`` and ``Effect`` live in
+``engine.experiments.verdict``) and the committed ``results/<level>/<name>.json`` files that
 EXPERIMENTS.md is rendered from (``engine.experiments.render``)."""
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from engine.atomic import jsonable
-
-VERDICTS = ("holds", "does not hold", "inconclusive")
-
+from engine.experiments.verdict import Judgement, check_verdict
 
 _clean = jsonable  # the project's one JSON serialiser (engine/atomic.py)
-
-
-@dataclass(frozen=True)
-class Effect:
-    """An effect size with its 95% confidence interval (``lo``, ``hi``; NaN when it cannot be
-    estimated, e.g. one seed)."""
-
-    name: str
-    value: float
-    lo: float = float("nan")
-    hi: float = float("nan")
-    n: int = 0
-
-    def to_dict(self) -> dict:
-        return _clean({"name": self.name, "value": self.value, "ci95": [self.lo, self.hi], "n": self.n})
-
-    def text(self) -> str:
-        def f(x):
-            return "nan" if x is None or not math.isfinite(x) else f"{x:.4g}"
-        return f"{self.name} = {f(self.value)} (95% CI [{f(self.lo)}, {f(self.hi)}], n = {self.n})"
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """The verdict of one experiment on its rows, the reasons (one sentence each, with numbers) and
-    the effect sizes. Unpacks as ``verdict, reasons = judge_<name>(rows)``."""
-
-    verdict: str
-    reasons: tuple[str, ...]
-    effects: tuple[Effect, ...] = ()
-
-    def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-
-    def __iter__(self):
-        return iter((self.verdict, list(self.reasons)))
 
 
 @dataclass
@@ -75,8 +35,7 @@ class ExperimentResult:
     effects: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        check_verdict(self.verdict)
 
     @classmethod
     def judged(cls, name: str, title: str, claim: str, judgement: Judgement, rule: str, grid: dict,

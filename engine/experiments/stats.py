@@ -1,12 +1,12 @@
 """Small statistics behind the verdicts: means, paired gaps, 95% confidence intervals (Student t),
-Spearman's rank correlation, the exact sign test and least-squares lines. Pure Python / numpy."""
+Spearman's rank correlation, the exact sign test, least-squares lines and Wilson intervals. Pure Python / numpy."""
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-from engine.experiments.results import Effect
+from engine.experiments.verdict import Effect
 
 #: Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (beyond: 1.96 + 2.4/df, within 0.002).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -112,3 +112,14 @@ def line_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, floa
     ss_tot = float(((yy - ym) ** 2).sum())
     ss_res = float(((yy - (slope * xx + icept)) ** 2).sum())
     return slope, icept, (1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson 95% interval for a proportion k/n ((nan, nan) for n = 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)

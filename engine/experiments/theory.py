@@ -8,19 +8,12 @@ Theorem 1 uses N(t) = every other token, Lemma 2 the Hamming-1 neighbourhood. Ea
 
 from __future__ import annotations
 
-from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer, run_jobs
 from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
 from engine.experiments.training import PAPER_TRAIN
-
-CLAIMS = {}
-CLAIMS["theorem1"] = ("Theorem 1: with ω = 1 and N(t) = all other tokens, the one-layer transformer with "
-                  "orthonormal embeddings, uniform attention and the constructed W_V (eq. 5.1) reaches "
-                  "any error ε > 0 once the context length L is large enough.")
-CLAIMS["lemma2"] = ("Lemma 2: with ω = 1 and the Hamming-1 neighbourhood, orthonormal embeddings with the "
-                "constructed W_V have error 0, while W_V = I has error strictly above 0.")
 
 _L_QUICK = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -155,9 +148,7 @@ def _sweep(grid: Grid, neighborhood: str, progress, cancel, jobs, attention_vari
 def run_theorem1(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     rows, curves = _sweep(grid, "all", progress, cancel, jobs)
-    return ExperimentResult.judged("theorem1", "Theorem 1: constructed model accuracy against context length",
-                                   CLAIMS["theorem1"], judges.judge_theorem1(rows), judges.RULES["theorem1"],
-                                   grid.to_dict(), rows, curves, t.seconds, figure="Thm 1 / App. A (Thm 7)",
+    return SPECS["theorem1"].result(grid, rows, curves, t.seconds,
                                    notes=["no training: orthonormal W_E (d = V), W_K = W_Q = 0, W_V from eq. 5.1",
                                           "identity column: the same embeddings with W_V = I (always 0 here: "
                                           "the answer token never appears in its own context)"])
@@ -166,9 +157,7 @@ def run_theorem1(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
 def run_lemma2(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     rows, curves = _sweep(grid, "hamming1", progress, cancel, jobs, attention_variants=True)
-    return ExperimentResult.judged("lemma2", "Lemma 2: constructed W_V (error 0) vs W_V = I (error > 0)",
-                                   CLAIMS["lemma2"], judges.judge_lemma2(rows), judges.RULES["lemma2"],
-                                   grid.to_dict(), rows, curves, t.seconds, figure="Lemma 2",
+    return SPECS["lemma2"].result(grid, rows, curves, t.seconds,
                                    notes=["at short L even the Bayes classifier errs (the context does not yet "
                                           "determine y); Lemma 2's zero error is read where Bayes is perfect",
                                           "identity_random_attention: W_V = I with sharp random W_K, W_Q; "
@@ -202,9 +191,6 @@ def eq52_embedding(m: int, a: float, b: float, b0: float):
 
 
 # ----------------------------------------------------------------------------------- theorem3
-CLAIMS["theorem3"] = ("Theorem 3: with ω = 1, N(t) = all other tokens and W_V = I, a one-layer transformer "
-                      "that minimises the cross-entropy has ⟨W_E(t), W_E(t')⟩ = −a·D_H(t, t') + b for t != t', "
-                      "with a > 0: trained embeddings are linear in the Hamming distance.")
 
 
 def run_theorem3(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
@@ -223,9 +209,7 @@ def run_theorem3(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
                    and s["lr"] == row["lr"]]
             row["bayes"] = mean_std([r["bayes"] for r in sel])[0]
             row["accuracy/bayes"] = row["accuracy"] / row["bayes"] if row["bayes"] else None
-    return ExperimentResult.judged("theorem3", "Theorem 3: W_V = I, ω = 1 embeddings linear in D_H",
-                                   CLAIMS["theorem3"], judges.judge_theorem3(rows), judges.RULES["theorem3"],
-                                   grid.to_dict(), rows, geometry_curves(rows), t.seconds, figure="Thm 3",
+    return SPECS["theorem3"].result(grid, rows, geometry_curves(rows), t.seconds,
                                    notes=["trained with W_V frozen at I, ω = 1, N = all; a_pairs, b_pairs, "
                                           "r2_pairs: the line fitted over every pair t != t'",
                                           "Theorem 3 assumes the loss is minimised (p̂ = p): accuracy/bayes says "
@@ -233,9 +217,6 @@ def run_theorem3(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
 
 
 # ----------------------------------------------------------------------------------- theorem4
-CLAIMS["theorem4"] = ("Theorem 4 (informal): in Theorem 1's setting but with embeddings following eq. 5.2 "
-                      "(and the constructed W_V), the error can be made arbitrarily small once b_0 and the "
-                      "context length L are large enough.")
 
 
 def _theorem4_job(spec: dict) -> dict:
@@ -291,9 +272,7 @@ def run_theorem4(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
         for b0 in b0s:
             sel = [r for r in rows if r["m"] == m and r["b0-b"] == b0]
             curves[f"m={m} b0-b={b0:g}"] = curve([r["L"] for r in sel], [r["error"] for r in sel])
-    return ExperimentResult.judged("theorem4", "Theorem 4: eq. 5.2 embeddings, error against b_0 and L",
-                                   CLAIMS["theorem4"], judges.judge_theorem4(rows), judges.RULES["theorem4"],
-                                   grid.to_dict(), rows, curves, t.seconds, figure="Thm 4 / App. A (Thm 8)",
+    return SPECS["theorem4"].result(grid, rows, curves, t.seconds,
                                    notes=["no training: W_E = the symmetric square root of the eq. 5.2 Gram matrix "
                                           "(d = V), W_K = W_Q = 0, W_V = eq. 5.1 from that W_E; ω = 1, N = all",
                                           "b = b_per_m · m keeps the Gram matrix positive semidefinite for every "
@@ -301,8 +280,6 @@ def run_theorem4(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
 
 
 # ----------------------------------------------------------------------------------- lemma5
-CLAIMS["lemma5"] = ("Lemma 5: if the embeddings follow eq. 5.2 with b = b_0 and N(t) = all other tokens, "
-                    "then rank(W_E) <= m + 2.")
 
 
 def _lemma5_job(spec: dict) -> dict:
@@ -335,9 +312,7 @@ def run_lemma5(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Experim
                      "rank_runs": ranks})
     curves = {"max rank (b0 = b)": curve([r["m"] for r in rows], [r["max_rank_b0=b"] for r in rows]),
               "m + 2": curve([r["m"] for r in rows], [r["m+2"] for r in rows])}
-    return ExperimentResult.judged("lemma5", "Lemma 5: eq. 5.2 with b = b_0 has rank <= m + 2", CLAIMS["lemma5"],
-                                   judges.judge_lemma5(rows), judges.RULES["lemma5"], grid.to_dict(), rows, curves,
-                                   t.seconds, figure="Lemma 5",
+    return SPECS["lemma5"].result(grid, rows, curves, t.seconds,
                                    notes=["random a > 0, b >= a·m/2 (a valid Gram matrix); rank(W_E) = rank of the "
                                           "eq. 5.2 Gram matrix W_Eᵀ W_E for any W_E realising it (numpy matrix_rank, "
                                           "default tolerance)",
@@ -346,9 +321,6 @@ def run_lemma5(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Experim
 
 
 # ----------------------------------------------------------------------------------- lemma6
-CLAIMS["lemma6"] = ("Lemma 6: with the cluster neighbourhood, the gradient of the loss with respect to the "
-                    "unnormalised attention score u(t, t_L) = (W_K W_E(t))ᵀ(W_Q W_E(t_L))/√d_a is "
-                    "∇ℓ(f)ᵀ W_Eᵀ W_V (α_t p̂_t W_E(t) − p̂_t Σ_l p̂_{t_l} W_E(t_l)), α_t = #{l : t_l = t}.")
 
 
 def lemma6_gradients(model, x, y):
@@ -412,9 +384,7 @@ def run_lemma6(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Experim
             rows.append({"m": m, "L": L, "max_rel_err_stated": max(r["err_stated"] for r in mine),
                          "max_rel_err_with_alpha": max(r["err_with_alpha"] for r in mine),
                          "grad_scale": max(r["scale"] for r in mine), "seeds": len(mine)})
-    return ExperimentResult.judged("lemma6", "Lemma 6: the attention-score gradient against autograd",
-                                   CLAIMS["lemma6"], judges.judge_lemma6(rows), judges.RULES["lemma6"],
-                                   grid.to_dict(), rows, {}, t.seconds, figure="Lemma 6",
+    return SPECS["lemma6"].result(grid, rows, {}, t.seconds,
                                    notes=["random Gaussian model (d = d_a), cluster:k data; float64; errors are "
                                           "max |closed form − autograd| / max |autograd| over samples and tokens",
                                           "p̂_t = exp(u(t, t_L)) / Σ_l exp(u(t_l, t_L)), the weight of one position "

@@ -9,22 +9,13 @@ paper picks the better of {0.01, 0.001}).
 from __future__ import annotations
 
 
-from engine.experiments import judges
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
 from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
                                          scores, train_pairs)
-
-CLAIMS = {
-    "value-matrix": ("Freezing the value matrix at W_V = I lowers accuracy compared with training W_V, "
-                     "most visibly at the shorter context length (Fig. 3a, C.1)."),
-    "value-swap": ("Replacing the trained W_V by the constructed W_V of eq. 5.1 does not lower accuracy "
-                   "significantly, unlike the random-constructed baseline (Fig. C.2)."),
-    "value-angles": ("The rank-m approximation of the trained W_V has, on average, a smaller principal "
-                     "angle to the constructed W_V than to the random-constructed or Gaussian ones (Fig. C.3)."),
-}
 
 _COMMON = {"omega": 0.5, "beta": 1.0, "neighborhood": "all", "weight_decay": 0.01}
 _TINY = dict(d=16, steps=60, lr=(0.01,), batch_size=64, eval_size=256, device="cpu", **_COMMON)
@@ -111,9 +102,7 @@ def run_value_matrix(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> E
             curves[f"trained W_V {tag}"] = curve(xs, [r["trained"] for r in sel])
             curves[f"W_V=I {tag}"] = curve(xs, [r["W_V=I"] for r in sel])
             curves[f"Bayes {tag}"] = curve(xs, [r["bayes"] for r in sel])
-    return ExperimentResult.judged("value-matrix", "Trained W_V vs W_V frozen at I", CLAIMS["value-matrix"],
-                                   judges.judge_value_matrix(rows), judges.RULES["value-matrix"], grid.to_dict(),
-                                   rows, curves, t.seconds, figure="Fig. 3a, C.1", notes=_NOTES)
+    return SPECS["value-matrix"].result(grid, rows, curves, t.seconds, notes=_NOTES)
 
 
 _NOTES = ["accuracy on a held-out test set; the lr of each cell is chosen on a separate validation set",
@@ -145,9 +134,7 @@ def run_value_swap(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exp
         row["random_runs"] = [r["random_constructed"] for r in runs]
         rows.append(row)
     curves = _curves_by_m(rows, ("trained", "constructed", "random_constructed", "bayes"))
-    return ExperimentResult.judged("value-swap", "Trained W_V swapped for constructed / random-constructed",
-                                   CLAIMS["value-swap"], judges.judge_value_swap(rows), judges.RULES["value-swap"],
-                                   grid.to_dict(), rows, curves, t.seconds, figure="Fig. C.2", notes=_NOTES)
+    return SPECS["value-swap"].result(grid, rows, curves, t.seconds, notes=_NOTES)
 
 
 def run_value_angles(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
@@ -170,10 +157,7 @@ def run_value_angles(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> E
             row[col] = [mean_std([r["angles"][key][i] for r in runs])[0] for i in range(m)]
         rows.append(row)
     curves = _curves_by_m(rows, ("constructed", "random_constructed", "initial_W_V"))
-    return ExperimentResult.judged("value-angles", "Smallest principal angle to the trained W_V (rank m)",
-                                   CLAIMS["value-angles"], judges.judge_value_angles(rows),
-                                   judges.RULES["value-angles"], grid.to_dict(), rows, curves, t.seconds,
-                                   figure="Fig. C.3",
+    return SPECS["value-angles"].result(grid, rows, curves, t.seconds,
                                    notes=["angles_*: all m principal angles (degrees, ascending, seed means); "
                                           "initial_W_V: the run's own W_V before training"])
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from engine.errors import UserError
-from engine.hijack.probe import common_prefix, continuation_ids, extend, fit_window
+from engine.hijack.kv import common_prefix, extend, fit_window
+from engine.hijack.probe import continuation_ids
 
 SCORINGS = ("whole", "first", "nll")
 _WINDOW_BATCHES = 8  # records are planned (tokenised) and length-sorted this many batches at a time
@@ -407,16 +408,22 @@ class FlipSummary:
         return asdict(self)
 
 
-def flip_points(result: EfficacyResult) -> list[FlipPoint]:
-    """One ``FlipPoint`` per record of ``result``, in record order."""
+def flip_points_of_rows(rows: Iterable[tuple[int, int, int, bool]]) -> list[FlipPoint]:
+    """The one home of flip points: plain ``(record_index, case_id, n, success)`` rows (any order) ->
+    one ``FlipPoint`` per record, in record order: the smallest n with ``success``, else None."""
     first: dict[int, int | None] = {}
     case: dict[int, int] = {}
-    for s in sorted(result.records, key=lambda r: (r.record_index, r.n)):
-        case[s.record_index] = s.case_id
-        first.setdefault(s.record_index, None)
-        if s.success and first[s.record_index] is None:
-            first[s.record_index] = s.n
+    for index, case_id, n, success in sorted(rows, key=lambda r: (r[0], r[2])):
+        case[index] = case_id
+        first.setdefault(index, None)
+        if success and first[index] is None:
+            first[index] = n
     return [FlipPoint(i, case[i], first[i]) for i in sorted(first)]
+
+
+def flip_points(result: EfficacyResult) -> list[FlipPoint]:
+    """One ``FlipPoint`` per record of ``result``, in record order (``flip_points_of_rows``)."""
+    return flip_points_of_rows((s.record_index, s.case_id, s.n, s.success) for s in result.records)
 
 
 def flip_summary(points: Sequence[FlipPoint], max_prepends: int) -> FlipSummary:

@@ -13,7 +13,9 @@ alone becomes ``▁ ▁Paris`` or ``▁▁Paris`` instead of ``▁Paris``). When
 prefix (the target's first characters merge with the prompt's last token), the target alone is used
 and the result says so (``exact=False``).
 
-``Prober`` keeps the keys/values of the previous prompt. A new prompt that shares a token prefix with
+The KV-cache plumbing (``KV``, ``extend``, ``fit_window``) lives in ``engine.hijack.kv``; this module
+holds the result types, target tokenisation and ``Prober``. ``Prober`` keeps the keys/values of the
+previous prompt. A new prompt that shares a token prefix with
 it reuses that prefix (the cache is cropped where the prompts diverge) and only the new tokens are
 run: one forward per probe, the tracked targets' continuation tokens batched into the same call.
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from engine.errors import UserError
+from engine.hijack.kv import KV, common_prefix, extend, fit_window
 
 
 @dataclass(frozen=True)
@@ -74,136 +77,6 @@ class ProbeResult:
 
     def target(self, text: str) -> TargetProb:
         return next(t for t in self.targets if t.target == text)
-
-
-# ---------------------------------------------------------------------------------------------
-# The shared primitive: extend a (batched, possibly padded) KV cache by right-padded token rows.
-
-
-@dataclass
-class KV:
-    """Batched past keys/values per layer, shape (B, H, S, D), with a (B, S) validity mask."""
-
-    layers: list
-    mask: object
-
-    @property
-    def width(self) -> int:
-        return int(self.mask.shape[1])
-
-    def select(self, rows, width: int | None = None, valid=None) -> "KV":
-        """Rows ``rows`` (repeats allowed) cut to ``width`` slots; ``valid`` overrides the mask."""
-        import torch
-
-        idx = torch.as_tensor(rows, dtype=torch.long, device=self.mask.device)
-        w = self.width if width is None else width
-        layers = [(k.index_select(0, idx)[:, :, :w], v.index_select(0, idx)[:, :, :w]) for k, v in self.layers]
-        mask = self.mask.index_select(0, idx)[:, :w] if valid is None else valid
-        return KV(layers, mask)
-
-
-def pad_rows(rows: Sequence[Sequence[int]], device, left: bool = False):
-    """(ids, mask) of rows padded to one width, on the right (or on the left with ``left``)."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        cols = slice(width - len(r), width) if left else slice(0, len(r))
-        ids[i, cols] = torch.as_tensor(list(r), dtype=torch.long)
-        mask[i, cols] = 1
-    return ids.to(device), mask.to(device)
-
-
-def extend(lm, past: KV | None, rows: Sequence[Sequence[int]], keep: int | None = None,
-           hidden_states: bool = False, attentions: bool = False, want_cache: bool = True,
-           left: bool = False):
-    """Run token ``rows`` after ``past``; returns (logits of the last ``keep`` columns, output, KV).
-
-    Rows are right-padded, or left-padded with ``left`` (their ends line up, so ``keep`` can be
-    small). Positions count only valid slots, so padded and cropped caches give the same numbers as
-    unpadded prompts. ``keep=None`` returns logits for every column.
-
-    Sliding-window models (``lm.kv_limit``): a cache is returned only when every slot fits inside the
-    window, and a ``past`` that would overflow it is refused (the caller falls back to full rows):
-    the window is counted in cache slots, padding included, as transformers' masks count it.
-    """
-    import torch
-    from transformers import DynamicCache
-
-    ids, new_mask = pad_rows(rows, lm.device, left=left)
-    limit = lm.kv_limit
-    if past is not None:
-        if limit is not None and past.width + ids.shape[1] > limit:
-            raise ValueError(f"{past.width + ids.shape[1]} cache slots exceed the sliding window of {limit}")
-        mask = torch.cat([past.mask.to(new_mask), new_mask], dim=1)
-        start = past.mask.sum(dim=1, keepdim=True).to(new_mask)
-        cache = DynamicCache(ddp_cache_data=past.layers)
-    else:
-        mask, start = new_mask, torch.zeros((len(rows), 1), dtype=torch.long, device=new_mask.device)
-        fits = limit is None or ids.shape[1] <= limit
-        cache = DynamicCache() if (want_cache and lm.kv_reuse and fits) else None
-    positions = (start + new_mask.cumsum(dim=1) - 1).clamp_(min=0, max=lm.max_length - 1)
-    kwargs = {cache_kwarg(lm): cache}
-    if keep is not None and _accepts_logits_to_keep(lm):
-        kwargs["logits_to_keep"] = keep
-    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=cache is not None,
-                   output_hidden_states=hidden_states, output_attentions=attentions, **kwargs)
-    logits = out.logits
-    if keep is not None and logits.shape[1] != keep:
-        logits = logits[:, -keep:]
-    kv = None
-    if cache is not None:
-        kv = KV([(layer.keys, layer.values) for layer in cache.layers], mask)  # updated in place
-    return logits, out, kv
-
-
-def _forward_params(lm):
-    import inspect
-
-    return inspect.signature(lm.model.forward).parameters
-
-
-def _accepts_logits_to_keep(lm) -> bool:
-    flag = getattr(lm, "_logits_to_keep", None)
-    if flag is None:
-        flag = "logits_to_keep" in _forward_params(lm)
-        lm._logits_to_keep = flag
-    return flag
-
-
-def cache_kwarg(lm) -> str:
-    """The name ``forward`` takes the KV cache by: ``cache`` (transformers >= 5.24; the old name is
-    deprecated) or ``past_key_values``."""
-    name = getattr(lm, "_cache_kwarg", None)
-    if name is None:
-        params = _forward_params(lm)
-        name = "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
-        try:
-            lm._cache_kwarg = name
-        except AttributeError:
-            pass
-    return name
-
-
-def fit_window(lm, ids: list[int], reserve: int = 0) -> tuple[list[int], int]:
-    """Left-truncate ``ids`` to the window minus ``reserve`` (keeping a leading BOS); returns (ids, cut)."""
-    budget = max(2, lm.max_length - reserve)
-    if len(ids) <= budget:
-        return ids, 0
-    bos = lm.tokenizer.bos_token_id
-    keep_bos = bos is not None and ids and ids[0] == bos
-    cut = len(ids) - budget
-    return ([bos] + ids[1 + cut:] if keep_bos else ids[cut:]), cut
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def target_ids(lm, targets: Sequence[str]) -> list[list[int]]:
@@ -282,83 +155,106 @@ class Prober:
         return start
 
     def _run(self, prompt, ids, cut, targets, t_ids, exact, top_k, lens, attention, surprise):
-        import numpy as np
+        """One forward over the tokens the cache does not serve, then the read-outs."""
         import torch
 
         lm = self.lm
-        multi = [i for i, t in enumerate(t_ids) if len(t) > 1]
-        row_of = {i: r for r, i in enumerate(multi)}
-        start = self._start(ids, surprise)
-        limit = lm.kv_limit
-        total = len(ids) + max((len(t) - 1 for t in t_ids), default=0)
-        if limit is not None and total > limit:
-            start = 0  # beyond a sliding window a cached prefix is no longer exact: full forward
+        start = self._reusable(ids, t_ids, surprise)
         new = ids[start:]
-        rows = [new + t_ids[i][:-1] for i in multi] or [new]
-        width = max(len(r) for r in rows)
+        multi = [i for i, t in enumerate(t_ids) if len(t) > 1]
+        rows = [new + t_ids[i][:-1] for i in multi] or [new]  # row 0 is the prompt, then one per long target
         first = 0 if surprise else len(new) - 1  # first column whose logits we need
-        past = None
-        if start > 0:
-            past = KV([(k[:, :, :start].expand(len(rows), -1, -1, -1), v[:, :, :start].expand(len(rows), -1, -1, -1))
-                       for k, v in self._kv.layers], torch.ones((len(rows), start), dtype=torch.long))
-        logits, out, kv = extend(lm, past, rows, keep=width - first, hidden_states=lens, attentions=attention)
+        logits, out, kv = extend(lm, self._past(start, len(rows)), rows, keep=max(len(r) for r in rows) - first,
+                                 hidden_states=lens, attentions=attention)
         logp = torch.log_softmax(logits.float(), dim=-1)  # (R, width-first, V)
         last = len(new) - 1 - first
-        next_logits = logits[0, last].float()
         next_logp = logp[0, last]
         probs = next_logp.exp()
+        top_list = self._top(logits[0, last].float(), probs, top_k)
+        row_of = {i: r for r, i in enumerate(multi)}
+        result_targets = [self._target(text, tids, exact[i], probs, next_logp, logp, row_of.get(i), last)
+                          for i, (text, tids) in enumerate(zip(targets, t_ids))]
+        surp, surp_list = self._surprises(ids, new, start, first, logp, surprise)
+        lens_result = self._lens(out, len(new) - 1, next_logp, targets, t_ids) if lens else None
+        att = self._attention(out, len(new) - 1, start + len(new)) if attention else None
+        self._remember(kv, ids, surp_list)
+        return ProbeResult(prompt=prompt, token_ids=tuple(ids), tokens=tuple(lm.decode_tokens(ids)),
+                           top_k=top_list, targets=tuple(result_targets), surprise=surp,
+                           logit_lens=lens_result, attention=att, truncated=cut, reused_prefix=start)
+
+    def _reusable(self, ids, t_ids, surprise) -> int:
+        """The cached prefix this probe may reuse: ``_start``, or 0 when prompt and targets overflow a
+        sliding window (a cached prefix is no longer exact there: full forward)."""
+        limit = self.lm.kv_limit
+        total = len(ids) + max((len(t) - 1 for t in t_ids), default=0)
+        if limit is not None and total > limit:
+            return 0
+        return self._start(ids, surprise)
+
+    def _past(self, start: int, n_rows: int) -> KV | None:
+        """The first ``start`` cached slots, repeated for ``n_rows`` rows (None for no reuse)."""
+        import torch
+
+        if start <= 0:
+            return None
+        return KV([(k[:, :, :start].expand(n_rows, -1, -1, -1), v[:, :, :start].expand(n_rows, -1, -1, -1))
+                   for k, v in self._kv.layers], torch.ones((n_rows, start), dtype=torch.long))
+
+    def _top(self, next_logits, probs, top_k: int) -> tuple[TokenProb, ...]:
+        import torch
 
         k = min(top_k, probs.shape[-1])
         top = torch.topk(next_logits, k)
         top_ids = top.indices.tolist()
-        names = lm.decode_tokens(top_ids)
-        top_list = tuple(TokenProb(names[j], top_ids[j], float(probs[top_ids[j]]), float(top.values[j]), j + 1)
-                         for j in range(k))
+        names = self.lm.decode_tokens(top_ids)
+        return tuple(TokenProb(names[j], top_ids[j], float(probs[top_ids[j]]), float(top.values[j]), j + 1)
+                     for j in range(k))
 
-        result_targets = []
-        for i, (text, tids) in enumerate(zip(targets, t_ids)):
-            p_first = float(probs[tids[0]])
-            total = float(next_logp[tids[0]])
-            r = row_of.get(i)
-            for j, tok in enumerate(tids[1:], start=1):
-                total += float(logp[r, last + j, tok])
-            rank = int((probs > probs[tids[0]]).sum()) + 1
-            result_targets.append(TargetProb(text, math.exp(total), p_first, rank, len(tids), exact[i]))
+    @staticmethod
+    def _target(text, tids, exact, probs, next_logp, logp, row, last) -> TargetProb:
+        """A target's probability under teacher forcing: its first token from the prompt's row, the
+        rest from its own row ``row``; its rank is its first token's."""
+        p_first = float(probs[tids[0]])
+        total = float(next_logp[tids[0]])
+        for j, tok in enumerate(tids[1:], start=1):
+            total += float(logp[row, last + j, tok])
+        rank = int((probs > probs[tids[0]]).sum()) + 1
+        return TargetProb(text, math.exp(total), p_first, rank, len(tids), exact)
 
-        surp = None
-        if surprise:
-            fresh = [float("nan")] if start == 0 else []
-            for j in range(1, len(new)):
-                fresh.append(-float(logp[0, j - 1 - first, new[j]]))
-            known = self._surprise[:start + 1] if start > 0 else []
-            surp_list = known + fresh
-            surp = tuple(surp_list)
-        else:
-            surp_list = (self._surprise[:start] + [float("nan")] * len(new)) if start > 0 else [float("nan")] * len(ids)
+    def _surprises(self, ids, new, start, first, logp, surprise):
+        """(the result's surprise or None, the per-token list the cache keeps)."""
+        if not surprise:
+            kept = (self._surprise[:start] + [float("nan")] * len(new)) if start > 0 else [float("nan")] * len(ids)
+            return None, kept
+        fresh = [float("nan")] if start == 0 else []
+        for j in range(1, len(new)):
+            fresh.append(-float(logp[0, j - 1 - first, new[j]]))
+        known = self._surprise[:start + 1] if start > 0 else []
+        surp_list = known + fresh
+        return tuple(surp_list), surp_list
 
-        lens_result = None
-        if lens:
-            pos = len(new) - 1
-            hs = torch.stack([h[0, pos] for h in out.hidden_states[1:-1]])  # raw block outputs
-            layer_logp = torch.log_softmax(lm.lens_logits(hs), dim=-1)
-            layer_logp = torch.cat([layer_logp, next_logp[None]], dim=0)
-            firsts = torch.as_tensor([t[0] for t in t_ids], dtype=torch.long, device=layer_logp.device)
-            chosen = layer_logp[:, firsts]  # (L, T)
-            ranks = (layer_logp[:, None, :] > chosen[:, :, None]).sum(-1) + 1
-            lens_result = LogitLens(tuple(targets), chosen.exp().cpu().numpy(), ranks.cpu().numpy())
+    def _lens(self, out, pos, next_logp, targets, t_ids) -> LogitLens:
+        import torch
 
-        att = None
-        if attention:
-            pos = len(new) - 1
-            n_keys = start + len(new)
-            att = np.stack([a[0, :, pos, :n_keys].float().cpu().numpy() for a in out.attentions])
+        hs = torch.stack([h[0, pos] for h in out.hidden_states[1:-1]])  # raw block outputs
+        layer_logp = torch.log_softmax(self.lm.lens_logits(hs), dim=-1)
+        layer_logp = torch.cat([layer_logp, next_logp[None]], dim=0)
+        firsts = torch.as_tensor([t[0] for t in t_ids], dtype=torch.long, device=layer_logp.device)
+        chosen = layer_logp[:, firsts]  # (L, T)
+        ranks = (layer_logp[:, None, :] > chosen[:, :, None]).sum(-1) + 1
+        return LogitLens(tuple(targets), chosen.exp().cpu().numpy(), ranks.cpu().numpy())
 
+    @staticmethod
+    def _attention(out, pos, n_keys):
+        import numpy as np
+
+        return np.stack([a[0, :, pos, :n_keys].float().cpu().numpy() for a in out.attentions])
+
+    def _remember(self, kv, ids, surp_list) -> None:
+        """Keep the prompt's row of the cache for the next probe (forget it when there is none)."""
         if kv is not None:
             self._kv = KV([(k[:1, :, :len(ids)], v[:1, :, :len(ids)]) for k, v in kv.layers], None)
             self._ids = list(ids)
             self._surprise = surp_list
         else:
             self.reset()
-        return ProbeResult(prompt=prompt, token_ids=tuple(ids), tokens=tuple(lm.decode_tokens(ids)),
-                           top_k=top_list, targets=tuple(result_targets), surprise=surp,
-                           logit_lens=lens_result, attention=att, truncated=cut, reused_prefix=start)

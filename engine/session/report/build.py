@@ -87,28 +87,23 @@ def flip_histogram(flips: Mapping[str, Sequence[int | None]], title: str | None 
 def flip_points(per_record: Sequence[dict]) -> list[int | None]:
     """Flip points from per-record scores, in record order (``record_index``, numerically).
 
-    Rows with ``success`` (what the app and CLI record) go through the engine's
-    ``engine.hijack.efficacy.flip_points``: the smallest n at which the record counts towards the
+    Rows with ``success`` (what the app and CLI record) go through the engine's one flip-point rule,
+    ``engine.hijack.efficacy.flip_points_of_rows``: the smallest n at which the record counts towards the
     result's metric under its scoring rule (P(false) > P(true) forward, P(true) > P(false) for the
     reverse schemes). Older rows without it fall back to whole-target P(false) > P(true)."""
-    from types import SimpleNamespace
-
-    from engine.hijack.efficacy import RecordScore
-    from engine.hijack.efficacy import flip_points as engine_flip_points
+    from engine.hijack.efficacy import flip_points_of_rows
 
     rows = [r for r in per_record if isinstance(r, dict) and num(r.get("n")) is not None]
-    scores = []
-    for i, r in enumerate(rows):
+    plain = []
+    for r in rows:
         if "success" in r:
             success = bool(r["success"])
         else:
             pt, pf = num(r.get("p_true")), num(r.get("p_false"))
             success = pt is not None and pf is not None and pf > pt
         index = r.get("record_index", r.get("case_id"))
-        scores.append(RecordScore(case_id=int(r.get("case_id", index) or 0), n=int(r["n"]), prompt="",
-                                  p_true=0.0, p_false=0.0, first_true=0.0, first_false=0.0, nll_true=0.0,
-                                  nll_false=0.0, success=success, record_index=int(index)))
-    return [p.n for p in engine_flip_points(SimpleNamespace(records=scores))]
+        plain.append((int(index), int(r.get("case_id", index) or 0), int(r["n"]), success))
+    return [p.n for p in flip_points_of_rows(plain)]
 
 
 def _recorded_flips(d: dict) -> list[int | None] | None:

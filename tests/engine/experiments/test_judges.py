@@ -6,7 +6,7 @@ import math
 import pytest
 
 from engine.experiments import judges as J
-from engine.experiments.results import Judgement
+from engine.experiments.verdict import Judgement
 from engine.experiments.stats import mean_ci, t975
 
 H, F, U = "holds", "does not hold", "inconclusive"

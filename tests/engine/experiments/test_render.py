@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from engine.experiments.render import render_markdown
-from engine.experiments.results import ExperimentResult, Judgement, load_results, rejudge, save_result
+from engine.experiments.results import ExperimentResult, load_results, rejudge, save_result
+from engine.experiments.verdict import Judgement
 from engine.experiments.stats import mean_ci
 
 ROOT = Path(__file__).resolve().parents[3]
