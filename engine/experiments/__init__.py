@@ -27,14 +27,14 @@ the verdict rules), ``stats``, ``jobs``
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from engine.errors import UserError
 from engine.experiments.grids import LEVELS, Grid  # noqa: F401
 from engine.experiments.jobs import Cancelled  # noqa: F401
-from engine.experiments.results import ExperimentResult  # noqa: F401
+from engine.experiments.results import ExperimentResult
 from engine.experiments.specs import SPECS, Chart, ExperimentSpec  # noqa: F401
-
 
 Experiment = ExperimentSpec  # the registry's entries are the specs
 EXPERIMENTS: dict[str, ExperimentSpec] = SPECS

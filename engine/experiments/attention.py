@@ -19,8 +19,7 @@ from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
-from engine.experiments.training import (PAPER_TRAIN, best_lr, lca_specs, make_trainer, run_trainer, scores,
-                                         train_pairs)
+from engine.experiments.training import PAPER_TRAIN, best_lr, lca_specs, make_trainer, run_trainer, scores, train_pairs
 
 _COMMON = {"omega": 0.5, "beta": 1.0, "weight_decay": 0.01}
 GRIDS = {

@@ -8,7 +8,6 @@ untrained baseline where it helps to read the numbers.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from engine.experiments.grids import Grid, as_list
@@ -16,8 +15,16 @@ from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
-from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
-                                         scores, train_pairs)
+from engine.experiments.training import (
+    PAPER_TRAIN,
+    accuracy_job,
+    best_lr,
+    lca_specs,
+    make_trainer,
+    run_trainer,
+    scores,
+    train_pairs,
+)
 
 _COMMON = {"omega": 0.5, "beta": 1.0, "neighborhood": "all", "weight_decay": 0.01}
 _TINY = dict(steps=80, lr=(0.01,), batch_size=64, eval_size=256, device="cpu", **_COMMON)

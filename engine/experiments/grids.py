@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from engine.errors import UserError
 
@@ -57,7 +57,7 @@ class Grid(Mapping):
     def __reduce__(self):  # picklable / deep-copyable despite being read-only
         return (_make_grid, (self.level, dict(self._p)))
 
-    def replace(self, **changes) -> "Grid":
+    def replace(self, **changes) -> Grid:
         """A copy with some parameters changed; an unknown name raises UserError."""
         unknown = set(changes) - set(self._p)
         if unknown:
@@ -65,7 +65,7 @@ class Grid(Mapping):
                             f"this grid has {', '.join(self._p)}")
         return Grid(self.level, **{**self._p, **changes})
 
-    def with_seeds(self, k: int) -> "Grid":
+    def with_seeds(self, k: int) -> Grid:
         """Seeds 0..k-1 instead of the grid's own."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UserError(f"the number of seeds must be a positive integer, not {k!r}")

@@ -12,7 +12,7 @@ so paired statistics can be recomputed from the rows alone.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from engine.experiments.stats import mean_ci, mean_std, paired_ci, sign_test_p, spearman, wilson
 from engine.experiments.verdict import FAILS, HOLDS, UNSURE, Effect, Judgement

@@ -5,9 +5,9 @@ EXPERIMENTS.md is rendered from (``engine.experiments.render``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from engine.atomic import jsonable
 from engine.experiments.verdict import Judgement, check_verdict
@@ -40,7 +40,7 @@ class ExperimentResult:
     @classmethod
     def judged(cls, name: str, title: str, claim: str, judgement: Judgement, rule: str, grid: dict,
                rows: list[dict], curves: dict, seconds: float, figure: str = "",
-               notes: Sequence[str] = ()) -> "ExperimentResult":
+               notes: Sequence[str] = ()) -> ExperimentResult:
         return cls(name, title, claim, judgement.verdict, rule, grid, rows, curves, seconds, figure,
                    list(notes), list(judgement.reasons), [e.to_dict() for e in judgement.effects])
 

@@ -10,8 +10,8 @@ Importing this module does not import torch (the family modules are imported on 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from engine.errors import UserError
 from engine.experiments import judges

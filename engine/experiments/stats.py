@@ -4,7 +4,7 @@ Spearman's rank correlation, the exact sign test, least-squares lines and Wilson
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from engine.experiments.verdict import Effect
 

@@ -24,7 +24,8 @@ do not depend on the cache: a job that finds the weights continues exactly as if
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from engine.errors import UserError
 from engine.experiments.grids import Grid, as_list

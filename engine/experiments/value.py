@@ -8,14 +8,21 @@ paper picks the better of {0.01, 0.001}).
 
 from __future__ import annotations
 
-
 from engine.experiments.grids import Grid, as_list
 from engine.experiments.jobs import Timer
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_std
-from engine.experiments.training import (PAPER_TRAIN, accuracy_job, best_lr, lca_specs, make_trainer, run_trainer,
-                                         scores, train_pairs)
+from engine.experiments.training import (
+    PAPER_TRAIN,
+    accuracy_job,
+    best_lr,
+    lca_specs,
+    make_trainer,
+    run_trainer,
+    scores,
+    train_pairs,
+)
 
 _COMMON = {"omega": 0.5, "beta": 1.0, "neighborhood": "all", "weight_decay": 0.01}
 _TINY = dict(d=16, steps=60, lr=(0.01,), batch_size=64, eval_size=256, device="cpu", **_COMMON)

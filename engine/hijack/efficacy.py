@@ -24,8 +24,8 @@ cannot take a mask with holes (flash-attention) get no prefix sharing at all, wi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Sequence
 
 from engine.errors import UserError
 from engine.hijack.kv import common_prefix, extend, fit_window
@@ -269,7 +269,6 @@ def sharing(lm) -> tuple[bool, tuple[str, ...]]:
 
 def _run_batch(lm, plans, scoring, batch_size, reverse, cancel, report):
     """Score every (record, n) of a record batch; None when cancelled midway."""
-    import torch
 
     # Stage 1: keys/values of each record's longest shared prefix (one padded forward).
     roots = [(items[0].record_index, items[-1].ids[:max(it.shared for it in items)]) for items in plans]

@@ -8,8 +8,8 @@ knows about targets or scores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass
@@ -23,7 +23,7 @@ class KV:
     def width(self) -> int:
         return int(self.mask.shape[1])
 
-    def select(self, rows, width: int | None = None, valid=None) -> "KV":
+    def select(self, rows, width: int | None = None, valid=None) -> KV:
         """Rows ``rows`` (repeats allowed) cut to ``width`` slots; ``valid`` overrides the mask."""
         import torch
 

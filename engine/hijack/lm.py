@@ -23,10 +23,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import UserError
 
@@ -155,7 +156,7 @@ class LanguageModel:
             return
         try:
             self.model.set_attn_implementation("eager")
-        except Exception as exc:  # noqa: BLE001 - any failure means "cannot"
+        except Exception as exc:  # any failure means "cannot"
             raise UserError(f"cannot read attention weights of this model ({exc}); "
                             "load it with attn_implementation='eager'") from exc
         try:

@@ -23,8 +23,8 @@ run: one forward per probe, the tracked targets' continuation tokens batched int
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from engine.errors import UserError
 from engine.hijack.kv import KV, common_prefix, extend, fit_window

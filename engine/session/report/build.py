@@ -4,7 +4,7 @@ nothing rendered yet. ``es_by_model_chart`` and ``flip_histogram`` build the cro
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from engine.session.report.document import (
     Block,
@@ -373,5 +373,6 @@ def build_report(session, env: dict | None = None) -> Report:
     sections.append(_environment_section(env, models))
     all_problems = list(session.problems) + [p for p in problems if p not in session.problems]
     return Report(title=f"lca-tui session report: {session.name}", session_name=session.name,
-                  session_path=str(session.path), as_of=session.updated, session_created=session.created, notes=session.notes, environment=env, sections=sections,
+                  session_path=str(session.path), as_of=session.updated, session_created=session.created,
+                  notes=session.notes, environment=env, sections=sections,
                   problems=all_problems)

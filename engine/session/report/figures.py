@@ -13,8 +13,8 @@ from __future__ import annotations
 import io
 import math
 import threading
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
-from typing import Mapping, Sequence
 
 from engine.session.report.document import Heatmap, Histogram, LineChart
 from engine.session.report.sanitize import sanitize_svg

@@ -15,6 +15,7 @@ from engine.session.report.document import Report
 from engine.session.report.to_html import render_html
 from engine.session.report.to_markdown import render_markdown
 
+
 def _created_parents(path: Path) -> list[Path]:
     """Folders above ``path`` that do not exist yet (deepest last)."""
     missing = []

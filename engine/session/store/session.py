@@ -43,7 +43,7 @@ class Session:
 
     # -------------------------------------------------------------- open / create
     @classmethod
-    def open(cls, path: str | os.PathLike, create: bool = True, stale_after: float = STALE_AFTER_S) -> "Session":
+    def open(cls, path: str | os.PathLike, create: bool = True, stale_after: float = STALE_AFTER_S) -> Session:
         """Open the session at ``path``; with ``create`` a missing (or empty) folder becomes a new
         session. Damaged files inside are listed in ``problems``; this never raises for them."""
         path = Path(path).expanduser().absolute()
@@ -77,7 +77,7 @@ class Session:
         return session
 
     @classmethod
-    def create(cls, root: str | os.PathLike | None = None, name: str | None = None) -> "Session":
+    def create(cls, root: str | os.PathLike | None = None, name: str | None = None) -> Session:
         """A new session folder under ``root`` (default ``default_sessions_root()``), named after
         ``name`` when given; it becomes the last-used session."""
         root = root_or_default(root).expanduser().absolute()

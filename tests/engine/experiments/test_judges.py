@@ -6,8 +6,8 @@ import math
 import pytest
 
 from engine.experiments import judges as J
-from engine.experiments.verdict import Judgement
 from engine.experiments.stats import mean_ci, t975
+from engine.experiments.verdict import Judgement
 
 H, F, U = "holds", "does not hold", "inconclusive"
 

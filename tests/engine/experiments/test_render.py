@@ -5,8 +5,8 @@ from pathlib import Path
 
 from engine.experiments.render import render_markdown
 from engine.experiments.results import ExperimentResult, load_results, rejudge, save_result
-from engine.experiments.verdict import Judgement
 from engine.experiments.stats import mean_ci
+from engine.experiments.verdict import Judgement
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -85,7 +85,7 @@ def test_custom_template_placeholders():
 def test_template_table_has_all_34_counterfact_relations():
     table = relation_templates()
     assert set(table) == COUNTERFACT_RELATIONS and len(table) == 34
-    for rid, entry in table.items():
+    for entry in table.values():
         assert entry["name"]
         assert "{subject}" in entry["negative"] and "{target_false}" in entry["negative"]
         assert "{subject}" in entry["positive"] and "{target_true}" in entry["positive"]

@@ -10,8 +10,14 @@ import torch
 
 import engine.hijack.efficacy as eff
 from engine.hijack.counterfact import load_counterfact
-from engine.hijack.efficacy import (EfficacyResult, RecordScore, efficacy_curve, flip_points, flip_summary,
-                                    naive_efficacy_curve)
+from engine.hijack.efficacy import (
+    EfficacyResult,
+    RecordScore,
+    efficacy_curve,
+    flip_points,
+    flip_summary,
+    naive_efficacy_curve,
+)
 from engine.hijack.lm import LanguageModel, load_lm
 from engine.hijack.probe import Prober, continuation_ids
 
