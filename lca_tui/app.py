@@ -443,5 +443,7 @@ def memory_in_use() -> str:
 
 
 def run_app(args) -> int:
-    LcaApp(model=getattr(args, "model", None), session=getattr(args, "session", None)).run()
+    app = LcaApp(model=getattr(args, "model", None), session=getattr(args, "session", None))
+    app.lifecycle.enforce = True  # this app is the process: signals and the exit deadline (issue 23)
+    app.run()
     return 0

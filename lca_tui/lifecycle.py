@@ -73,9 +73,12 @@ def arm_deadline(seconds: float = EXIT_DEADLINE_S, status: int = FORCED_STATUS) 
 class Lifecycle:
     """Ties one running app to signals, to its driver's input and to the exit deadline."""
 
-    def __init__(self, app, deadline: float = EXIT_DEADLINE_S):
+    def __init__(self, app, deadline: float = EXIT_DEADLINE_S, enforce: bool = False):
         self.app = app
         self.deadline = deadline
+        #: Only the app that *is* the process (``run_app``) installs signal handlers and a deadline
+        #: that ends the process; an app under ``run_test`` (the tests) leaves both alone.
+        self.enforce = enforce
         self.exiting = threading.Event()
         self.reason: str | None = None
         self._loop = None
@@ -87,7 +90,8 @@ class Lifecycle:
             return
         self.exiting.set()
         self.reason = reason
-        arm_deadline(self.deadline)
+        if self.enforce:
+            arm_deadline(self.deadline)
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -111,6 +115,8 @@ class Lifecycle:
         import asyncio
 
         self._loop = asyncio.get_running_loop()
+        if not self.enforce:
+            return
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             try:  # replaces the web driver's own handler (an ExitApp that can hang)
                 self._loop.add_signal_handler(sig, self.request_exit, signal.Signals(sig).name)
@@ -124,7 +130,8 @@ class Lifecycle:
         if not self.exiting.is_set():
             self.exiting.set()
             self.reason = self.reason or "quit"
-            arm_deadline(self.deadline)
+            if self.enforce:
+                arm_deadline(self.deadline)
 
 
 def watch_input(life: Lifecycle, poll_s: float = 0.25) -> threading.Thread:
