@@ -23,6 +23,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
+from lca_tui.lifecycle import Lifecycle, install_resize_fix
 from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress, InspectRun, JobFinished,
                               ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
                               ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted, ShowPanel)
@@ -33,6 +34,7 @@ from themes import DEFAULT_THEME, STYLESHEET, THEMES
 from widgets import StatusBar
 
 PANELS = tuple(k.PANEL_NAME for k in PANEL_CLASSES)  # hijack, trainer, inspector
+install_resize_fix()  # issue 23: a resize during the first layout looped forever (lifecycle.py)
 
 
 class LcaApp(App):
@@ -85,6 +87,7 @@ class LcaApp(App):
         if keymap:
             self.set_keymap(keymap)
         self.open_session()
+        self.lifecycle = Lifecycle(self)  # signals, a lost browser, the exit deadline (issue 23)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -111,6 +114,7 @@ class LcaApp(App):
         return self.session
 
     def on_mount(self) -> None:
+        self.lifecycle.on_mount()
         self.main("#panel-tabs", Tabs).can_focus = False  # switched by keys and mouse, never a stop on tab
         self.status.set_fields(model="no model", jobs="0")
         if self.session is not None:
@@ -410,6 +414,7 @@ class LcaApp(App):
         await super().action_quit()
 
     def on_unmount(self) -> None:
+        self.lifecycle.on_unmount()
         if self.model_host is not None:
             self.model_host.close()
 
@@ -438,5 +443,7 @@ def memory_in_use() -> str:
 
 
 def run_app(args) -> int:
-    LcaApp(model=getattr(args, "model", None), session=getattr(args, "session", None)).run()
+    app = LcaApp(model=getattr(args, "model", None), session=getattr(args, "session", None))
+    app.lifecycle.enforce = True  # this app is the process: signals and the exit deadline (issue 23)
+    app.run()
     return 0

@@ -4,6 +4,11 @@ Each browser tab that opens the page starts its own ``lca-tui`` process (textual
 as a subprocess and streams its terminal over a websocket). The server listens on the loopback
 interface only: on a GPU box, forward the port over SSH (``ssh -L P:127.0.0.1:P box``) and open
 ``http://localhost:P`` on your laptop.
+
+At most ``--max-sessions`` tabs run an app at once (default 4: each app holds its own model, and a
+browser that keeps reconnecting must not pile up processes); one more gets a page that says so.
+The apps and the server end together (``lca_tui.serving``): a closed or dropped tab ends its app,
+and SIGTERM/SIGINT to ``serve`` ends every app and then the server, within seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import sys
 LOOPBACK = ("127.0.0.1", "localhost")
 BIND = "127.0.0.1"
 DEFAULT_PORT = 8000
+#: Browser tabs with an app running at once; each app loads its own model (issue 23).
+DEFAULT_MAX_SESSIONS = 4
 
 #: Global options the served app inherits from this command line (attribute, flag).
 FORWARDED = (("session", "--session"), ("model", "--model"), ("threads", "--threads"), ("device", "--device"))
@@ -35,6 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--public-url", metavar="URL",
                    help="the URL your browser uses when it differs from http://127.0.0.1:P "
                         "(e.g. a different local port in 'ssh -L'): the page connects its websocket there")
+    p.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS, metavar="N",
+                   help=f"most browser tabs with an app running at once (default {DEFAULT_MAX_SESSIONS}; "
+                        "each app process loads its own model); one more tab gets a page saying so")
     return p
 
 
@@ -59,15 +69,19 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     if args.public_url is not None and not args.public_url.startswith(("http://", "https://")):
         raise UserError(f"--public-url must start with http:// or https://, got {args.public_url!r}")
+    max_sessions = getattr(args, "max_sessions", DEFAULT_MAX_SESSIONS)
+    if max_sessions < 1:
+        raise UserError(f"--max-sessions must be at least 1, got {max_sessions}")
 
 
 def make_server(args: argparse.Namespace):
     """The textual-serve ``Server`` for these arguments, bound to 127.0.0.1."""
-    from textual_serve.server import Server
+    from lca_tui.serving import LcaServer
 
     check_args(args)
     public_url = args.public_url.rstrip("/") if args.public_url else None
-    return Server(app_command(args), host=BIND, port=args.port, title="lca-tui", public_url=public_url)
+    return LcaServer(app_command(args), host=BIND, port=args.port, title="lca-tui", public_url=public_url,
+                     max_sessions=getattr(args, "max_sessions", DEFAULT_MAX_SESSIONS))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ def _args(argv):
     (["serve", "--port", "0"], "--port must be between 1 and 65535"),
     (["serve", "--port", "70000"], "--port must be between 1 and 65535"),
     (["serve", "--public-url", "example.org:80"], "--public-url must start with http"),
+    (["serve", "--max-sessions", "0"], "--max-sessions must be at least 1"),
 ])
 def test_bad_options_are_one_clear_error(argv, needle, capsys):
     assert main(argv) == 2
