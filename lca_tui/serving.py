@@ -89,7 +89,7 @@ class GroupAppService(AppService):
         try:
             await asyncio.wait_for(asyncio.shield(self._process.wait()), seconds)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def stop(self) -> None:
@@ -99,7 +99,7 @@ class GroupAppService(AppService):
         if process.returncode is None:
             try:
                 await asyncio.wait_for(self.send_meta({"type": "quit"}), 0.5)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - its stdin may be gone
+            except (TimeoutError, Exception):  # noqa: BLE001 - its stdin may be gone
                 pass
             try:
                 self.stdin.close()  # the app's hang-up watch exits on this
@@ -115,7 +115,7 @@ class GroupAppService(AppService):
         if task is not None:
             try:
                 await asyncio.wait_for(task, 1.0)
-            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
                 task.cancel()
         await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
 
@@ -145,7 +145,7 @@ class LcaServer(Server):
         for ws in list(self._sockets):
             try:
                 await asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping"), 0.5)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, Exception):  # noqa: BLE001
                 pass
         end = time.monotonic() + TERM_WAIT_S
         while any(s._process is not None and s._process.returncode is None for s in self.services) \
@@ -199,7 +199,7 @@ class LcaServer(Server):
             await self._process_messages(websocket, service)
         except asyncio.CancelledError:
             pass
-        except Exception as error:  # noqa: BLE001 - one tab's failure is logged, never the server's
+        except Exception as error:
             log.exception(error)
         finally:
             self._sockets.discard(websocket)
@@ -210,6 +210,6 @@ class LcaServer(Server):
                 if not websocket.closed:
                     try:
                         await asyncio.wait_for(websocket.close(), 0.5)
-                    except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                    except (TimeoutError, Exception):  # noqa: BLE001
                         pass
         return websocket
