@@ -27,7 +27,7 @@ from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress
                               ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
                               ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted, ShowPanel)
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
-from lca_tui.panels.editors import PANEL_ALT_KEYS
+from lca_tui.panels.base import Panel, panel_bindings
 from lca_tui.settings import load_keymap, load_settings, save_settings
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
 from widgets import StatusBar
@@ -42,13 +42,7 @@ class LcaApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
-        Binding("1", "panel('hijack')", "Hijack", id="app.panel.hijack"),
-        Binding("2", "panel('trainer')", "Trainer", id="app.panel.trainer"),
-        Binding("3", "panel('inspector')", "Inspector", id="app.panel.inspector"),
-        # From editors, where digits are text. A terminal's alt+N arrives as ¡ ™ £ (editors.py).
-        *[Binding(f"alt+{i},{char}", f"panel('{name}')", name.capitalize(), id=f"app.panel.{name}.alt",
-                  key_display=f"alt+{i}", show=False, priority=True)
-          for i, (name, char) in enumerate(zip(("hijack", "trainer", "inspector"), PANEL_ALT_KEYS), 1)],
+        *panel_bindings(PANEL_CLASSES),  # 1 2 3, and alt+1 2 3 from editors (panels/base.py)
         Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),
         Binding("m", "pick_model", "Model", id="app.model"),
         Binding("ctrl+t", "cycle_theme", "Theme", id="app.theme", show=False),
@@ -88,8 +82,8 @@ class LcaApp(App):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        yield Tabs(*[Tab(f"{i} {k.PANEL_NAME.capitalize()}", id=f"tab-{k.PANEL_NAME}")
-                     for i, k in enumerate(PANEL_CLASSES, 1)], id="panel-tabs")
+        yield Tabs(*[Tab(f"{k.PANEL_KEY} {k.title()}", id=f"tab-{k.PANEL_NAME}") for k in PANEL_CLASSES],
+                   id="panel-tabs")
         with ContentSwitcher(initial=PANELS[0], id="panels"):
             for klass in PANEL_CLASSES:
                 yield klass(id=klass.PANEL_NAME)
@@ -133,7 +127,7 @@ class LcaApp(App):
         screen = self.screen_stack[0] if self.screen_stack else self.screen
         return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
 
-    def panels(self) -> list:
+    def panels(self) -> list[Panel]:
         screen = self.screen_stack[0] if self.screen_stack else self.screen
         return [screen.query_one(f"#{name}") for name in PANELS]
 
@@ -200,7 +194,7 @@ class LcaApp(App):
     def _share_cores(self) -> None:
         """The model thread's share of the cores: it runs beside every training thread."""
         if self.model_host is not None:
-            self.model_host.share = 1 + sum(getattr(p, "running_jobs", lambda: 0)() for p in self.panels())
+            self.model_host.share = 1 + sum(p.running_jobs() for p in self.panels())
 
     # ------------------------------------------------------------------ session
     def on_record_result(self, msg: RecordResult) -> None:
@@ -257,7 +251,7 @@ class LcaApp(App):
         try:
             jobs = int(self.model_host is not None and self.model_host.busy)
             jobs += int(self.experiment_cancel is not None)
-            jobs += sum(getattr(p, "running_jobs", lambda: 0)() for p in self.panels())
+            jobs += sum(p.running_jobs() for p in self.panels())
             self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
         except NoMatches:
             pass
@@ -406,7 +400,7 @@ class LcaApp(App):
     async def action_quit(self) -> None:
         """Stop training runs between steps (their checkpoints are written), then quit."""
         for panel in (self.panels() if self.screen_stack else []):
-            getattr(panel, "stop_all", lambda: None)()
+            panel.stop_all()
         await super().action_quit()
 
     def on_unmount(self) -> None:

@@ -14,12 +14,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widget import Widget
 from textual.widgets import (ContentSwitcher, DataTable, Input, Label, ProgressBar, Static, TabbedContent,
                              TabPane, TextArea)
 
 from lca_tui.messages import (CancelModelJob, JobFinished, JobProgress, ModelJobWanted, PinProbe, ProbeAnswered,
                               ProbeRequest, ProbeWanted, RecordResult)
+from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
 from widgets import BarRow, Heatmap, LiveCurve, ProbabilityBars, TokenStrip, visible_token
 
@@ -33,8 +33,9 @@ def _pct(p: float) -> str:
     return "—" if p is None or not math.isfinite(p) else (f"{100 * p:.2f}%" if p >= 1e-4 else f"{p:.1e}")
 
 
-class HijackPanel(Widget):
+class HijackPanel(Panel):
     PANEL_NAME = "hijack"
+    PANEL_KEY = "1"
     DEFAULT_CSS = """
     #flip-info { height: auto; max-height: 35%; overflow-y: auto; padding: 0 1; }
     #template-input { display: none; height: 3; }

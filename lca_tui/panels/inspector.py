@@ -32,9 +32,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
 
+from lca_tui.panels.base import Panel
 from widgets import Heatmap, LiveCurve
 
 #: (pane id, tab title) in the order ``v`` cycles through them.
@@ -97,8 +97,9 @@ class OpenRunScreen(ModalScreen):
         self.dismiss(None)
 
 
-class InspectorPanel(Widget):
+class InspectorPanel(Panel):
     PANEL_NAME = "inspector"
+    PANEL_KEY = "3"
     BINDINGS = [
         Binding("v", "next_view", "View", id="inspector.view"),
         Binding("r,f5", "refresh", "Recompute", id="inspector.refresh"),

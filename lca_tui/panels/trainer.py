@@ -25,10 +25,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from lca_tui.messages import SNAPSHOT_HZ, InspectRun, RunFinished, RunStarted, TrainSnapshot
+from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Field
 from widgets import LiveCurve
 
@@ -104,8 +104,9 @@ def run_row(st: "RunState") -> dict[str, str]:
             "overlay": "●" if st.overlay else ""}
 
 
-class TrainerPanel(Widget):
+class TrainerPanel(Panel):
     PANEL_NAME = "trainer"
+    PANEL_KEY = "2"
     BINDINGS = [
         Binding("f4", "recipe", "Recipe", id="trainer.recipe"),
         Binding("f5", "start", "Start", id="trainer.start"),
@@ -547,7 +548,7 @@ class TrainerPanel(Widget):
             ("Trainer: inspect run", "Open the selected run in the inspector (F9)", self.action_inspect),
         ]
 
-    def stop_all(self, wait: float = 5.0) -> None:
+    def stop_all(self) -> None:
         for st in self.runs.values():
             if st.run is not None:
                 st.run.trainer.stop()
