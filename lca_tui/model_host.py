@@ -15,7 +15,6 @@ waits behind another is kept, and the job then finishes at once as cancelled.
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 import time
@@ -23,7 +22,7 @@ import traceback
 from typing import Any, Callable
 
 from lca_tui.messages import (JobFinished, JobProgress, ModelLoaded, ModelLoadFailed, ModelLoading,
-                              ProbeAnswered, ProbeRequest)
+                              ProbeAnswered, ProbeRequest, new_job_id)
 
 DEBOUNCE_S = 0.15
 
@@ -43,7 +42,6 @@ class ModelHost:
         self._current: threading.Event | None = None
         self._last_probe: tuple[ProbeRequest, Any] | None = None
         self._stop = threading.Event()
-        self._ids = itertools.count(1)
         self.running_job: str | None = None
         self._reply_to = None
         self._loads = 0  # load jobs queued or running
@@ -70,7 +68,7 @@ class ModelHost:
         """Queue ``fn(job_id)`` to run on the model thread; its return value (or error) is posted
         as ``JobFinished`` to ``reply_to``. Jobs may call ``self.progress``, ``self.serve_probe``
         and watch ``self.cancel_event`` (their own)."""
-        job_id = next(self._ids) if job_id is None else job_id
+        job_id = new_job_id() if job_id is None else job_id  # the one counter: ids never collide
         with self._wake:
             self._cancels[job_id] = threading.Event()
             self._jobs.put((job_id, kind, fn, meta or {}, reply_to))
