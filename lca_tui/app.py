@@ -25,7 +25,7 @@ from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
 from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress, InspectRun, JobFinished,
                               ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
-                              ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted, ShowPanel)
+                              ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted)
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.panels.base import Panel, panel_bindings
 from lca_tui.settings import load_keymap, load_settings, save_settings
@@ -61,7 +61,7 @@ class LcaApp(App):
         self._waiting_probe: ProbeWanted | None = None
         self.model_info: dict | None = None
         self.model_error: str | None = None
-        self.results: list[tuple[str, object, dict]] = []
+        self.results: list[tuple[str, object, dict]] = []  # what the user produced (tests read it)
         self.last_report = None
         self.last_experiment = None
         self.experiment_cancel = None
@@ -235,9 +235,6 @@ class LcaApp(App):
         self.action_panel("inspector")
         self.main(InspectorPanel).inspect(msg)
 
-    def on_show_panel(self, msg: ShowPanel) -> None:
-        self.action_panel(msg.name)
-
     # ------------------------------------------------------------------ status bar
     def _set_status(self, **fields) -> None:
         try:
@@ -341,7 +338,7 @@ class LcaApp(App):
             if self.session is not None:
                 self.session.record_experiment(result)
         except Exception as exc:  # noqa: BLE001 - Cancelled, UserError, anything: shown inline
-            msg = "cancelled" if type(exc).__name__ == "Cancelled" else str(exc)
+            msg = "cancelled" if isinstance(exc, experiments.Cancelled) else str(exc)
             self.post_message(ExperimentDone(name, error=msg))
             return
         self.post_message(ExperimentDone(name, result=result))

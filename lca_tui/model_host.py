@@ -157,9 +157,9 @@ class ModelHost:
         try:
             result = fn(job_id)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message, never a crash
-            from engine.errors import UserError
+            from engine.errors import UserError, describe
 
-            msg = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            msg = describe(exc)
             if not isinstance(exc, UserError):
                 traceback.print_exc()
             self._reply(reply_to, JobFinished(job_id, kind, error=msg, meta=meta))
@@ -196,10 +196,9 @@ class ModelHost:
             res = self.prober.probe(req.prompt, list(req.targets), top_k=req.top_k, surprise=req.surprise,
                                     logit_lens=req.logit_lens, attention=req.attention)
         except Exception as exc:  # noqa: BLE001
-            from engine.errors import UserError
+            from engine.errors import describe
 
-            self._reply(reply_to, ProbeAnswered(req, error=str(exc) if isinstance(exc, UserError)
-                                                else f"{type(exc).__name__}: {exc}"))
+            self._reply(reply_to, ProbeAnswered(req, error=describe(exc)))
             self._idle_since = time.monotonic()
             return
         self._reply(reply_to, ProbeAnswered(req, result=res, seconds=time.perf_counter() - t0))
@@ -217,7 +216,7 @@ class ModelHost:
                 self._loads -= 1
 
     def _load_now(self, name, device, dtype) -> dict:
-        from engine.errors import UserError
+        from engine.errors import UserError, describe
         from engine.hijack.lm import load_lm
         from engine.hijack.probe import Prober
 
@@ -226,7 +225,7 @@ class ModelHost:
             lm = load_lm(name, device=device, dtype=dtype,
                          progress=lambda text: self.post(ModelLoading(text)))
         except Exception as exc:  # noqa: BLE001
-            err = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            err = describe(exc)
             self.post(ModelLoadFailed(name or "default", err, self.lm.name if self.lm else None))
             raise UserError(err) from None
         self.lm, self.prober = lm, Prober(lm)

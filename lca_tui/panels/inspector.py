@@ -5,7 +5,7 @@ W_E and W_V with the gap after index m, W_V against the constructed value matrix
 C.2/C.3) and attention by Hamming distance / cluster with the V x V average attention map (Fig. 3c).
 
 Every number comes from ``engine.lca.inspection.inspect_model`` (which calls ``engine.lca.analysis``),
-computed in a thread worker; the result is posted back as an ``InspectorPanel.Inspected`` message
+computed in a thread worker; the result is posted back as an ``Inspected`` message (``lca_tui.messages``)
 and drawn on the UI thread. This module imports no torch: the engine is imported inside the worker.
 
 Public API:
@@ -30,10 +30,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
 
+from lca_tui.messages import Inspected
 from lca_tui.panels.base import Panel
 from widgets import Heatmap, LiveCurve
 
@@ -105,16 +105,6 @@ class InspectorPanel(Panel):
         Binding("r,f5", "refresh", "Recompute", id="inspector.refresh"),
         Binding("o", "open_run", "Open run", id="inspector.open"),
     ]
-
-    class Inspected(Message):
-        """A worker's answer: an ``InspectionReport`` or an error sentence. Bubbles to the app
-        (e.g. to keep the report for export) after the panel has drawn it."""
-
-        def __init__(self, seq: int, label: str, step: int | None, cfg: Any, report: Any = None,
-                     error: str | None = None) -> None:
-            super().__init__()
-            self.seq, self.label, self.step, self.cfg = seq, label, step, cfg
-            self.report, self.error = report, error
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -220,26 +210,24 @@ class InspectorPanel(Panel):
             from engine.errors import UserError
             from engine.lca.inspection import inspect_model, load_model_from_run
 
-            try:
-                if job[0] == "run":
-                    cfg, model, step = load_model_from_run(job[1])
-                elif job[0] == "live":
-                    try:
-                        cfg, model, step = job[2]()
-                    except Exception as exc:  # noqa: BLE001 - e.g. the run is gone
-                        raise UserError(f"could not take a snapshot: {exc}") from None
-                else:
-                    _, cfg, model, label, step = job
-                report = inspect_model(cfg, model)
-            except UserError as exc:
-                self.post_message(self.Inspected(seq, label, step, cfg, error=str(exc)))
-                return
+            if job[0] == "run":
+                cfg, model, step = load_model_from_run(job[1])
+            elif job[0] == "live":
+                try:
+                    cfg, model, step = job[2]()
+                except Exception as exc:  # noqa: BLE001 - e.g. the run is gone
+                    raise UserError(f"could not take a snapshot: {exc}") from None
+            else:
+                _, cfg, model, label, step = job
+            report = inspect_model(cfg, model)
         except Exception as exc:  # noqa: BLE001 - shown inline; the app keeps running
-            self.post_message(self.Inspected(seq, label, step, cfg, error=f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(self.Inspected(seq, label, step, cfg, report=report))
+            from engine.errors import describe
 
-    def on_inspector_panel_inspected(self, msg: Inspected) -> None:
+            self.post_message(Inspected(seq, label, step, cfg, error=describe(exc)))
+            return
+        self.post_message(Inspected(seq, label, step, cfg, report=report))
+
+    def on_inspected(self, msg: Inspected) -> None:
         if msg.seq != self.seq:  # an older request answered late: drop it
             msg.stop()
             return

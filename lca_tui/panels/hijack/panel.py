@@ -67,14 +67,12 @@ class HijackPanel(Panel):
         self.scheme = "relation"
         self.template: str | None = None  # the custom scheme's template, once one is accepted
         self.n = 0
-        self.max_n = 8
         self.targets: list[str] = []
         self.roles: dict[str, str] = {}  # target string -> "true" / "false" (the record's two targets)
         self.seq = 0
         self.last_request: ProbeRequest | None = None
         self.last_result = None
         self.shown_seq = -1
-        self.last_seconds = 0.0
         self.att_layer = -1
         self.att_head = -1  # -1 = mean over heads
         self.eval_job: int | None = None
@@ -193,7 +191,7 @@ class HijackPanel(Panel):
             self.show_error(msg.error)
             return
         self.show_error(None)
-        self.last_result, self.shown_seq, self.last_seconds = msg.result, msg.request.seq, msg.seconds
+        self.last_result, self.shown_seq = msg.result, msg.request.seq
         self._draw(msg.result, msg.seconds)
 
     def _draw(self, res, seconds: float) -> None:
