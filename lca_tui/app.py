@@ -10,8 +10,6 @@ and the status bar shows the loading state.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from functools import partial
 from typing import Iterable
@@ -29,6 +27,7 @@ from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.panels.base import Panel, panel_bindings
 from lca_tui.settings import load_keymap, load_settings, save_settings
+from lca_tui.status import memory_in_use  # tests patch lca_tui.app.memory_in_use
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
 from widgets import StatusBar
 
@@ -403,29 +402,6 @@ class LcaApp(App):
     def on_unmount(self) -> None:
         if self.model_host is not None:
             self.model_host.close()
-
-
-def memory_in_use() -> str:
-    """Resident memory of this process, plus GPU memory when torch is loaded and CUDA is in use."""
-    try:
-        import resource
-
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak MiB on Linux
-        try:
-            with open("/proc/self/statm") as fh:
-                rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-        except OSError:
-            pass
-    except ImportError:
-        rss = 0.0
-    text = f"{rss:,.0f} MiB"
-    cuda = getattr(sys.modules.get("torch"), "cuda", None)  # only if torch is (fully) imported
-    try:
-        if cuda is not None and cuda.is_available() and cuda.is_initialized():
-            text += f" · GPU {cuda.memory_allocated() / 2 ** 30:.2f} GiB"
-    except (AttributeError, RuntimeError):
-        pass
-    return text
 
 
 def run_app(args) -> int:

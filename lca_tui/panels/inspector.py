@@ -26,12 +26,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from lca_tui.messages import Inspected
 from lca_tui.panels.base import Panel
@@ -68,33 +67,6 @@ def _pct(x: Any) -> str:
 def bit_labels(m: int) -> list[str]:
     """Token labels in bit order: token t as its m-bit vector, z_1 first."""
     return [format(t, f"0{m}b") for t in range(2 ** m)]
-
-
-class OpenRunScreen(ModalScreen):
-    """Ask for a run directory (the folder holding config.json and checkpoint.safetensors)."""
-
-    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="inspector.open.close")]
-
-    def __init__(self, initial: str = ""):
-        super().__init__()
-        self.initial = initial
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-small"):
-            yield Label("Open a run directory (config.json + checkpoint.safetensors)", classes="panel-title")
-            yield Input(value=self.initial, placeholder="path/to/run — enter opens, escape closes",
-                        id="open-run-path")
-
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    @on(Input.Submitted, "#open-run-path")
-    def _submitted(self, event: Input.Submitted) -> None:
-        value = event.value.strip()
-        self.dismiss(value or None)
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
 
 
 class InspectorPanel(Panel):
@@ -360,6 +332,8 @@ class InspectorPanel(Panel):
         def chosen(path):
             if path:
                 self.show_run(path)
+
+        from lca_tui.screens.open_run import OpenRunScreen
 
         self.app.push_screen(OpenRunScreen(self.last_path), chosen)
 
