@@ -8,6 +8,11 @@ class UserError(ValueError):
     """A mistake in what the user asked for (a bad flag, a missing file, an unknown model)."""
 
 
+def describe(exc: BaseException) -> str:
+    """An error in one line for the user: a ``UserError``'s message, else ``"Type: message"``."""
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
 class ConfigError(UserError):
     """A configuration value is invalid; raised by the frozen config dataclasses on construction.
 

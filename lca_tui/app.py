@@ -10,8 +10,6 @@ and the status bar shows the loading state.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from functools import partial
 from typing import Iterable
@@ -26,10 +24,11 @@ from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 from lca_tui.lifecycle import Lifecycle, install_resize_fix
 from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress, InspectRun, JobFinished,
                               ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
-                              ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted, ShowPanel)
+                              ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted)
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
-from lca_tui.panels.editors import PANEL_ALT_KEYS
+from lca_tui.panels.base import Panel, panel_bindings
 from lca_tui.settings import load_keymap, load_settings, save_settings
+from lca_tui.status import memory_in_use  # tests patch lca_tui.app.memory_in_use
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
 from widgets import StatusBar
 
@@ -44,13 +43,7 @@ class LcaApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
-        Binding("1", "panel('hijack')", "Hijack", id="app.panel.hijack"),
-        Binding("2", "panel('trainer')", "Trainer", id="app.panel.trainer"),
-        Binding("3", "panel('inspector')", "Inspector", id="app.panel.inspector"),
-        # From editors, where digits are text. A terminal's alt+N arrives as ¡ ™ £ (editors.py).
-        *[Binding(f"alt+{i},{char}", f"panel('{name}')", name.capitalize(), id=f"app.panel.{name}.alt",
-                  key_display=f"alt+{i}", show=False, priority=True)
-          for i, (name, char) in enumerate(zip(("hijack", "trainer", "inspector"), PANEL_ALT_KEYS), 1)],
+        *panel_bindings(PANEL_CLASSES),  # 1 2 3, and alt+1 2 3 from editors (panels/base.py)
         Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),
         Binding("m", "pick_model", "Model", id="app.model"),
         Binding("ctrl+t", "cycle_theme", "Theme", id="app.theme", show=False),
@@ -69,7 +62,7 @@ class LcaApp(App):
         self._waiting_probe: ProbeWanted | None = None
         self.model_info: dict | None = None
         self.model_error: str | None = None
-        self.results: list[tuple[str, object, dict]] = []
+        self.results: list[tuple[str, object, dict]] = []  # what the user produced (tests read it)
         self.last_report = None
         self.last_experiment = None
         self.experiment_cancel = None
@@ -91,8 +84,8 @@ class LcaApp(App):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        yield Tabs(*[Tab(f"{i} {k.PANEL_NAME.capitalize()}", id=f"tab-{k.PANEL_NAME}")
-                     for i, k in enumerate(PANEL_CLASSES, 1)], id="panel-tabs")
+        yield Tabs(*[Tab(f"{k.PANEL_KEY} {k.title()}", id=f"tab-{k.PANEL_NAME}") for k in PANEL_CLASSES],
+                   id="panel-tabs")
         with ContentSwitcher(initial=PANELS[0], id="panels"):
             for klass in PANEL_CLASSES:
                 yield klass(id=klass.PANEL_NAME)
@@ -137,7 +130,7 @@ class LcaApp(App):
         screen = self.screen_stack[0] if self.screen_stack else self.screen
         return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
 
-    def panels(self) -> list:
+    def panels(self) -> list[Panel]:
         screen = self.screen_stack[0] if self.screen_stack else self.screen
         return [screen.query_one(f"#{name}") for name in PANELS]
 
@@ -204,7 +197,7 @@ class LcaApp(App):
     def _share_cores(self) -> None:
         """The model thread's share of the cores: it runs beside every training thread."""
         if self.model_host is not None:
-            self.model_host.share = 1 + sum(getattr(p, "running_jobs", lambda: 0)() for p in self.panels())
+            self.model_host.share = 1 + sum(p.running_jobs() for p in self.panels())
 
     # ------------------------------------------------------------------ session
     def on_record_result(self, msg: RecordResult) -> None:
@@ -245,9 +238,6 @@ class LcaApp(App):
         self.action_panel("inspector")
         self.main(InspectorPanel).inspect(msg)
 
-    def on_show_panel(self, msg: ShowPanel) -> None:
-        self.action_panel(msg.name)
-
     # ------------------------------------------------------------------ status bar
     def _set_status(self, **fields) -> None:
         try:
@@ -261,7 +251,7 @@ class LcaApp(App):
         try:
             jobs = int(self.model_host is not None and self.model_host.busy)
             jobs += int(self.experiment_cancel is not None)
-            jobs += sum(getattr(p, "running_jobs", lambda: 0)() for p in self.panels())
+            jobs += sum(p.running_jobs() for p in self.panels())
             self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
         except NoMatches:
             pass
@@ -351,7 +341,7 @@ class LcaApp(App):
             if self.session is not None:
                 self.session.record_experiment(result)
         except Exception as exc:  # noqa: BLE001 - Cancelled, UserError, anything: shown inline
-            msg = "cancelled" if type(exc).__name__ == "Cancelled" else str(exc)
+            msg = "cancelled" if isinstance(exc, experiments.Cancelled) else str(exc)
             self.post_message(ExperimentDone(name, error=msg))
             return
         self.post_message(ExperimentDone(name, result=result))
@@ -410,36 +400,13 @@ class LcaApp(App):
     async def action_quit(self) -> None:
         """Stop training runs between steps (their checkpoints are written), then quit."""
         for panel in (self.panels() if self.screen_stack else []):
-            getattr(panel, "stop_all", lambda: None)()
+            panel.stop_all()
         await super().action_quit()
 
     def on_unmount(self) -> None:
         self.lifecycle.on_unmount()
         if self.model_host is not None:
             self.model_host.close()
-
-
-def memory_in_use() -> str:
-    """Resident memory of this process, plus GPU memory when torch is loaded and CUDA is in use."""
-    try:
-        import resource
-
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak MiB on Linux
-        try:
-            with open("/proc/self/statm") as fh:
-                rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-        except OSError:
-            pass
-    except ImportError:
-        rss = 0.0
-    text = f"{rss:,.0f} MiB"
-    cuda = getattr(sys.modules.get("torch"), "cuda", None)  # only if torch is (fully) imported
-    try:
-        if cuda is not None and cuda.is_available() and cuda.is_initialized():
-            text += f" · GPU {cuda.memory_allocated() / 2 ** 30:.2f} GiB"
-    except (AttributeError, RuntimeError):
-        pass
-    return text
 
 
 def run_app(args) -> int:

@@ -118,6 +118,17 @@ SNAPSHOT_HZ = 4.0
 
 
 # ----------------------------------------------------------------------------- other workers -> UI
+class Inspected(Message):
+    """The inspector worker's answer: an ``InspectionReport`` or an error sentence. Bubbles to the
+    app after the inspector panel has drawn it."""
+
+    def __init__(self, seq: int, label: str, step: int | None, cfg: Any, report: Any = None,
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.seq, self.label, self.step, self.cfg = seq, label, step, cfg
+        self.report, self.error = report, error
+
+
 class ReportWritten(Message):
     def __init__(self, path: Any = None, error: str | None = None) -> None:
         super().__init__()
@@ -146,8 +157,9 @@ class ProbeWanted(Message):
 
 
 class ModelJobWanted(Message):
-    """A panel asks for ``fn(host, job_id, cancel)`` on the model thread; progress and the result
-    come back to ``reply_to`` as JobProgress / JobFinished carrying ``job_id``."""
+    """A panel asks for ``fn(host, job_id)`` on the model thread (the job watches
+    ``host.cancel_event``); progress and the result come back to ``reply_to`` as JobProgress /
+    JobFinished carrying ``job_id``."""
 
     def __init__(self, kind: str, fn: Callable, reply_to: Any, meta: dict | None = None) -> None:
         super().__init__()
@@ -177,14 +189,6 @@ class PinProbe(Message):
     def __init__(self, data: dict) -> None:
         super().__init__()
         self.data = data
-
-
-class ShowPanel(Message):
-    """Switch the visible panel (e.g. the trainer asks for the inspector)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
 
 
 class InspectRun(Message):

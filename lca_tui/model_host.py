@@ -15,7 +15,6 @@ waits behind another is kept, and the job then finishes at once as cancelled.
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 import time
@@ -23,7 +22,7 @@ import traceback
 from typing import Any, Callable
 
 from lca_tui.messages import (JobFinished, JobProgress, ModelLoaded, ModelLoadFailed, ModelLoading,
-                              ProbeAnswered, ProbeRequest)
+                              ProbeAnswered, ProbeRequest, new_job_id)
 
 DEBOUNCE_S = 0.15
 
@@ -43,7 +42,6 @@ class ModelHost:
         self._current: threading.Event | None = None
         self._last_probe: tuple[ProbeRequest, Any] | None = None
         self._stop = threading.Event()
-        self._ids = itertools.count(1)
         self.running_job: str | None = None
         self._reply_to = None
         self._loads = 0  # load jobs queued or running
@@ -70,7 +68,7 @@ class ModelHost:
         """Queue ``fn(job_id)`` to run on the model thread; its return value (or error) is posted
         as ``JobFinished`` to ``reply_to``. Jobs may call ``self.progress``, ``self.serve_probe``
         and watch ``self.cancel_event`` (their own)."""
-        job_id = next(self._ids) if job_id is None else job_id
+        job_id = new_job_id() if job_id is None else job_id  # the one counter: ids never collide
         with self._wake:
             self._cancels[job_id] = threading.Event()
             self._jobs.put((job_id, kind, fn, meta or {}, reply_to))
@@ -159,9 +157,9 @@ class ModelHost:
         try:
             result = fn(job_id)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message, never a crash
-            from engine.errors import UserError
+            from engine.errors import UserError, describe
 
-            msg = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            msg = describe(exc)
             if not isinstance(exc, UserError):
                 traceback.print_exc()
             self._reply(reply_to, JobFinished(job_id, kind, error=msg, meta=meta))
@@ -198,10 +196,9 @@ class ModelHost:
             res = self.prober.probe(req.prompt, list(req.targets), top_k=req.top_k, surprise=req.surprise,
                                     logit_lens=req.logit_lens, attention=req.attention)
         except Exception as exc:  # noqa: BLE001
-            from engine.errors import UserError
+            from engine.errors import describe
 
-            self._reply(reply_to, ProbeAnswered(req, error=str(exc) if isinstance(exc, UserError)
-                                                else f"{type(exc).__name__}: {exc}"))
+            self._reply(reply_to, ProbeAnswered(req, error=describe(exc)))
             self._idle_since = time.monotonic()
             return
         self._reply(reply_to, ProbeAnswered(req, result=res, seconds=time.perf_counter() - t0))
@@ -219,7 +216,7 @@ class ModelHost:
                 self._loads -= 1
 
     def _load_now(self, name, device, dtype) -> dict:
-        from engine.errors import UserError
+        from engine.errors import UserError, describe
         from engine.hijack.lm import load_lm
         from engine.hijack.probe import Prober
 
@@ -228,7 +225,7 @@ class ModelHost:
             lm = load_lm(name, device=device, dtype=dtype,
                          progress=lambda text: self.post(ModelLoading(text)))
         except Exception as exc:  # noqa: BLE001
-            err = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            err = describe(exc)
             self.post(ModelLoadFailed(name or "default", err, self.lm.name if self.lm else None))
             raise UserError(err) from None
         self.lm, self.prober = lm, Prober(lm)

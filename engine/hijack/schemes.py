@@ -134,3 +134,17 @@ def hijack_prefix(record: FactRecord, scheme: str, n: int, template: str | None 
 def build_prompt(record: FactRecord, scheme: str, n: int, template: str | None = None) -> str:
     """The hijacked prompt: n sentences, each followed by one space, then ``record.text``."""
     return hijack_prefix(record, scheme, n, template) + record.text
+
+
+def scheme_records(records, scheme: str, record=None) -> tuple[list, str | None]:
+    """The records an ES evaluation of ``scheme`` runs on, and the relation it is limited to.
+
+    The relation schemes (Fig. 2b and its reverse, App. C) need a sentence template for the record's
+    relation: with a chosen record they run on its relation, else on every record whose relation has
+    a template (never on the generic fallback). Other schemes run on every record."""
+    if scheme not in ("relation", "reverse-relation"):
+        return list(records), None
+    if record is not None and record.relation_id in relation_templates():
+        return [r for r in records if r.relation_id == record.relation_id], record.relation_id
+    known = relation_templates()
+    return [r for r in records if r.relation_id in known], None

@@ -2,21 +2,21 @@
 
 Digits are text in an editor, so the panels are also on alt+1/2/3. A terminal sends alt+N as
 ESC N, which Textual reads as the character macOS types for option+N (¡ ™ £); editors would insert
-it as text and hide the app's binding from the binding chain. These never consume those three.
+it as text and hide the app's binding from the binding chain. These never consume the alt-keys of
+every panel (``Panel.registered``; editors import no panel).
 """
 
 from __future__ import annotations
 
 from textual.widgets import Input, TextArea
 
-#: Textual's key names for a terminal's alt+1, alt+2, alt+3 (and macOS option+1..3).
-PANEL_ALT_KEYS = ("inverted_exclamation_mark", "trade_mark_sign", "pound_sign")
-PANEL_ALT_CHARS = frozenset("¡™£")
+from lca_tui.panels.base import Panel, alt_keys
 
 
 class _LeavesPanelKeys:
     def check_consume_key(self, key: str, character: str | None) -> bool:
-        if key in PANEL_ALT_KEYS or character in PANEL_ALT_CHARS:
+        pairs = alt_keys(Panel.registered)
+        if any(key == k or character == c for k, c in pairs):
             return False
         return super().check_consume_key(key, character)
 

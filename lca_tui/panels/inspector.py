@@ -5,7 +5,7 @@ W_E and W_V with the gap after index m, W_V against the constructed value matrix
 C.2/C.3) and attention by Hamming distance / cluster with the V x V average attention map (Fig. 3c).
 
 Every number comes from ``engine.lca.inspection.inspect_model`` (which calls ``engine.lca.analysis``),
-computed in a thread worker; the result is posted back as an ``InspectorPanel.Inspected`` message
+computed in a thread worker; the result is posted back as an ``Inspected`` message (``lca_tui.messages``)
 and drawn on the UI thread. This module imports no torch: the engine is imported inside the worker.
 
 Public API:
@@ -26,15 +26,14 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.screen import ModalScreen
-from textual.widget import Widget
-from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
+from lca_tui.messages import Inspected
+from lca_tui.panels.base import Panel
 from widgets import Heatmap, LiveCurve
 
 #: (pane id, tab title) in the order ``v`` cycles through them.
@@ -70,50 +69,14 @@ def bit_labels(m: int) -> list[str]:
     return [format(t, f"0{m}b") for t in range(2 ** m)]
 
 
-class OpenRunScreen(ModalScreen):
-    """Ask for a run directory (the folder holding config.json and checkpoint.safetensors)."""
-
-    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="inspector.open.close")]
-
-    def __init__(self, initial: str = ""):
-        super().__init__()
-        self.initial = initial
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-small"):
-            yield Label("Open a run directory (config.json + checkpoint.safetensors)", classes="panel-title")
-            yield Input(value=self.initial, placeholder="path/to/run — enter opens, escape closes",
-                        id="open-run-path")
-
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    @on(Input.Submitted, "#open-run-path")
-    def _submitted(self, event: Input.Submitted) -> None:
-        value = event.value.strip()
-        self.dismiss(value or None)
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
-
-
-class InspectorPanel(Widget):
+class InspectorPanel(Panel):
     PANEL_NAME = "inspector"
+    PANEL_KEY = "3"
     BINDINGS = [
         Binding("v", "next_view", "View", id="inspector.view"),
         Binding("r,f5", "refresh", "Recompute", id="inspector.refresh"),
         Binding("o", "open_run", "Open run", id="inspector.open"),
     ]
-
-    class Inspected(Message):
-        """A worker's answer: an ``InspectionReport`` or an error sentence. Bubbles to the app
-        (e.g. to keep the report for export) after the panel has drawn it."""
-
-        def __init__(self, seq: int, label: str, step: int | None, cfg: Any, report: Any = None,
-                     error: str | None = None) -> None:
-            super().__init__()
-            self.seq, self.label, self.step, self.cfg = seq, label, step, cfg
-            self.report, self.error = report, error
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -219,26 +182,24 @@ class InspectorPanel(Widget):
             from engine.errors import UserError
             from engine.lca.inspection import inspect_model, load_model_from_run
 
-            try:
-                if job[0] == "run":
-                    cfg, model, step = load_model_from_run(job[1])
-                elif job[0] == "live":
-                    try:
-                        cfg, model, step = job[2]()
-                    except Exception as exc:  # noqa: BLE001 - e.g. the run is gone
-                        raise UserError(f"could not take a snapshot: {exc}") from None
-                else:
-                    _, cfg, model, label, step = job
-                report = inspect_model(cfg, model)
-            except UserError as exc:
-                self.post_message(self.Inspected(seq, label, step, cfg, error=str(exc)))
-                return
+            if job[0] == "run":
+                cfg, model, step = load_model_from_run(job[1])
+            elif job[0] == "live":
+                try:
+                    cfg, model, step = job[2]()
+                except Exception as exc:  # noqa: BLE001 - e.g. the run is gone
+                    raise UserError(f"could not take a snapshot: {exc}") from None
+            else:
+                _, cfg, model, label, step = job
+            report = inspect_model(cfg, model)
         except Exception as exc:  # noqa: BLE001 - shown inline; the app keeps running
-            self.post_message(self.Inspected(seq, label, step, cfg, error=f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(self.Inspected(seq, label, step, cfg, report=report))
+            from engine.errors import describe
 
-    def on_inspector_panel_inspected(self, msg: Inspected) -> None:
+            self.post_message(Inspected(seq, label, step, cfg, error=describe(exc)))
+            return
+        self.post_message(Inspected(seq, label, step, cfg, report=report))
+
+    def on_inspected(self, msg: Inspected) -> None:
         if msg.seq != self.seq:  # an older request answered late: drop it
             msg.stop()
             return
@@ -371,6 +332,8 @@ class InspectorPanel(Widget):
         def chosen(path):
             if path:
                 self.show_run(path)
+
+        from lca_tui.screens.open_run import OpenRunScreen
 
         self.app.push_screen(OpenRunScreen(self.last_path), chosen)
 

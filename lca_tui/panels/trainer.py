@@ -25,10 +25,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Label, Static
 
+from engine.session.store import LIVE_STATUSES
 from lca_tui.messages import SNAPSHOT_HZ, InspectRun, RunFinished, RunStarted, TrainSnapshot
+from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Field
 from widgets import LiveCurve
 
@@ -104,8 +105,9 @@ def run_row(st: "RunState") -> dict[str, str]:
             "overlay": "●" if st.overlay else ""}
 
 
-class TrainerPanel(Widget):
+class TrainerPanel(Panel):
     PANEL_NAME = "trainer"
+    PANEL_KEY = "2"
     BINDINGS = [
         Binding("f4", "recipe", "Recipe", id="trainer.recipe"),
         Binding("f5", "start", "Start", id="trainer.start"),
@@ -314,7 +316,7 @@ class TrainerPanel(Widget):
         """The training thread: runs the loop and posts messages; it touches no UI state. Its torch
         threads are its ``share`` of the free cores (``engine.threads``), re-decided as the load
         changes, so training and the model thread do not oversubscribe the cores."""
-        from engine.errors import UserError
+        from engine.errors import describe
         from engine.lca.runner import TrainingRun
         from engine.threads import Governor
 
@@ -335,10 +337,8 @@ class TrainerPanel(Widget):
             if events:
                 self.post_message(TrainSnapshot(run_id, events, tr.status))
             status = tr.status
-        except UserError as exc:
-            error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown inline, the app keeps running
-            error = f"{type(exc).__name__}: {exc}"
+            error = describe(exc)
         finally:
             self.post_message(RunFinished(run_id, status, error))
 
@@ -396,11 +396,11 @@ class TrainerPanel(Widget):
         the training runs (this one included) and the model thread while it has a job."""
         host = getattr(self.app, "model_host", None)
         runs = list(self.runs.values())  # one C-level copy: safe beside the UI thread's inserts
-        training = sum(1 for st in runs if st.run is not None and st.status in ("running", "paused"))
+        training = sum(1 for st in runs if st.run is not None and st.status in LIVE_STATUSES)
         return max(1, training) + bool(host is not None and host.busy)
 
     def running_jobs(self) -> int:
-        return sum(1 for st in self.runs.values() if st.run is not None and st.status in ("running", "paused"))
+        return sum(1 for st in self.runs.values() if st.run is not None and st.status in LIVE_STATUSES)
 
     def _redraw(self) -> None:
         self._dirty = False
@@ -471,7 +471,7 @@ class TrainerPanel(Widget):
 
     def action_pause(self) -> None:
         st = self._current()
-        if st is None or st.run is None or st.status not in ("running", "paused"):
+        if st is None or st.run is None or st.status not in LIVE_STATUSES:
             return
         tr = st.run.trainer
         if tr.pause_event.is_set():
@@ -532,7 +532,7 @@ class TrainerPanel(Widget):
         if st is None:
             self.app.notify("no run to inspect yet", severity="warning")
             return
-        live = st.run is not None and st.status in ("running", "paused")
+        live = st.run is not None and st.status in LIVE_STATUSES
         self.post_message(InspectRun(st.run_id, st.path, st.run.trainer if live else None))
 
     def commands(self) -> list[tuple[str, str, object]]:
@@ -547,7 +547,7 @@ class TrainerPanel(Widget):
             ("Trainer: inspect run", "Open the selected run in the inspector (F9)", self.action_inspect),
         ]
 
-    def stop_all(self, wait: float = 5.0) -> None:
+    def stop_all(self) -> None:
         for st in self.runs.values():
             if st.run is not None:
                 st.run.trainer.stop()

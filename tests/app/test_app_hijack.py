@@ -180,7 +180,7 @@ def test_relation_schemes_evaluate_only_records_with_a_template():
 
     from engine.hijack.counterfact import load_counterfact
     from engine.hijack.schemes import relation_templates
-    from lca_tui.panels.hijack import scheme_records
+    from engine.hijack.schemes import scheme_records
 
     records = load_counterfact("builtin")
     orphan = dataclasses.replace(records[0], case_id=-1, relation_id="P99999")

@@ -4,7 +4,7 @@ become messages. A fake prober records what the 'model' saw and from which threa
 import threading
 import time
 
-from lca_tui.messages import JobFinished, ProbeAnswered, ProbeRequest
+from lca_tui.messages import JobFinished, ModelJobWanted, ProbeAnswered, ProbeRequest
 from lca_tui.model_host import ModelHost
 
 
@@ -144,6 +144,29 @@ def test_cancel_reaches_the_running_job_through_its_own_event():
     host.cancel(a)
     _wait(lambda: posted)
     assert posted[0].cancelled and posted[0].result == "stopped early"
+    host.close()
+
+
+def test_job_ids_from_the_host_and_from_a_panel_request_never_collide():
+    """A job the host numbers itself (a load) and one a panel numbered (ModelJobWanted) share one
+    counter: cancelling the panel's job leaves the host's job to finish."""
+    host, posted = _host()
+    gate = threading.Event()
+
+    def load(job_id):
+        gate.wait(5)
+        return "loaded"
+
+    wanted = ModelJobWanted("efficacy", lambda h, job_id: "evaluated", reply_to=None)
+    a = host.submit("load", load)
+    b = host.submit(wanted.kind, lambda job_id: wanted.fn(host, job_id), job_id=wanted.job_id)
+    assert a != b
+    host.cancel(b)
+    gate.set()
+    _wait(lambda: len([m for m in posted if isinstance(m, JobFinished)]) == 2)
+    done = {m.job_id: m for m in posted if isinstance(m, JobFinished)}
+    assert done[a].result == "loaded" and not done[a].cancelled
+    assert done[b].cancelled and done[b].result is None
     host.close()
 
 

@@ -1,40 +1,38 @@
 """The hijack panel: edit a prompt, watch next-token probabilities move, step the hijack n.
 
 Every number shown comes from the engine (``engine.hijack``) through the app's model thread; this
-module only wires keys, requests and widgets. It posts its requests upward (``ProbeWanted``,
+module only wires keys, state and requests; each tab is a view (``views/``) that draws what it is
+given. It posts its requests upward (``ProbeWanted``,
 ``ModelJobWanted``, ``RecordResult``, ``PinProbe``) and the model thread answers it directly
 (``ProbeAnswered``, ``JobProgress``, ``JobFinished``). Answers to stale requests are dropped.
 """
 
 from __future__ import annotations
 
-import math
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widget import Widget
-from textual.widgets import (ContentSwitcher, DataTable, Input, Label, ProgressBar, Static, TabbedContent,
-                             TabPane, TextArea)
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
 
+from engine.hijack import jobs
 from lca_tui.messages import (CancelModelJob, JobFinished, JobProgress, ModelJobWanted, PinProbe, ProbeAnswered,
                               ProbeRequest, ProbeWanted, RecordResult)
+from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
-from widgets import BarRow, Heatmap, LiveCurve, ProbabilityBars, TokenStrip, visible_token
+from lca_tui.panels.hijack.views import VIEWS
+from lca_tui.panels.hijack.views.base import pct
+from widgets import BarRow, ProbabilityBars, visible_token
 
-VIEWS = ("surprise", "lens", "attention", "sweep", "efficacy")
+VIEW_IDS = tuple(v.ID for v in VIEWS)
 DEFAULT_SUBJECT = "The Eiffel Tower"
 #: The first screen teaches how to leave the editor and switch panels (digits are text in it).
 EDITOR_HINT = "esc: leave editor · alt+1/2/3: panels"
 
 
-def _pct(p: float) -> str:
-    return "—" if p is None or not math.isfinite(p) else (f"{100 * p:.2f}%" if p >= 1e-4 else f"{p:.1e}")
-
-
-class HijackPanel(Widget):
+class HijackPanel(Panel):
     PANEL_NAME = "hijack"
+    PANEL_KEY = "1"
     DEFAULT_CSS = """
     #flip-info { height: auto; max-height: 35%; overflow-y: auto; padding: 0 1; }
     #template-input { display: none; height: 3; }
@@ -69,14 +67,12 @@ class HijackPanel(Widget):
         self.scheme = "relation"
         self.template: str | None = None  # the custom scheme's template, once one is accepted
         self.n = 0
-        self.max_n = 8
         self.targets: list[str] = []
         self.roles: dict[str, str] = {}  # target string -> "true" / "false" (the record's two targets)
         self.seq = 0
         self.last_request: ProbeRequest | None = None
         self.last_result = None
         self.shown_seq = -1
-        self.last_seconds = 0.0
         self.att_layer = -1
         self.att_head = -1  # -1 = mean over heads
         self.eval_job: int | None = None
@@ -86,6 +82,7 @@ class HijackPanel(Widget):
         self.sweep_result = None
         self._setting_text = False
         self._shown: dict[str, str] = {}  # text now in the toolbar / error line (skip same updates)
+        self.views = {v.ID: v(self) for v in VIEWS}
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -98,28 +95,10 @@ class HijackPanel(Widget):
             yield Field(placeholder="custom scheme: a sentence with {subject} {target_true} {target_false} — "
                                     "enter uses it", id="template-input")
             yield Static("", id="hijack-error", classes="error-line -empty")
-            with TabbedContent(id="hijack-views", initial="surprise"):
-                with TabPane("Surprise", id="surprise"):
-                    yield TokenStrip(label="surprise −log p (nats)", id="surprise-strip")
-                with TabPane("Lens", id="lens"):
-                    with ContentSwitcher(initial="lens-curve", id="lens-switcher"):
-                        yield LiveCurve(title="log10 P(target) per layer · l: table",
-                                        xlabel="layer", ylabel="log10 P", id="lens-curve")
-                        yield DataTable(id="lens-table", zebra_stripes=True)
-                with TabPane("Attention", id="attention"):
-                    yield Label("", id="attention-label", classes="hint")
-                    yield TokenStrip(label="attention of the last token", palette="viridis", id="attention-strip")
-                    yield Heatmap(id="attention-map")
-                with TabPane("Sweep", id="sweep"):
-                    yield LiveCurve(title="P(true) and P(false) vs n (this record)", xlabel="n",
-                                    ylabel="probability", id="sweep-curve")
-                with TabPane("ES", id="efficacy"):
-                    yield ProgressBar(id="eval-progress", classes="-idle", show_eta=True)
-                    yield Label("e evaluates ES(n) over the built-in records of this scheme", id="eval-info",
-                                classes="hint")
-                    yield LiveCurve(title="ES vs n, one curve per model", xlabel="n prepended sentences",
-                                    ylabel="ES", y_range=(0.0, 1.0), id="eval-curve")
-                    yield Static("", id="flip-info")
+            with TabbedContent(id="hijack-views", initial=VIEW_IDS[0]):
+                for view in self.views.values():
+                    with TabPane(view.TITLE, id=view.ID):
+                        yield from view.compose()
         with Vertical(id="hijack-right"):
             yield Label("next token", classes="panel-title")
             yield ProbabilityBars(id="topk-bars")
@@ -189,9 +168,8 @@ class HijackPanel(Widget):
             self.show_error("the prompt is empty: type some text to probe")
             return
         self.seq += 1
-        view = self.view
-        req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, surprise=view == "surprise",
-                           logit_lens=view == "lens", attention=view == "attention")
+        wants = self.views[self.view].PROBE if self.view in self.views else None
+        req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, **({wants: True} if wants else {}))
         self.last_request = req
         self.post_message(ProbeWanted(req, reply_to=self))
 
@@ -213,7 +191,7 @@ class HijackPanel(Widget):
             self.show_error(msg.error)
             return
         self.show_error(None)
-        self.last_result, self.shown_seq, self.last_seconds = msg.result, msg.request.seq, msg.seconds
+        self.last_result, self.shown_seq = msg.result, msg.request.seq
         self._draw(msg.result, msg.seconds)
 
     def _draw(self, res, seconds: float) -> None:
@@ -238,16 +216,11 @@ class HijackPanel(Widget):
             role = role_of[tp.target]
             if role == "false" and hijacked:
                 role = "▲ hijacked"
-            rows.append((visible_token(tp.target), _pct(tp.prob), str(tp.rank), _pct(tp.first_token_prob), role))
+            rows.append((visible_token(tp.target), pct(tp.prob), str(tp.rank), pct(tp.first_token_prob), role))
         self._fill_targets(rows)
         self._refresh_toolbar(hijacked)
-        if res.surprise is not None:
-            vals = [float("nan") if s is None else s for s in res.surprise]
-            self.query_one("#surprise-strip", TokenStrip).set_tokens(list(res.tokens), vals)
-        if res.logit_lens is not None:
-            self._draw_lens(res.logit_lens)
-        if res.attention is not None:
-            self._draw_attention(res)
+        for view in self.views.values():
+            view.draw_probe(res)
 
     def _fill_targets(self, rows: list[tuple[str, ...]]) -> None:
         """Show the targets' rows: cells updated in place while the targets stay the same (a
@@ -264,33 +237,6 @@ class HijackPanel(Widget):
             for j, value in enumerate(row):
                 if old[j] != value:
                     t.update_cell_at((i, j), value, update_width=len(value) > widths[j])
-
-    def _draw_lens(self, lens) -> None:
-        """Per layer, each target's log10 probability (first token) as a line; the table beside it."""
-        c = self.query_one("#lens-curve", LiveCurve)
-        c.clear()
-        layers = list(range(1, lens.probs.shape[0] + 1))
-        for j, target in enumerate(lens.targets):
-            c.set_series(visible_token(target), layers,
-                         [math.log10(max(float(p), 1e-30)) for p in lens.probs[:, j]])
-        t = self.query_one("#lens-table", DataTable)
-        t.clear(columns=True)
-        t.add_columns("layer", *[f"{visible_token(x)} P / rank" for x in lens.targets])
-        for layer in range(lens.probs.shape[0]):
-            t.add_row(str(layer + 1), *[f"{_pct(float(lens.probs[layer, j]))} / {int(lens.ranks[layer, j])}"
-                                        for j in range(lens.probs.shape[1])])
-
-    def _draw_attention(self, res) -> None:
-        att = res.attention  # (layers, heads, tokens)
-        n_layers, n_heads, _ = att.shape
-        self.att_layer = self.att_layer % n_layers
-        grid = att.mean(axis=1) if self.att_head < 0 else att[:, self.att_head % n_heads]
-        head = "mean of heads" if self.att_head < 0 else f"head {self.att_head % n_heads + 1}/{n_heads}"
-        self.query_one("#attention-label", Label).update(
-            f"layer {self.att_layer + 1}/{n_layers} · {head}   ([ ] layer, {{ }} head)")
-        self.query_one("#attention-strip", TokenStrip).set_tokens(list(res.tokens), list(map(float, grid[self.att_layer])))
-        self.query_one("#attention-map", Heatmap).set_matrix(
-            grid, row_labels=[str(i + 1) for i in range(n_layers)], title="layers × prompt tokens")
 
     def show_error(self, text: str | None) -> None:
         if (text or "") == self._shown.get("error", ""):  # cleared on every answer: usually a no-op
@@ -380,25 +326,24 @@ class HijackPanel(Widget):
 
     def action_next_view(self) -> None:
         tc = self.query_one("#hijack-views", TabbedContent)
-        tc.active = VIEWS[(VIEWS.index(tc.active) + 1) % len(VIEWS)] if tc.active in VIEWS else VIEWS[0]
+        tc.active = VIEW_IDS[(VIEW_IDS.index(tc.active) + 1) % len(VIEW_IDS)] if tc.active in VIEW_IDS else VIEW_IDS[0]
 
     def action_layer(self, delta: int) -> None:
         self.att_layer += delta
         if self.last_result is not None and self.last_result.attention is not None:
-            self._draw_attention(self.last_result)
+            self.views["attention"].draw_probe(self.last_result)
 
     def action_head(self, delta: int) -> None:
         self.att_head += delta
         if self.att_head < -1:
             self.att_head = -1
         if self.last_result is not None and self.last_result.attention is not None:
-            self._draw_attention(self.last_result)
+            self.views["attention"].draw_probe(self.last_result)
 
     def action_lens_table(self) -> None:
         """Switch the logit lens between its chart and its table (and show the lens view)."""
         self.query_one("#hijack-views", TabbedContent).active = "lens"
-        sw = self.query_one("#lens-switcher", ContentSwitcher)
-        sw.current = "lens-table" if sw.current == "lens-curve" else "lens-curve"
+        self.views["lens"].toggle_table()
 
     def action_pin(self) -> None:
         """Pin the current probe into the session (the app adds the model name and a screenshot)."""
@@ -426,26 +371,24 @@ class HijackPanel(Widget):
         self.query_one("#hijack-views", TabbedContent).active = "sweep"
         top = max(self.n, 5)
         record, scheme, template = self.record, self.scheme, self.template_for(self.scheme)
-        req = ModelJobWanted("sweep", lambda host, job_id: _sweep(host, job_id, record, scheme, top, template),
+        req = ModelJobWanted("sweep", lambda host, job_id: jobs.sweep(host, job_id, record, scheme, top, template),
                              reply_to=self, meta={"record": record, "scheme": scheme, "template": template})
         self.sweep_job = req.job_id
         self.post_message(req)
 
     def action_evaluate(self) -> None:
-        """ES(n), n = 0..max_n, over the built-in set (same relation as the record if one is chosen)."""
+        """ES(n), n = 0..max(n, 5), over the built-in set (same relation as the record if one is chosen)."""
+        from engine.hijack.schemes import scheme_records
+
         records, relation = scheme_records(self.records, self.scheme, self.record)
         if not records:
             self.show_error(f"no built-in record has a relation template for the {self.scheme} scheme")
             return
         self.query_one("#hijack-views", TabbedContent).active = "efficacy"
-        bar = self.query_one("#eval-progress", ProgressBar)
-        bar.remove_class("-idle")
-        bar.update(total=len(records), progress=0)
-        self.query_one("#eval-curve", LiveCurve).clear()
         scheme, top, template = self.scheme, max(self.n, 5), self.template_for(self.scheme)
-        self.query_one("#eval-info", Label).update(
-            f"evaluating {scheme} over {len(records)} records, n = 0..{top} — c cancels")
-        req = ModelJobWanted("efficacy", lambda host, job_id: _evaluate(host, job_id, records, scheme, top, template),
+        self.views["efficacy"].started(scheme, len(records), top)
+        req = ModelJobWanted("efficacy", lambda host, job_id: jobs.evaluate(host, job_id, records, scheme, top,
+                                                                                 template),
                              reply_to=self, meta={"scheme": scheme, "records": len(records), "relation": relation,
                                                   "template": template})
         self.eval_job = req.job_id
@@ -481,9 +424,9 @@ class HijackPanel(Widget):
     # ------------------------------------------------------------------ job messages
     def on_job_progress(self, msg: JobProgress) -> None:
         if msg.job_id == self.eval_job:
-            self.query_one("#eval-progress", ProgressBar).update(total=msg.total, progress=msg.done)
+            self.views["efficacy"].progressed(msg.done, msg.total)
             if msg.partial is not None:
-                self._draw_curves(msg.partial)
+                self.views["efficacy"].draw(msg.partial, self.eval_results, self.records)
 
     def on_job_finished(self, msg: JobFinished) -> None:
         if msg.job_id == self.sweep_job:
@@ -492,108 +435,19 @@ class HijackPanel(Widget):
                 self.show_error(msg.error or "sweep cancelled")
                 return
             self.sweep_result = msg.result
-            c = self.query_one("#sweep-curve", LiveCurve)
-            c.clear()
-            xs = [p.n for p in msg.result.curve]
-            c.set_series("P(true)", xs, [p.p_true for p in msg.result.curve])
-            c.set_series("P(false)", xs, [p.p_false for p in msg.result.curve])
+            self.views["sweep"].draw(msg.result)
             self.post_message(RecordResult("sweep", msg.result, msg.meta))
         elif msg.job_id == self.eval_job:
             self.eval_job = None
-            self.query_one("#eval-progress").add_class("-idle")
+            view = self.views["efficacy"]
+            view.stopped()
             if msg.error or msg.result is None:
                 self.show_error(msg.error or "evaluation cancelled before it started")
-                self.query_one("#eval-info", Label).update("cancelled — e evaluates again")
+                view.cancelled()
                 return
             self.eval_result = msg.result
             self.eval_results.pop((msg.result.model, msg.result.scheme), None)  # the newest goes last
             self.eval_results[(msg.result.model, msg.result.scheme)] = msg.result
-            self._draw_curves(msg.result)
-            r = msg.result
-            self.query_one("#eval-info", Label).update(
-                f"{r.metric} over {r.n_records} records" + (" (cancelled: partial)" if msg.cancelled else "")
-                + " · " + "  ".join(f"n={p.n}: {p.es:.2f}" for p in r.curve))
+            view.draw(msg.result, self.eval_results, self.records)
+            view.finished(msg.result, msg.cancelled)
             self.post_message(RecordResult("efficacy", msg.result, msg.meta))
-
-    def _draw_curves(self, current) -> None:
-        """Fig. 2 in the panel: the latest ES curve of every model evaluated for ``current``'s scheme
-        (``current`` itself, maybe partial, for its model), one colour each with a legend, and below
-        them the flip points' distribution per model."""
-        from engine.hijack.efficacy import compare
-
-        shown = {m: r for (m, sch), r in self.eval_results.items() if sch == current.scheme}
-        shown.pop(current.model, None)
-        shown[current.model] = current
-        c = self.query_one("#eval-curve", LiveCurve)
-        c.clear()
-        c.title = f"{current.metric} vs n · {current.scheme} · one curve per model"
-        for model, result in shown.items():
-            c.set_series(_short(model), [p.n for p in result.curve if p.count],
-                         [p.es for p in result.curve if p.count])
-        results = list(shown.values())
-        self.query_one("#flip-info", Static).update(flip_text(compare(results), results, self.records))
-
-
-def _short(model: str) -> str:
-    """A model's name for a legend: the last part of a path."""
-    return str(model).rstrip("/").rsplit("/", 1)[-1] or str(model)
-
-
-def flip_text(comparison: dict, results, records) -> str:
-    """Per model: how many records flip at each n (a bar of block characters and the counts), the
-    mean/median n to flip, and the records that flip earliest and never (``efficacy.compare``)."""
-    from rich.markup import escape
-
-    subject = {r.case_id: r.subject for r in records}
-
-    def names(ids) -> str:
-        shown = ", ".join(escape(subject.get(i, f"case {i}")) for i in ids[:3])
-        return shown + (f" +{len(ids) - 3}" if len(ids) > 3 else "") if ids else "none"
-
-    blocks = " ▁▂▃▄▅▆▇█"
-    lines = []
-    for result, s in zip(results, comparison["summaries"].values()):
-        top = max(s.histogram, default=0) or 1
-        bar = "".join(blocks[round(8 * h / top)] if h else "·" for h in s.histogram)
-        mean = "—" if s.mean is None else f"{s.mean:.2f}"
-        median = "—" if s.median is None else f"{s.median:g}"
-        low = next((n for n, h in enumerate(s.histogram) if h), None)
-        lines.append(f"[b]{escape(_short(result.model))}[/b] flips per n=0..{len(s.histogram) - 1}: {bar} "
-                     f"({' '.join(map(str, s.histogram))}) · mean {mean}, median {median} · "
-                     f"earliest (n={low if low is not None else '—'}): {names(s.earliest)} · "
-                     f"never ({s.never}/{s.records}): {names(s.never_ids)}")
-    return "\n".join(lines)
-
-
-def scheme_records(records, scheme: str, record=None) -> tuple[list, str | None]:
-    """The records an ES evaluation of ``scheme`` runs on, and the relation it is limited to.
-
-    The relation schemes (Fig. 2b and its reverse, App. C) need a sentence template for the record's
-    relation: with a chosen record they run on its relation, else on every record whose relation has
-    a template (never on the generic fallback). Other schemes run on every record."""
-    from engine.hijack.schemes import relation_templates
-
-    if scheme not in ("relation", "reverse-relation"):
-        return list(records), None
-    if record is not None and record.relation_id in relation_templates():
-        return [r for r in records if r.relation_id == record.relation_id], record.relation_id
-    known = relation_templates()
-    return [r for r in records if r.relation_id in known], None
-
-
-def _sweep(host, job_id, record, scheme, top, template=None):
-    from engine.hijack.efficacy import efficacy_curve
-
-    return efficacy_curve(host.lm, [record], scheme, top, template, cancel=host.cancel_event,
-                          progress=lambda d, t: host.serve_probe())
-
-
-def _evaluate(host, job_id, records, scheme, top, template=None):
-    from engine.hijack.progressive import efficacy_progressive
-
-    def partial(result, done, total):
-        host.progress(job_id, "efficacy", done, total, result)
-        host.serve_probe()
-
-    return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial, template=template,
-                                cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())

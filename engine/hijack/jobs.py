@@ -1,0 +1,29 @@
+"""The hijack panel's model-thread jobs: a sweep of n for one record, an ES evaluation.
+
+Each runs on the thread that owns the model and takes that thread's ``host``: ``host.lm`` (the
+language model), ``host.cancel_event`` (this job's cancel), ``host.serve_probe()`` (answer a
+waiting probe between batches, so typing keeps getting answers) and ``host.progress(job_id, kind,
+done, total, partial)`` (a partial result for whoever asked).
+"""
+
+from __future__ import annotations
+
+
+def sweep(host, job_id, record, scheme, top, template=None):
+    """P(true), P(false) for n = 0..top sentences of ``scheme`` before ``record``."""
+    from engine.hijack.efficacy import efficacy_curve
+
+    return efficacy_curve(host.lm, [record], scheme, top, template, cancel=host.cancel_event,
+                          progress=lambda d, t: host.serve_probe())
+
+
+def evaluate(host, job_id, records, scheme, top, template=None):
+    """ES(n), n = 0..top, over ``records``; a partial result every 8 records."""
+    from engine.hijack.progressive import efficacy_progressive
+
+    def partial(result, done, total):
+        host.progress(job_id, "efficacy", done, total, result)
+        host.serve_probe()
+
+    return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial, template=template,
+                                cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())

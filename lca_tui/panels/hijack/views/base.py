@@ -1,0 +1,36 @@
+"""What a hijack view is: one tab of the hijack panel that draws a result it is given.
+
+A view names its tab (``ID``, ``TITLE``), yields its widgets (``compose``, straight into the tab),
+may ask the probe for one optional field (``PROBE``: a ``ProbeRequest`` flag, e.g. ``"surprise"``)
+and draws a probe answer (``draw_probe``). Views that draw a job's result (sweep, ES) have their own
+``draw`` method, which the panel calls. A new view is one module here and one line in ``VIEWS``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from textual.app import ComposeResult
+
+
+def pct(p: float) -> str:
+    return "—" if p is None or not math.isfinite(p) else (f"{100 * p:.2f}%" if p >= 1e-4 else f"{p:.1e}")
+
+
+class View:
+    ID: str = ""
+    TITLE: str = ""
+    #: The ProbeRequest flag this view needs while it is shown (None: the basic probe is enough).
+    PROBE: str | None = None
+
+    def __init__(self, panel) -> None:
+        self.panel = panel
+
+    def query_one(self, *args):
+        return self.panel.query_one(*args)
+
+    def compose(self) -> ComposeResult:
+        yield from ()
+
+    def draw_probe(self, res) -> None:
+        """Draw what this view shows of a probe answer (an engine ``ProbeResult``)."""

@@ -1,0 +1,20 @@
+"""Surprise: −log p of every prompt token, as a coloured strip."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+
+from lca_tui.panels.hijack.views.base import View
+from widgets import TokenStrip
+
+
+class SurpriseView(View):
+    ID, TITLE, PROBE = "surprise", "Surprise", "surprise"
+
+    def compose(self) -> ComposeResult:
+        yield TokenStrip(label="surprise −log p (nats)", id="surprise-strip")
+
+    def draw_probe(self, res) -> None:
+        if res.surprise is not None:
+            vals = [float("nan") if s is None else s for s in res.surprise]
+            self.query_one("#surprise-strip", TokenStrip).set_tokens(list(res.tokens), vals)
