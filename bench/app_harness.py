@@ -107,6 +107,8 @@ class PtyApp:
         self.pid, self.fd, self._pos, self._buf = pid, fd, 0, []
         self.output_bytes = 0
 
+        self.reads: list[float] = []  # when each chunk of the app's output was read
+
         def drain():  # a terminal reads everything the app writes
             while True:
                 try:
@@ -115,9 +117,23 @@ class PtyApp:
                     return
                 if not data:
                     return
+                self.reads.append(time.monotonic())
                 self.output_bytes += len(data)
 
         threading.Thread(target=drain, daemon=True).start()
+
+    def read_after(self, t: float, timeout: float = 10.0) -> float:
+        """When the terminal first read the app's output at or after ``t`` (a frame handed to the
+        writer thread at ``t`` is on screen then)."""
+        import bisect
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            i = bisect.bisect_left(self.reads, t)
+            if i < len(self.reads):
+                return self.reads[i]
+            time.sleep(0.0005)
+        raise TimeoutError("the app wrote nothing after its frame")
 
     def events(self):
         import json
@@ -171,6 +187,25 @@ class PtyApp:
             os.waitpid(self.pid, 0)
         os.close(self.fd)
         os.unlink(self.log_path)
+
+
+def bench_main(doc: str, markdown, add_args, run, child=None) -> None:
+    """One benchmark's command line: ``--markdown RESULT.json`` prints its BENCHMARKS.md rows,
+    ``--child LOG`` (where the benchmark runs an app in a pseudo-terminal) is that app, and anything
+    else is parsed by ``add_args`` (plus ``--model``) and given to ``run``."""
+    import argparse
+    import json
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--child" and child is not None:
+        child(sys.argv[2])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text())))
+        return
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model the app loads (default: the embedded one)")
+    add_args(ap)
+    run(ap.parse_args())
 
 
 def machine(command: str) -> dict:

@@ -12,182 +12,44 @@ Usage: python bench/bench_app_latency.py [--keys N] [--threads T] [--repeats R] 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from app_harness import RESULTS, PtyApp, machine, pct, write_result
+from app_harness import RESULTS, PtyApp, bench_main, machine, pct, write_result
 
 # ------------------------------------------------------------------ keystroke -> redrawn bars (issue 13)
 # The app runs as a real terminal program in a pseudo-terminal (120 x 40, Textual's Linux driver,
-# the embedded model); this process types into the terminal like a user. Timestamps are
-# CLOCK_MONOTONIC in both processes. The app process is instrumented, not changed: it logs when
-# each probe ran on the model thread, when its answer reached the panel, when the top-k bars were
-# rebuilt, and when the frame that carries them was written to the terminal (flushed by Textual's
-# writer thread). Keystroke -> bars = that flush minus the moment the key bytes were written.
+# the embedded model); this process types into the terminal like a user and reads everything the
+# app writes. Timestamps are CLOCK_MONOTONIC in both processes. The app logs its stages through its
+# own off-by-default instrumentation (LCA_TUI_INSTRUMENT, lca_tui/instrument.py): the probe request,
+# the probe on the model thread, the answer drawn by the panel, the frame after it handed to the
+# writer thread. Keystroke -> bars = the first read of the app's output after that frame minus the
+# moment the key bytes were written.
 
 PROMPT = "The Eiffel Tower is not in Chicago. " * 8 + "The Eiffel Tower is in"  # ~80 tokens (Fig. 1, n = 8)
 TYPE_AT_END = " Paris, the capital of France and"   # (a) each key extends the last token(s)
 TYPE_AT_START = "Indeed, so "                        # (b) each key edits the first word
-#: ``--what-if no-layout``: widgets whose updates on the probe path asked for a full layout in the
-#: measurement although their size stays the same while typing; the what-if repaints them only.
-#: NOT the app: an estimate of what the fix described in BENCHMARKS.md would gain.
-WHATIF_NO_LAYOUT = {"hijack-error", "hijack-toolbar", "probe-info", "surprise-strip", "hijack-views", "status"}
 KEYS = {"pageup": "\x1b[5~", "pagedown": "\x1b[6~", "home": "\x1b[H", "end": "\x1b[F"}
 
 
 def child_main(log_path: str) -> None:
-    """The app, instrumented, in the pseudo-terminal this process was started in."""
-    import json
-
-    from textual.drivers import _writer_thread
-
-    from engine.hijack import probe as probe_mod
+    """The app in the pseudo-terminal this process was started in, its instrumentation writing to
+    ``log_path``. The subclass only types the prompt, waits for its first answer and logs ``ready``;
+    with ``LCA_BENCH_PROFILE`` it also cProfiles the UI thread from then on."""
+    os.environ["LCA_TUI_INSTRUMENT"] = log_path  # read when lca_tui.instrument is first imported
+    from lca_tui import instrument
     from lca_tui.app import LcaApp
-    from lca_tui.panels.hijack import HijackPanel
-    from widgets.prob_bars import ProbabilityBars
-
-    log = open(log_path, "a", buffering=1)
-
-    def emit(ev: str, **kw) -> None:
-        log.write(json.dumps({"ev": ev, "t": time.monotonic(), **kw}) + "\n")
-
-    state = {"answer": None, "built": False}
-
-    class Mark(str):
-        """An empty write queued after a frame: its turn in the writer thread = the frame is out."""
-
-    class StampingFile:
-        def __init__(self, f):
-            self._f = f
-
-        def write(self, text):
-            self._f.write(text)
-            if isinstance(text, Mark):
-                self._f.flush()
-                emit("frame", **text.info)
-
-        def flush(self):
-            self._f.flush()
-
-        def fileno(self):
-            return self._f.fileno()
-
-    orig_writer_init = _writer_thread.WriterThread.__init__
-    _writer_thread.WriterThread.__init__ = lambda self, f: orig_writer_init(self, StampingFile(f))
-
-    orig_probe = probe_mod.Prober.probe
-
-    def timed_probe(self, prompt, *a, **kw):
-        import torch
-
-        t0 = time.monotonic()
-        res = orig_probe(self, prompt, *a, **kw)
-        emit("probe", t0=t0, prompt=prompt, threads=torch.get_num_threads())
-        return res
-
-    probe_mod.Prober.probe = timed_probe
-
-    orig_request = HijackPanel.request_probe
-
-    def request_probe(self):
-        emit("request", prompt=self.prompt_text())
-        return orig_request(self)
-
-    HijackPanel.request_probe = request_probe
-
-    orig_answer = HijackPanel.on_probe_answered
-
-    def on_probe_answered(self, msg):
-        t = time.monotonic()
-        orig_answer(self, msg)
-        if self.shown_seq == msg.request.seq and not msg.error:
-            r = msg.request
-            state["answer"] = {"seq": r.seq, "prompt": r.prompt, "targets": list(r.targets), "top_k": r.top_k,
-                               "surprise": r.surprise, "logit_lens": r.logit_lens, "attention": r.attention,
-                               "engine_s": msg.seconds, "t_answer": t, "t_drawn": time.monotonic(),
-                               "reused": msg.result.reused_prefix, "n_tokens": len(msg.result.token_ids)}
-            state["built"] = False
-
-    HijackPanel.on_probe_answered = on_probe_answered
-
-    orig_build = ProbabilityBars._build
-
-    def build(self, width):
-        out = orig_build(self, width)
-        if self.id == "topk-bars" and state["answer"] is not None and not state["built"]:
-            state["built"] = True
-            state["answer"]["t_built"] = time.monotonic()
-        return out
-
-    ProbabilityBars._build = build
-
-    widget_times: dict = {}
-    from textual.screen import Screen
-
-    for meth in ("_refresh_layout", "_compositor_refresh"):  # every layout and every frame rendered
-        orig_meth = getattr(Screen, meth)
-
-        def timed(self, *a, _orig=orig_meth, _name=meth, **kw):
-            t0 = time.monotonic()
-            try:
-                return _orig(self, *a, **kw)
-            finally:
-                if widget_times.get("on"):
-                    emit("ui", what=_name, t0=t0)
-
-        setattr(Screen, meth, timed)
-    from textual.widget import Widget
-
-    orig_refresh = Widget.refresh
-
-    quiet = os.environ.get("LCA_BENCH_WHATIF") == "no-layout"
-
-    def refresh(self, *regions, layout=False, **kw):  # who asks for a full layout
-        if layout and widget_times.get("on"):
-            if quiet and self.id in WHATIF_NO_LAYOUT:  # what-if: these keep their size, repaint only
-                layout = False
-            else:
-                emit("layout_req", w=f"{type(self).__name__}#{self.id or ''}")
-        return orig_refresh(self, *regions, layout=layout, **kw)
-
-    Widget.refresh = refresh
-    if os.environ.get("LCA_BENCH_PROFILE"):  # where the UI thread's frames go, per widget
-        from textual import _styles_cache
-
-        orig_render_widget = _styles_cache.StylesCache.render_widget
-
-        def render_widget(self, widget, crop):
-            t0 = time.perf_counter()
-            try:
-                return orig_render_widget(self, widget, crop)
-            finally:
-                if widget_times.get("on"):
-                    key = f"{type(widget).__name__}#{widget.id or ''}"
-                    s, n = widget_times.get(key, (0.0, 0))
-                    widget_times[key] = (s + time.perf_counter() - t0, n + 1)
-
-        _styles_cache.StylesCache.render_widget = render_widget
 
     class BenchApp(LcaApp):
-        def _display(self, screen, renderable):
-            super()._display(screen, renderable)
-            if state["built"] and state["answer"] is not None and self._driver is not None:
-                mark = Mark("")
-                mark.info = state["answer"]
-                state["answer"], state["built"] = None, False
-                self._driver.write(mark)
-
         def on_mount(self):
             self.set_timer(0.2, self._bench_setup)
 
         def _bench_setup(self):
             if self.model_info is None:
                 if self.model_error:
-                    emit("error", error=self.model_error)
+                    instrument.emit("error", error=self.model_error)
                     self.exit()
                     return
                 self.set_timer(0.2, self._bench_setup)
@@ -203,13 +65,12 @@ def child_main(log_path: str) -> None:
                 self.set_timer(0.2, self._bench_setup)
                 return
             editor.move_cursor(editor.document.end)
-            widget_times["on"] = True
             if os.environ.get("LCA_BENCH_PROFILE"):  # the UI thread, from here to the exit
                 import cProfile
 
                 self._bench_profile = cProfile.Profile()
                 self._bench_profile.enable()
-            emit("ready", prompt=editor.text, view=hp.view)
+            instrument.emit("ready", prompt=editor.text, view=hp.view)
 
     app = BenchApp(model=os.environ.get("LCA_BENCH_MODEL") or None)
     try:
@@ -219,11 +80,6 @@ def child_main(log_path: str) -> None:
         if prof is not None:
             prof.disable()
             prof.dump_stats(os.environ["LCA_BENCH_PROFILE"])
-            import json
-
-            widget_times.pop("on", None)
-            with open(os.environ["LCA_BENCH_PROFILE"] + ".widgets.json", "w") as f:
-                json.dump(dict(sorted(widget_times.items(), key=lambda kv: -kv[1][0])), f, indent=1)
 
 
 def _percentile(values, q):
@@ -234,11 +90,10 @@ def _ui_work(events, t0: float, t1: float) -> dict:
     """What the UI thread did between the key and the bars frame: full layouts (reflow of the
     widget tree, their own frame excluded) and frames rendered (compositor update + segments)."""
     ui = [ev for ev in events if ev["ev"] == "ui" and t0 <= ev["t0"] <= t1]
-    asked = sorted({ev["w"] for ev in events if ev["ev"] == "layout_req" and t0 <= ev["t"] <= t1})
     lays = [(ev["t0"], ev["t"]) for ev in ui if ev["what"] == "_refresh_layout"]
     frames = [(ev["t0"], ev["t"]) for ev in ui if ev["what"] == "_compositor_refresh"]
     nested = sum(b - a for a, b in frames if any(la <= a and b <= lb for la, lb in lays))
-    return {"layouts": len(lays), "layout_asked_by": asked, "layout_s": sum(b - a for a, b in lays) - nested,
+    return {"layouts": len(lays), "layout_s": sum(b - a for a, b in lays) - nested,
             "frames_rendered": len(frames), "render_s": sum(b - a for a, b in frames)}
 
 
@@ -254,22 +109,25 @@ def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float, e
         want = before + after
         t_key = app.type(ch)
         frame = app.wait(lambda ev, w=want, t=t_key: ev["ev"] == "frame" and ev["prompt"] == w and ev["t"] > t)
-        probe = [ev for ev in app.events() if ev["ev"] == "probe" and ev["prompt"] == want and ev["t0"] > t_key]
-        req = [ev for ev in app.events() if ev["ev"] == "request" and ev["prompt"] == want and ev["t"] > t_key]
+        t_seen = app.read_after(frame["t"])
+        evs = app.events()
+        probe = [ev for ev in evs if ev["ev"] == "probe" and ev["prompt"] == want and ev["t0"] > t_key]
+        req = [ev for ev in evs if ev["ev"] == "request" and ev["prompt"] == want and ev["t"] > t_key]
+        ans = [ev for ev in evs if ev["ev"] == "answer" and ev["seq"] == frame["seq"] and ev["t"] > t_key][-1]
         rows.append({"key": ch, "prev_prompt": prev, "prompt": want, "n_tokens": frame["n_tokens"],
                      "reused_prefix": frame["reused"], "targets": frame["targets"], "top_k": frame["top_k"],
                      "surprise": frame["surprise"], "logit_lens": frame["logit_lens"],
                      "attention": frame["attention"], "threads": probe[-1]["threads"] if probe else None,
-                     "key_to_bars_s": frame["t"] - t_key,
+                     "key_to_bars_s": t_seen - t_key,
                      "key_to_request_s": req[0]["t"] - t_key if req else None,
                      "request_to_probe_start_s": probe[-1]["t0"] - req[0]["t"] if probe and req else None,
                      "engine_probe_in_app_s": frame["engine_s"],
                      "probe_end_to_panel_s": frame["t_answer"] - probe[-1]["t"] if probe else None,
-                     "panel_draw_s": frame["t_drawn"] - frame["t_answer"],
-                     "drawn_to_bars_built_s": frame["t_built"] - frame["t_drawn"],
-                     "bars_built_to_frame_out_s": frame["t"] - frame["t_built"],
+                     "panel_draw_s": ans["t"] - frame["t_answer"],
+                     "drawn_to_frame_out_s": frame["t"] - ans["t"],
+                     "frame_out_to_terminal_s": t_seen - frame["t"],
                      "probes_for_this_key": len(probe),
-                     **_ui_work(app.events(), t_key, frame["t"])})
+                     **_ui_work(evs, t_key, t_seen)})
         time.sleep(0.2)  # the app's frame is out; let it settle before the engine runs
         rows[-1]["engine_probe_alone_s"] = engine.probe_edit(rows[-1], repeats)
         engine.references()
@@ -362,7 +220,7 @@ def latency_bench(n_end: int, n_start: int, threads: int, repeats: int, pause: f
         eng_app = [r["engine_probe_in_app_s"] for r in rows]
         eng = [r["engine_probe_alone_s"] for r in rows]
         stages = ["key_to_request_s", "request_to_probe_start_s", "engine_probe_in_app_s", "probe_end_to_panel_s",
-                  "panel_draw_s", "drawn_to_bars_built_s", "bars_built_to_frame_out_s"]
+                  "panel_draw_s", "drawn_to_frame_out_s", "frame_out_to_terminal_s"]
         p50 = statistics.median(lat)
         return {"keys": len(rows), "prompt_tokens_p50": statistics.median(r["n_tokens"] for r in rows),
                 "reused_prefix_p50": statistics.median(r["reused_prefix"] for r in rows),
@@ -439,8 +297,12 @@ def latency_markdown(res: dict) -> str:
              "probe_end_to_panel_s": "answer → panel handler",
              "panel_draw_s": "panel handler (bars, table, strip, toolbar)",
              "drawn_to_bars_built_s": "→ next frame rebuilds the bars (frame timer, layout)",
-             "bars_built_to_frame_out_s": "→ rest of the frame rendered and flushed"}
+             "bars_built_to_frame_out_s": "→ rest of the frame rendered and flushed",
+             "drawn_to_frame_out_s": "→ the next frame rendered and handed to the writer thread",
+             "frame_out_to_terminal_s": "→ its bytes read by the terminal"}
     for k, label in names.items():
+        if k not in a["stages_p50_s"]:  # results of an older harness name other stages
+            continue
         lines.append(f"| stage: {label} | {ms(a['stages_p50_s'][k])} | {ms(b['stages_p50_s'][k])} |")
     ua, ub = a["ui_thread_p50"], b["ui_thread_p50"]
     lines.append(f"| UI thread between key and bars: full layouts (time) / frames rendered (time) "
@@ -452,11 +314,8 @@ def latency_markdown(res: dict) -> str:
 def run(args) -> None:
     if args.profile:
         os.environ["LCA_BENCH_PROFILE"] = os.path.abspath(args.profile)
-    if args.what_if:
-        os.environ["LCA_BENCH_WHATIF"] = args.what_if
     res = latency_bench(args.keys, args.keys, args.threads, args.repeats, args.pause, args.model)
     res.update(machine("python bench/bench_app_latency.py " + " ".join(sys.argv[1:])))
-    res["what_if"] = args.what_if
     print_latency(res)
     write_result(args.out, res)
 
@@ -467,22 +326,11 @@ def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--repeats", type=int, default=5, help="engine-alone repeats per edit (median)")
     ap.add_argument("--pause", type=float, default=0.6, help="seconds between keys (isolated edits)")
     ap.add_argument("--profile", metavar="PSTATS", help="cProfile the app's UI thread while the keys are typed")
-    ap.add_argument("--what-if", choices=("no-layout",), default=None,
-                    help="no-layout: the app with the probe path's full layouts turned into repaints (an estimate)")
     ap.add_argument("--out", default=str(RESULTS / "app_latency.json"))
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        child_main(sys.argv[2])
-        return
-    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":  # BENCHMARKS.md rows from a results file
-        print(latency_markdown(json.loads(Path(sys.argv[2]).read_text())))
-        return
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="model for the latency part (default: the embedded one)")
-    add_args(ap)
-    run(ap.parse_args())
+    bench_main(__doc__, latency_markdown, add_args, run, child=child_main)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
 import tempfile
-from pathlib import Path
 
-from app_harness import RESULTS, machine, pct, quiet_wait, wait_for, write_result
+from app_harness import RESULTS, bench_main, machine, pct, quiet_wait, wait_for, write_result
 
 TRAIN_STEPS = 300  # steps timed per phase, of the recipe run (m = 6, L = 64: 1500 steps), then stopped
 TRAIN_SKIP = 20    # first steps left out (allocation, thread start-up)
@@ -189,13 +187,7 @@ def add_args(ap: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":  # BENCHMARKS.md rows from a results file
-        print(training_markdown(json.loads(Path(sys.argv[2]).read_text())))
-        return
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="model the app loads (default: the embedded one)")
-    add_args(ap)
-    run(ap.parse_args())
+    bench_main(__doc__, training_markdown, add_args, run)
 
 
 if __name__ == "__main__":

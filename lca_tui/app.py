@@ -11,8 +11,8 @@ and the status bar shows the loading state.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from functools import partial
-from typing import Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -21,10 +21,25 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
+from lca_tui import instrument
 from lca_tui.lifecycle import Lifecycle, install_resize_fix
-from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress, InspectRun, JobFinished,
-                              ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
-                              ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted)
+from lca_tui.messages import (
+    CancelModelJob,
+    ExperimentDone,
+    ExperimentProgress,
+    InspectRun,
+    JobFinished,
+    ModelJobWanted,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    PinProbe,
+    ProbeWanted,
+    RecordResult,
+    ReportWritten,
+    RunFinished,
+    RunStarted,
+)
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.panels.base import Panel, panel_bindings
 from lca_tui.settings import load_keymap, load_settings, save_settings
@@ -83,6 +98,13 @@ class LcaApp(App):
         self.lifecycle = Lifecycle(self)  # signals, a lost browser, the exit deadline (issue 23)
 
     # ------------------------------------------------------------------ layout
+    def get_default_screen(self) -> Screen:
+        return instrument.screen_class()(id="_default")
+
+    def _display(self, screen, renderable) -> None:
+        super()._display(screen, renderable)
+        instrument.frame_out()  # no-op unless LCA_TUI_INSTRUMENT is set
+
     def compose(self) -> ComposeResult:
         yield Tabs(*[Tab(f"{k.PANEL_KEY} {k.title()}", id=f"tab-{k.PANEL_NAME}") for k in PANEL_CLASSES],
                    id="panel-tabs")

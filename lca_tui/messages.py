@@ -10,8 +10,9 @@ it and the app sees the rest (status bar, job count). Panels ask the app for sha
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from textual.message import Message
 

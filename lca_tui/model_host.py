@@ -19,10 +19,20 @@ import queue
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from lca_tui.messages import (JobFinished, JobProgress, ModelLoaded, ModelLoadFailed, ModelLoading,
-                              ProbeAnswered, ProbeRequest, new_job_id)
+from lca_tui import instrument
+from lca_tui.messages import (
+    JobFinished,
+    JobProgress,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ProbeAnswered,
+    ProbeRequest,
+    new_job_id,
+)
 
 DEBOUNCE_S = 0.15
 
@@ -191,10 +201,14 @@ class ModelHost:
             if not self._loads:
                 self._reply(reply_to, ProbeAnswered(req, error="no model is loaded yet"))
             return
-        t0 = time.perf_counter()
+        t0, t0_mono = time.perf_counter(), time.monotonic()
         try:
             res = self.prober.probe(req.prompt, list(req.targets), top_k=req.top_k, surprise=req.surprise,
                                     logit_lens=req.logit_lens, attention=req.attention)
+            if instrument.ENABLED:
+                import torch
+
+                instrument.emit("probe", t0=t0_mono, prompt=req.prompt, threads=torch.get_num_threads())
         except Exception as exc:  # noqa: BLE001
             from engine.errors import describe
 

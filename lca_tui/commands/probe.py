@@ -61,8 +61,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from engine.hijack.efficacy import oom_guard
     from engine.errors import UserError
+    from engine.hijack.efficacy import oom_guard
     from engine.hijack.probe import Prober
 
     if not args.prompt.strip():  # cheap checks before the model loads

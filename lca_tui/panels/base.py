@@ -7,7 +7,7 @@ The app calls these on every panel of ``lca_tui.panels.PANEL_CLASSES``, the one 
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from textual.binding import Binding
 from textual.widget import Widget

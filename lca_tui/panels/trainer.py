@@ -98,7 +98,7 @@ def short_run_id(run_id: str) -> str:
     return f"{parts[1]}-{parts[-1]}" if len(parts) >= 3 and parts[1].isdigit() else run_id[-12:]
 
 
-def run_row(st: "RunState") -> dict[str, str]:
+def run_row(st: RunState) -> dict[str, str]:
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     return {"run": short_run_id(st.run_id), "config": "\n".join(textwrap.wrap(st.summary, CONFIG_W)) or "—",
             "status": st.status, "step": f"{st.step}/{st.steps}", "best": fmt(st.best), "bayes": fmt(st.bayes),

@@ -9,6 +9,8 @@ given. It posts its requests upward (``ProbeWanted``,
 
 from __future__ import annotations
 
+import time
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,8 +18,18 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
 
 from engine.hijack import jobs
-from lca_tui.messages import (CancelModelJob, JobFinished, JobProgress, ModelJobWanted, PinProbe, ProbeAnswered,
-                              ProbeRequest, ProbeWanted, RecordResult)
+from lca_tui import instrument
+from lca_tui.messages import (
+    CancelModelJob,
+    JobFinished,
+    JobProgress,
+    ModelJobWanted,
+    PinProbe,
+    ProbeAnswered,
+    ProbeRequest,
+    ProbeWanted,
+    RecordResult,
+)
 from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
 from lca_tui.panels.hijack.views import VIEWS
@@ -171,6 +183,7 @@ class HijackPanel(Panel):
         wants = self.views[self.view].PROBE if self.view in self.views else None
         req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, **({wants: True} if wants else {}))
         self.last_request = req
+        instrument.emit("request", prompt=prompt)
         self.post_message(ProbeWanted(req, reply_to=self))
 
     @on(TextArea.Changed, "#prompt")
@@ -190,9 +203,16 @@ class HijackPanel(Panel):
         if msg.error:
             self.show_error(msg.error)
             return
+        t_answer = time.monotonic()
         self.show_error(None)
         self.last_result, self.shown_seq = msg.result, msg.request.seq
         self._draw(msg.result, msg.seconds)
+        if instrument.ENABLED:  # the latency benchmark's stages (lca_tui/instrument.py)
+            r = msg.request
+            instrument.answered(seq=r.seq, prompt=r.prompt, targets=list(r.targets), top_k=r.top_k,
+                                surprise=r.surprise, logit_lens=r.logit_lens, attention=r.attention,
+                                engine_s=msg.seconds, t_answer=t_answer, reused=msg.result.reused_prefix,
+                                n_tokens=len(msg.result.token_ids))
 
     def _draw(self, res, seconds: float) -> None:
         tracked = {t.target: i for i, t in enumerate(res.targets)}
