@@ -2,11 +2,10 @@
 n steps rebuild the prompt, a failed model load keeps the previous model."""
 
 import pytest
+from app_helpers import wait_for
 
 from lca_tui.app import LcaApp
 from lca_tui.messages import ProbeAnswered, ProbeRequest
-
-from app_helpers import wait_for
 
 
 def _panel(app):
@@ -179,8 +178,7 @@ def test_relation_schemes_evaluate_only_records_with_a_template():
     import dataclasses
 
     from engine.hijack.counterfact import load_counterfact
-    from engine.hijack.schemes import relation_templates
-    from engine.hijack.schemes import scheme_records
+    from engine.hijack.schemes import relation_templates, scheme_records
 
     records = load_counterfact("builtin")
     orphan = dataclasses.replace(records[0], case_id=-1, relation_id="P99999")

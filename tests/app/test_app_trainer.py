@@ -158,7 +158,6 @@ def _capture_starts(monkeypatch):
 
 async def test_untouched_form_follows_the_recipe_and_starts_recipe_config(monkeypatch):
     from engine.lca.config import recipe_config
-
     from lca_tui.panels.trainer import TUNING
 
     started = _capture_starts(monkeypatch)

@@ -5,11 +5,10 @@ the prompt that was typed, and the main screen logs its layouts and frames."""
 import json
 
 import pytest
+from app_helpers import wait_for
 
 from lca_tui import instrument
 from lca_tui.app import LcaApp
-
-from app_helpers import wait_for
 
 
 @pytest.fixture
