@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
@@ -39,67 +39,79 @@ class ProbeRequest:
     attention: bool = False
 
 
+@dataclass(eq=False)
 class ModelLoading(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+    text: str
 
 
+@dataclass(eq=False)
 class ModelLoaded(Message):
-    def __init__(self, info: dict) -> None:
-        super().__init__()
-        self.info = info
+    info: dict
 
 
+@dataclass(eq=False)
 class ModelLoadFailed(Message):
-    def __init__(self, name: str, error: str, kept: str | None) -> None:
-        super().__init__()
-        self.name, self.error, self.kept = name, error, kept
+    name: str
+    error: str
+    kept: str | None
 
 
+@dataclass(eq=False)
 class ProbeAnswered(Message):
     """The model thread's answer to a ProbeRequest: an engine ``ProbeResult`` or an error."""
 
-    def __init__(self, request: ProbeRequest, result: Any = None, error: str | None = None,
-                 seconds: float = 0.0) -> None:
-        super().__init__()
-        self.request, self.result, self.error, self.seconds = request, result, error, seconds
+    request: ProbeRequest
+    result: Any = None
+    error: str | None = None
+    seconds: float = 0.0
 
 
+@dataclass(eq=False)
 class JobProgress(Message):
-    def __init__(self, job_id: int, kind: str, done: int, total: int, partial: Any = None) -> None:
-        super().__init__()
-        self.job_id, self.kind, self.done, self.total, self.partial = job_id, kind, done, total, partial
+    job_id: int
+    kind: str
+    done: int
+    total: int
+    partial: Any = None
 
 
+@dataclass(eq=False)
 class JobFinished(Message):
-    def __init__(self, job_id: int, kind: str, result: Any = None, error: str | None = None,
-                 cancelled: bool = False, meta: dict | None = None) -> None:
-        super().__init__()
-        self.job_id, self.kind, self.result, self.error = job_id, kind, result, error
-        self.cancelled, self.meta = cancelled, meta or {}
+    job_id: int
+    kind: str
+    result: Any = None
+    error: str | None = None
+    cancelled: bool = False
+    meta: dict | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.meta = self.meta or {}
 
 
 # ----------------------------------------------------------------------------- training thread -> UI
+@dataclass(eq=False)
 class RunStarted(Message):
     """A training thread built its run: the handle (pause/stop events, snapshots) for the UI."""
 
-    def __init__(self, run_id: str, run: Any, bayes: float | None, batch_size: int, step: int,
-                 resumed: bool) -> None:
-        super().__init__()
-        self.run_id, self.run, self.bayes, self.batch_size = run_id, run, bayes, batch_size
-        self.step, self.resumed = step, resumed
+    run_id: str
+    run: Any
+    bayes: float | None
+    batch_size: int
+    step: int
+    resumed: bool
 
 
+@dataclass(eq=False)
 class TrainSnapshot(Message):
     """Training progress since the previous snapshot: the run's new events (deltas) and its
     status. The training thread posts at most ``SNAPSHOT_HZ`` a second; if the UI falls behind,
     a waiting snapshot is merged into the next one of the same run (``can_replace``), so the
     queue never holds more than one per run and no event is lost."""
 
-    def __init__(self, run_id: str, events: list[dict], status: str) -> None:
-        super().__init__()
-        self.run_id, self.events, self.status = run_id, events, status
+    run_id: str
+    events: list[dict]
+    status: str
 
     def can_replace(self, message: Message) -> bool:
         # Textual asks the older message (self) whether the newer pending one may supersede it.
@@ -109,93 +121,108 @@ class TrainSnapshot(Message):
         return False
 
 
+@dataclass(eq=False)
 class RunFinished(Message):
-    def __init__(self, run_id: str, status: str, error: str | None = None) -> None:
-        super().__init__()
-        self.run_id, self.status, self.error = run_id, status, error
+    run_id: str
+    status: str
+    error: str | None = None
 
 
 SNAPSHOT_HZ = 4.0
 
 
 # ----------------------------------------------------------------------------- other workers -> UI
+@dataclass(eq=False)
 class Inspected(Message):
     """The inspector worker's answer: an ``InspectionReport`` or an error sentence. Bubbles to the
     app after the inspector panel has drawn it."""
 
-    def __init__(self, seq: int, label: str, step: int | None, cfg: Any, report: Any = None,
-                 error: str | None = None) -> None:
-        super().__init__()
-        self.seq, self.label, self.step, self.cfg = seq, label, step, cfg
-        self.report, self.error = report, error
+    seq: int
+    label: str
+    step: int | None
+    cfg: Any
+    report: Any = None
+    error: str | None = None
 
 
+@dataclass(eq=False)
 class ReportWritten(Message):
-    def __init__(self, path: Any = None, error: str | None = None) -> None:
-        super().__init__()
-        self.path, self.error = path, error
+    path: Any = None
+    error: str | None = None
 
 
+@dataclass(eq=False)
 class ExperimentProgress(Message):
-    def __init__(self, name: str, done: int, total: int) -> None:
-        super().__init__()
-        self.name, self.done, self.total = name, done, total
+    name: str
+    done: int
+    total: int
 
 
+@dataclass(eq=False)
 class ExperimentDone(Message):
-    def __init__(self, name: str, result: dict | None = None, error: str | None = None) -> None:
-        super().__init__()
-        self.name, self.result, self.error = name, result, error
+    name: str
+    result: dict | None = None
+    error: str | None = None
 
 
 # ----------------------------------------------------------------------------- panels -> app
+@dataclass(eq=False)
 class ProbeWanted(Message):
     """A panel asks the model thread for a probe; the answer comes back to ``reply_to``."""
 
-    def __init__(self, request: ProbeRequest, reply_to: Any) -> None:
-        super().__init__()
-        self.request, self.reply_to = request, reply_to
+    request: ProbeRequest
+    reply_to: Any
 
 
+@dataclass(eq=False)
 class ModelJobWanted(Message):
     """A panel asks for ``fn(host, job_id)`` on the model thread (the job watches
     ``host.cancel_event``); progress and the result come back to ``reply_to`` as JobProgress /
-    JobFinished carrying ``job_id``."""
+    JobFinished carrying ``job_id``, which is given here, before the job runs."""
 
-    def __init__(self, kind: str, fn: Callable, reply_to: Any, meta: dict | None = None) -> None:
-        super().__init__()
-        self.kind, self.fn, self.reply_to, self.meta = kind, fn, reply_to, meta or {}
-        self.job_id = new_job_id()
+    kind: str
+    fn: Callable
+    reply_to: Any
+    meta: dict | None = None
+    job_id: int = field(default_factory=new_job_id, init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.meta = self.meta or {}
 
 
+@dataclass(eq=False)
 class CancelModelJob(Message):
     """Cancel a model-thread job, queued or running (``job_id`` None: every job)."""
 
-    def __init__(self, job_id: int | None) -> None:
-        super().__init__()
-        self.job_id = job_id
+    job_id: int | None
 
 
+@dataclass(eq=False)
 class RecordResult(Message):
     """Keep a result and write it into the session (kind: efficacy, sweep, probe)."""
 
-    def __init__(self, kind: str, result: Any, meta: dict | None = None) -> None:
-        super().__init__()
-        self.kind, self.result, self.meta = kind, result, meta or {}
+    kind: str
+    result: Any
+    meta: dict | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.meta = self.meta or {}
 
 
+@dataclass(eq=False)
 class PinProbe(Message):
     """Record the hijack panel's probe (``data``) in the session, with a screenshot of the screen."""
 
-    def __init__(self, data: dict) -> None:
-        super().__init__()
-        self.data = data
+    data: dict
 
 
+@dataclass(eq=False)
 class InspectRun(Message):
     """Show a trainer run in the inspector: ``trainer`` is the live run's Trainer (its snapshot is
     taken on the training thread between steps), None for a finished run (its checkpoint)."""
 
-    def __init__(self, run_id: str, path: Any, trainer: Any = None) -> None:
-        super().__init__()
-        self.run_id, self.path, self.trainer = run_id, path, trainer
+    run_id: str
+    path: Any
+    trainer: Any = None

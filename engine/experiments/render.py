@@ -219,9 +219,3 @@ def _all_run_text(res: dict) -> str:
     return (f" All {len(runs)} ran as one `lca-tui experiment all` started {runs[0]['started']}: "
             f"{last / 60:.1f} min from start to the last result, from {cache}.")
 
-
-def write_markdown(root: str | Path, out: str | Path) -> Path:
-    """Render and write atomically; returns the path."""
-    from engine.atomic import atomic_write_text
-
-    return Path(atomic_write_text(out, render_markdown(root)))

@@ -101,7 +101,3 @@ class Report:
 
     def section(self, key: str) -> Section | None:
         return next((s for s in self.sections if s.key == key), None)
-
-    def figures(self) -> list:
-        return [p for s in self.sections for b in s.blocks for p in b.parts
-                if isinstance(p, (*FIGURES, Screenshot))]
