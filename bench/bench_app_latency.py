@@ -116,8 +116,7 @@ def _edit_rows(app: PtyApp, chars: str, before: str, after: str, pause: float, e
         ans = [ev for ev in evs if ev["ev"] == "answer" and ev["seq"] == frame["seq"] and ev["t"] > t_key][-1]
         rows.append({"key": ch, "prev_prompt": prev, "prompt": want, "n_tokens": frame["n_tokens"],
                      "reused_prefix": frame["reused"], "targets": frame["targets"], "top_k": frame["top_k"],
-                     "surprise": frame["surprise"], "logit_lens": frame["logit_lens"],
-                     "attention": frame["attention"], "threads": probe[-1]["threads"] if probe else None,
+                     "analyses": frame["analyses"], "threads": probe[-1]["threads"] if probe else None,
                      "key_to_bars_s": t_seen - t_key,
                      "key_to_request_s": req[0]["t"] - t_key if req else None,
                      "request_to_probe_start_s": probe[-1]["t0"] - req[0]["t"] if probe and req else None,
@@ -172,8 +171,7 @@ class Engine:
             full()
 
     def probe_edit(self, row: dict, repeats: int) -> float:
-        kw = dict(top_k=row["top_k"], surprise=row["surprise"], logit_lens=row["logit_lens"],
-                  attention=row["attention"])
+        kw = dict(top_k=row["top_k"], analyses=tuple(row["analyses"]))
         times = []
         for _ in range(repeats):
             self.prober.reset()

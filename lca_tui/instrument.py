@@ -5,8 +5,8 @@ FILE, each with ``ev`` and ``t`` (``time.monotonic()``, which the benchmark shar
 
 - ``request``: the hijack panel asks for a probe (``prompt``);
 - ``probe``: the model thread ran the Prober (``t0`` its start, ``prompt``, torch ``threads``);
-- ``answer``: the panel drew the newest answer (``seq``, ``prompt``, ``targets``, ``top_k``, the
-  three analysis flags, ``engine_s``, ``t_answer`` on entry, ``reused``, ``n_tokens``);
+- ``answer``: the panel drew the newest answer (``seq``, ``prompt``, ``targets``, ``top_k``,
+  ``analyses``, ``engine_s``, ``t_answer`` on entry, ``reused``, ``n_tokens``);
 - ``frame``: the first frame after that answer was handed to the terminal's writer thread (the
   answer's fields again, so one line says what the frame showed);
 - ``ui``: a full layout (``_refresh_layout``) or a frame rendered (``_compositor_refresh``) on the

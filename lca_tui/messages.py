@@ -34,9 +34,8 @@ class ProbeRequest:
     prompt: str
     targets: tuple[str, ...] = ()
     top_k: int = 10
-    surprise: bool = False
-    logit_lens: bool = False
-    attention: bool = False
+    #: The optional read-outs wanted (names from ``engine.hijack.probe.ANALYSES``).
+    analyses: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)

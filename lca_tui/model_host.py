@@ -203,8 +203,7 @@ class ModelHost:
             return
         t0, t0_mono = time.perf_counter(), time.monotonic()
         try:
-            res = self.prober.probe(req.prompt, list(req.targets), top_k=req.top_k, surprise=req.surprise,
-                                    logit_lens=req.logit_lens, attention=req.attention)
+            res = self.prober.probe(req.prompt, list(req.targets), top_k=req.top_k, analyses=req.analyses)
             if instrument.ENABLED:
                 import torch
 

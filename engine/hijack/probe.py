@@ -105,6 +105,11 @@ def continuation_ids(lm, prompt: str, prompt_ids: Sequence[int], target: str) ->
 # ---------------------------------------------------------------------------------------------
 
 
+#: The optional read-outs a probe adds to its top-k, by the ``ProbeResult`` field each fills:
+#: per-token surprise, the logit lens over the blocks, the last position's attention.
+ANALYSES = ("surprise", "logit_lens", "attention")
+
+
 class Prober:
     """Probes one model, reusing the KV-cache of the previous prompt's shared token prefix."""
 
@@ -118,11 +123,16 @@ class Prober:
         self._kv: KV | None = None
         self._surprise: list[float] = []
 
-    def probe(self, prompt: str, targets: Sequence[str] = (), top_k: int = 10, logit_lens: bool = False,
-              attention: bool = False, surprise: bool = False) -> ProbeResult:
-        """Top-k next tokens and the tracked targets' probabilities after ``prompt`` (see module doc)."""
+    def probe(self, prompt: str, targets: Sequence[str] = (), top_k: int = 10,
+              analyses: Sequence[str] = ()) -> ProbeResult:
+        """Top-k next tokens and the tracked targets' probabilities after ``prompt`` (see module doc),
+        plus the read-outs named in ``analyses`` (any of ``ANALYSES``)."""
         import torch
 
+        unknown = sorted(set(analyses) - set(ANALYSES))
+        if unknown:
+            raise UserError(f"unknown probe analysis {', '.join(unknown)}: choose from {', '.join(ANALYSES)}")
+        surprise, logit_lens, attention = (name in analyses for name in ANALYSES)
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("the prompt is empty: type some text to probe")
         if top_k < 1:

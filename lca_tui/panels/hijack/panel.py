@@ -181,7 +181,7 @@ class HijackPanel(Panel):
             return
         self.seq += 1
         wants = self.views[self.view].PROBE if self.view in self.views else None
-        req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, **({wants: True} if wants else {}))
+        req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, analyses=(wants,) if wants else ())
         self.last_request = req
         instrument.emit("request", prompt=prompt)
         self.post_message(ProbeWanted(req, reply_to=self))
@@ -210,7 +210,7 @@ class HijackPanel(Panel):
         if instrument.ENABLED:  # the latency benchmark's stages (lca_tui/instrument.py)
             r = msg.request
             instrument.answered(seq=r.seq, prompt=r.prompt, targets=list(r.targets), top_k=r.top_k,
-                                surprise=r.surprise, logit_lens=r.logit_lens, attention=r.attention,
+                                analyses=list(r.analyses),
                                 engine_s=msg.seconds, t_answer=t_answer, reused=msg.result.reused_prefix,
                                 n_tokens=len(msg.result.token_ids))
 

@@ -123,9 +123,9 @@ def test_probe_matches_naive_forward(tiny):
 ])
 def test_prefix_reuse_equals_full_forward(tiny, second):
     prober = Prober(tiny)
-    prober.probe("The Eiffel Tower is located in the city of", TARGETS, surprise=True)
-    cached = prober.probe(second, TARGETS, surprise=True, logit_lens=True, attention=True)
-    full = Prober(tiny).probe(second, TARGETS, surprise=True, logit_lens=True, attention=True)
+    prober.probe("The Eiffel Tower is located in the city of", TARGETS, analyses=("surprise",))
+    cached = prober.probe(second, TARGETS, analyses=("surprise", "logit_lens", "attention"))
+    full = Prober(tiny).probe(second, TARGETS, analyses=("surprise", "logit_lens", "attention"))
     assert full.reused_prefix == 0
     assert_same(cached, full)
     np.testing.assert_allclose(cached.surprise, full.surprise, atol=1e-4, equal_nan=True)
@@ -158,7 +158,7 @@ def test_without_kv_reuse_every_probe_runs_in_full(tiny, monkeypatch):
 
 def test_surprise_is_prompt_token_nll(tiny):
     prompt = "Do not think of Chicago. The Eiffel Tower is in"
-    res = Prober(tiny).probe(prompt, [], surprise=True)
+    res = Prober(tiny).probe(prompt, [], analyses=("surprise",))
     ids = tiny.encode(prompt)
     with torch.inference_mode():
         lp = torch.log_softmax(tiny.model(torch.tensor([ids])).logits[0].float(), -1)
@@ -174,7 +174,7 @@ def test_logit_lens_matches_hooked_layers(tiny):
     hooks = [b.register_forward_hook(lambda m, i, o: seen.append(o[0] if isinstance(o, tuple) else o))
              for b in blocks]
     try:
-        res = Prober(tiny).probe(prompt, [" French", " English"], logit_lens=True)
+        res = Prober(tiny).probe(prompt, [" French", " English"], analyses=("logit_lens",))
     finally:
         for h in hooks:
             h.remove()
@@ -192,7 +192,7 @@ def test_logit_lens_matches_hooked_layers(tiny):
 
 
 def test_attention_rows_are_distributions(tiny):
-    res = Prober(tiny).probe("The twin city of Lyon is", [" Beijing"], attention=True)
+    res = Prober(tiny).probe("The twin city of Lyon is", [" Beijing"], analyses=("attention",))
     att = res.attention
     assert att.shape == (tiny.n_layers, 2, len(res.token_ids))
     np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
@@ -250,3 +250,8 @@ def test_embedded_prefix_reuse_and_multitoken(smollm):
     whole = Prober(smollm).probe(base, targets).target(" New York City")
     assert whole.n_tokens == len(lps) > 1
     assert whole.prob == pytest.approx(math.exp(sum(lps)), rel=1e-4)
+
+
+def test_an_unknown_analysis_is_one_clear_error(tiny):
+    with pytest.raises(UserError, match="unknown probe analysis lens: choose from surprise, logit_lens, attention"):
+        Prober(tiny).probe("The Eiffel Tower is in", TARGETS, analyses=("lens",))
