@@ -65,6 +65,16 @@ def _figure(height_in: float = HEIGHT_IN, width_in: float = WIDTH_IN):
     return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
+def _titled_axes(title: str, xlabel: str, ylabel: str):
+    """A new figure with one set of axes carrying the title and the axis labels."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return fig, ax
+
+
 def _svg(fig, id_prefix: str = "", png_images: bool = False) -> str:
     """The figure as a sanitised inline SVG (no XML prolog, no namespace)."""
     from matplotlib.backends.backend_svg import FigureCanvasSVG
@@ -96,11 +106,7 @@ def line_chart(series: Mapping[str, tuple[Sequence, Sequence]], title: str, xlab
     if markers is None:
         markers = all(len(xs) <= 30 for xs, _ in clean.values())
     with _style():
-        fig = _figure()
-        ax = fig.add_subplot()
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
+        fig, ax = _titled_axes(title, xlabel, ylabel)
         has_data = any(any(_finite(y) for y in ys) for _, ys in clean.values())
         for name, (xs, ys) in clean.items():
             ax.plot(xs, ys, label=name, linewidth=1.6, marker="o" if markers else None, markersize=3.5)
@@ -176,11 +182,7 @@ def histogram(samples: Mapping[str, Sequence], title: str, xlabel: str = "", yla
     labels = [str(int(c)) for c in centres] if integral else None
     pos = list(centres) + ([float(edges[-1]) + step] if nevers else [])
     with _style():
-        fig = _figure()
-        ax = fig.add_subplot()
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
+        fig, ax = _titled_axes(title, xlabel, ylabel)
         k = max(len(data), 1)
         width = 0.85 * step / k
         for i, (name, vals) in enumerate(data.items()):

@@ -162,8 +162,8 @@ def test_sliding_window_at_the_edge_and_beyond_falls_back(g3):
     assert all(r == 0 for t, r in seen if t > window) and seen[-1][0] > window  # beyond: full forwards
 
 
-def test_sliding_window_sweep_equals_naive_and_shares(g3, monkeypatch):
-    recs = load_counterfact("builtin", limit=5, seed=1)
+def _spy_on_extend(monkeypatch) -> list[bool]:
+    """Record, for every batched ``extend`` the sweep makes, whether it reused a shared past."""
     pasts = []
     real = eff.extend
 
@@ -172,6 +172,12 @@ def test_sliding_window_sweep_equals_naive_and_shares(g3, monkeypatch):
         return real(lm, past, rows, **kw)
 
     monkeypatch.setattr(eff, "extend", spy)
+    return pasts
+
+
+def test_sliding_window_sweep_equals_naive_and_shares(g3, monkeypatch):
+    recs = load_counterfact("builtin", limit=5, seed=1)
+    pasts = _spy_on_extend(monkeypatch)
     fast = efficacy_curve(g3, recs, "not-think", 4, batch_size=6)
     monkeypatch.undo()
     assert_equal_results(fast, naive_efficacy_curve(g3, recs, "not-think", 4))
@@ -183,15 +189,8 @@ def test_sliding_window_sweep_equals_naive_and_shares(g3, monkeypatch):
 def test_kernel_without_holes_turns_sharing_off_with_a_note(tiny_lm_dir, monkeypatch):
     lm = load_lm(str(tiny_lm_dir), device="cpu")
     recs = load_counterfact("builtin", limit=3, seed=0)
-    pasts = []
-    real = eff.extend
-
-    def spy(lm_, past, rows, **kw):
-        pasts.append(past is not None)
-        return real(lm_, past, rows, **kw)
-
+    pasts = _spy_on_extend(monkeypatch)
     monkeypatch.setattr(LanguageModel, "masks_with_holes", property(lambda self: False))
-    monkeypatch.setattr(eff, "extend", spy)
     res = efficacy_curve(lm, recs, "not-think", 2, batch_size=4)
     assert not any(pasts)
     assert any("prefix sharing is off" in n for n in res.notes)
