@@ -19,6 +19,9 @@ from engine.atomic import atomic_write_bytes, atomic_write_json, read_json, read
 from engine.errors import UserError
 from engine.lca.config import RunConfig
 
+#: The statuses of a run whose process is (or should be) alive and training.
+LIVE_STATUSES = ("running", "paused")
+
 CONFIG, METRICS, CHECKPOINT, STATE = "config.json", "metrics.jsonl", "checkpoint.safetensors", "state.json"
 
 
@@ -96,7 +99,7 @@ class RunDir:
                           "best_accuracy": trainer.best_accuracy,
                           "bayes_accuracy": trainer.bayes_accuracy,
                           "checkpoint_step": trainer.step,
-                          **({"pid": os.getpid()} if status in ("running", "paused") else {})})
+                          **({"pid": os.getpid()} if status in LIVE_STATUSES else {})})
 
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT).exists()

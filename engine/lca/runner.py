@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.lca.config import RunConfig
-from engine.lca.rundir import RunDir
+from engine.lca.rundir import LIVE_STATUSES, RunDir
 from engine.lca.trainer import Trainer, drain
 
 LOGGED_EVENTS = ("train", "eval", "diverged", "done")
@@ -71,7 +71,7 @@ class TrainingRun:
                     last_ckpt = time.monotonic()
                 yield ev
         finally:
-            if tr.status in ("running", "paused"):
+            if tr.status in LIVE_STATUSES:
                 tr.status = "stopped"
             rd.close()
             self.checkpoint(tr.status)

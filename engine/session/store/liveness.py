@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psutil
 
-LIVE_STATUSES = ("running", "paused")
+from engine.lca.rundir import LIVE_STATUSES
+
 STALE_AFTER_S = 120.0
 #: Slack between a process's recorded start time and a state it wrote (clock granularity).
 _START_SLACK_S = 2.0
