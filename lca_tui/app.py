@@ -211,11 +211,7 @@ class LcaApp(App):
                 self.session.record_hijack({**result.to_dict(per_record=True), "dataset": "builtin",
                                             "relation": meta.get("relation")})
             elif kind == "sweep":
-                r = meta["record"]
-                self.session.record_sweep({"kind": "sweep", "model": result.model, "scheme": result.scheme,
-                                           "record": r.to_dict(), "points": [
-                                               {"n": p.n, "p_true": p.p_true, "p_false": p.p_false}
-                                               for p in result.curve]})
+                self.session.record_sweep(result.sweep_dict(meta["record"]))
         except Exception as exc:  # noqa: BLE001 - a failed write is shown, never fatal
             self.notify(f"could not save the {kind} result: {exc}", severity="error")
 
