@@ -11,8 +11,8 @@ and the status bar shows the loading state.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from functools import partial
-from typing import Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -23,9 +23,23 @@ from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
 from lca_tui.experiment_runner import ExperimentRunner
 from lca_tui.lifecycle import Lifecycle, install_resize_fix
-from lca_tui.messages import (CancelModelJob, ExperimentDone, ExperimentProgress, InspectRun, JobFinished,
-                              ModelJobWanted, ModelLoaded, ModelLoadFailed, ModelLoading, PinProbe,
-                              ProbeWanted, RecordResult, ReportWritten, RunFinished, RunStarted)
+from lca_tui.messages import (
+    CancelModelJob,
+    ExperimentDone,
+    ExperimentProgress,
+    InspectRun,
+    JobFinished,
+    ModelJobWanted,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    PinProbe,
+    ProbeWanted,
+    RecordResult,
+    ReportWritten,
+    RunFinished,
+    RunStarted,
+)
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.panels.base import Panel, panel_bindings
 from lca_tui.settings import load_keymap, load_settings, save_settings
