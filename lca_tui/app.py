@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
 from lca_tui import instrument
+from lca_tui.experiment_runner import ExperimentRunner
 from lca_tui.lifecycle import Lifecycle, install_resize_fix
 from lca_tui.messages import (
     CancelModelJob,
@@ -79,8 +80,7 @@ class LcaApp(App):
         self.model_error: str | None = None
         self.results: list[tuple[str, object, dict]] = []  # what the user produced (tests read it)
         self.last_report = None
-        self.last_experiment = None
-        self.experiment_cancel = None
+        self.experiments = ExperimentRunner(self)  # the palette's Experiment: commands
         self.session = None
         self.started = time.perf_counter()
         self.first_frame_s: float | None = None
@@ -233,11 +233,7 @@ class LcaApp(App):
                 self.session.record_hijack({**result.to_dict(per_record=True), "dataset": "builtin",
                                             "relation": meta.get("relation")})
             elif kind == "sweep":
-                r = meta["record"]
-                self.session.record_sweep({"kind": "sweep", "model": result.model, "scheme": result.scheme,
-                                           "record": r.to_dict(), "points": [
-                                               {"n": p.n, "p_true": p.p_true, "p_false": p.p_false}
-                                               for p in result.curve]})
+                self.session.record_sweep(result.sweep_dict(meta["record"]))
         except Exception as exc:  # noqa: BLE001 - a failed write is shown, never fatal
             self.notify(f"could not save the {kind} result: {exc}", severity="error")
 
@@ -272,7 +268,7 @@ class LcaApp(App):
             return
         try:
             jobs = int(self.model_host is not None and self.model_host.busy)
-            jobs += int(self.experiment_cancel is not None)
+            jobs += int(self.experiments.running)
             jobs += sum(p.running_jobs() for p in self.panels())
             self.status.set_fields(memory=memory_in_use(), jobs=str(jobs))
         except NoMatches:
@@ -340,52 +336,22 @@ class LcaApp(App):
 
     # ------------------------------------------------------------------ experiments
     def run_experiment(self, name: str, level: str = "quick") -> None:
-        """Run one of the paper's experiments in a worker thread; progress in the status bar, the
-        result recorded in the session and shown in a modal."""
-        import threading
+        """Run one of the paper's experiments (``lca_tui.experiment_runner``); progress in the status
+        bar, the result recorded in the session and shown in a modal."""
+        self.experiments.start(name, level)
 
-        if self.experiment_cancel is not None:
-            self.notify("an experiment is already running (palette: Experiment: cancel)", severity="warning")
-            return
-        self.experiment_cancel = threading.Event()
-        self.status.set_fields(note=f"experiment {name}: starting")
-        self._experiment(name, level, self.experiment_cancel)
-
-    @work(thread=True, exit_on_error=False, group="experiment")
-    def _experiment(self, name: str, level: str, cancel) -> None:
-        from engine import experiments
-
-        def progress(done, total):
-            self.post_message(ExperimentProgress(name, done, total))
-
-        try:
-            result = experiments.run(name, level, progress=progress, cancel=cancel).to_dict()
-            if self.session is not None:
-                self.session.record_experiment(result)
-        except Exception as exc:  # noqa: BLE001 - Cancelled, UserError, anything: shown inline
-            msg = "cancelled" if isinstance(exc, experiments.Cancelled) else str(exc)
-            self.post_message(ExperimentDone(name, error=msg))
-            return
-        self.post_message(ExperimentDone(name, result=result))
+    @property
+    def last_experiment(self) -> dict | None:
+        return self.experiments.last
 
     def on_experiment_progress(self, msg: ExperimentProgress) -> None:
-        self._set_status(note=f"experiment {msg.name}: {msg.done}/{msg.total} jobs")
+        self.experiments.progress(msg)
 
     def on_experiment_done(self, msg: ExperimentDone) -> None:
-        self.experiment_cancel = None
-        self._set_status(note=None)
-        if msg.error is not None:
-            self.notify(f"experiment {msg.name}: {msg.error}", severity="warning", timeout=8)
-            return
-        from lca_tui.screens.experiment import ExperimentScreen
-
-        self.last_experiment = msg.result
-        self.notify(f"{msg.result['name']}: {msg.result['verdict']}", timeout=6)
-        self.push_screen(ExperimentScreen(msg.result))
+        self.experiments.done(msg)
 
     def cancel_experiment(self) -> None:
-        if self.experiment_cancel is not None:
-            self.experiment_cancel.set()
+        self.experiments.cancel()
 
     # ------------------------------------------------------------------ themes, palette, quit
     def action_cycle_theme(self) -> None:

@@ -88,6 +88,11 @@ class EfficacyResult:
             out["per_record"] = [asdict(r) for r in self.records]
         return out
 
+    def sweep_dict(self, record) -> dict:
+        """A one-record sweep (``jobs.sweep``) as the session stores it: P(true), P(false) per n."""
+        return {"kind": "sweep", "model": self.model, "scheme": self.scheme, "record": record.to_dict(),
+                "points": [{"n": p.n, "p_true": p.p_true, "p_false": p.p_false} for p in self.curve]}
+
 
 @dataclass
 class _Item:

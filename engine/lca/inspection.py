@@ -125,18 +125,39 @@ def load_model_from_run(run_dir: str | os.PathLike) -> tuple[RunConfig, OneLayer
     if not ckpt.exists():
         raise UserError(f"{ckpt} does not exist: the run has not saved weights yet")
     tensors, step = rd.load_checkpoint()
+    return cfg, model_from_tensors(cfg, tensors, f"checkpoint {ckpt}", path / CONFIG), step
+
+
+def model_from_tensors(cfg: RunConfig, tensors: dict, source: str = "the snapshot",
+                       config: object = "the config") -> OneLayerTransformer:
+    """An eval-mode model on the CPU, no gradients, with the weights ``tensors`` holds as
+    ``model.<parameter>`` (a checkpoint's or a trainer snapshot's; other entries are ignored).
+
+    Raises UserError naming ``source`` (and ``config``) when a weight is missing or has another
+    shape than ``cfg`` gives."""
     model = OneLayerTransformer(cfg.task.V, cfg.model)
     with torch.no_grad():
         for name, p in model.named_parameters():
             t = tensors.get(f"model.{name}")
             if t is None:
-                raise UserError(f"checkpoint {ckpt} is damaged: it has no model.{name}")
+                raise UserError(f"{source} is damaged: it has no model.{name}")
             if tuple(t.shape) != tuple(p.shape):
-                raise UserError(f"checkpoint {ckpt} does not match {path / CONFIG}: model.{name} has shape "
+                raise UserError(f"{source} does not match {config}: model.{name} has shape "
                                 f"{tuple(t.shape)}, the config gives {tuple(p.shape)}")
             p.copy_(t.to(p.dtype))
     model.requires_grad_(False)
-    return cfg, model.eval(), step
+    return model.eval()
+
+
+def load_live_model(trainer, timeout: float | None = None) -> tuple[RunConfig, OneLayerTransformer, int]:
+    """(config, model on the CPU, step) of a training run, consistent: ``Trainer.request_snapshot``
+    is answered by the training thread between two steps (never mid AdamW update). Call it from a
+    thread other than the training thread; ``timeout`` seconds at most."""
+    snap = trainer.request_snapshot().result(timeout=timeout)
+    tensors = {f"model.{k.removeprefix('model.')}": v for k, v in snap["tensors"].items()
+               if not k.startswith(("optim.", "rng."))}
+    model = model_from_tensors(trainer.cfg, tensors, f"the live snapshot of step {snap['step']}")
+    return trainer.cfg, model, snap["step"]
 
 
 @torch.no_grad()

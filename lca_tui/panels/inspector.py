@@ -345,13 +345,6 @@ SNAPSHOT_TIMEOUT_S = 60.0
 def live_snapshot(trainer) -> tuple:
     """(cfg, model, step) of a training run, consistent: ``Trainer.request_snapshot`` is answered
     by the training thread between two steps (never mid AdamW update). Called in a worker."""
-    from engine.lca.model import OneLayerTransformer
+    from engine.lca.inspection import load_live_model
 
-    snap = trainer.request_snapshot().result(timeout=SNAPSHOT_TIMEOUT_S)
-    cfg = trainer.cfg
-    tensors = {k.removeprefix("model."): v for k, v in snap["tensors"].items()
-               if not k.startswith(("optim.", "rng."))}
-    model = OneLayerTransformer(trainer.task.V, cfg.model)
-    model.load_state_dict(tensors)
-    model.requires_grad_(False)
-    return cfg, model.eval(), snap["step"]
+    return load_live_model(trainer, SNAPSHOT_TIMEOUT_S)

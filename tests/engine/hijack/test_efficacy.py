@@ -141,3 +141,12 @@ def test_embedded_shared_es_equals_naive(smollm):
     fast = efficacy_curve(smollm, recs, "not-think", 3, batch_size=16)
     slow = naive_efficacy_curve(smollm, recs, "not-think", 3)
     assert_equal_results(fast, slow)
+
+
+def test_sweep_dict_is_what_the_session_stores(records):
+    """The one-record sweep as the app records it (issue 18: the app passes the result along)."""
+    curve = (eff.CurvePoint(0, 0.0, 0.6, 0.1, 1), eff.CurvePoint(1, 1.0, 0.2, 0.5, 1))
+    res = eff.EfficacyResult("smol", "relation", "efficacy", "first", 1, 1, curve, records=())
+    assert res.sweep_dict(records[0]) == {
+        "kind": "sweep", "model": "smol", "scheme": "relation", "record": records[0].to_dict(),
+        "points": [{"n": 0, "p_true": 0.6, "p_false": 0.1}, {"n": 1, "p_true": 0.2, "p_false": 0.5}]}

@@ -8,7 +8,13 @@ from engine.errors import UserError
 from engine.lca.analysis import attention_by_cluster, attention_by_hamming, embedding_geometry, value_swap_report
 from engine.lca.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from engine.lca.constructed import theorem1_model
-from engine.lca.inspection import InspectionReport, inspect_model, load_model_from_run, snapshot_model
+from engine.lca.inspection import (
+    InspectionReport,
+    inspect_model,
+    load_live_model,
+    load_model_from_run,
+    snapshot_model,
+)
 from engine.lca.runner import TrainingRun
 from engine.lca.task import LCATask
 
@@ -145,3 +151,22 @@ def test_checkpoint_that_does_not_fit_the_config_is_a_user_error(tiny_run, tmp_p
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UserError, match="does not match"):
         load_model_from_run(other)
+
+
+def test_load_live_model_gives_the_model_the_inspector_built_before(tiny_run):
+    """Issue 18: the inspector's own rebuild (load_state_dict of the snapshot) moved to the engine."""
+    _, trainer = tiny_run
+    cfg, model, step = load_live_model(trainer, timeout=10)
+    snap = trainer.request_snapshot().result(timeout=10)
+    before = type(model)(trainer.task.V, trainer.cfg.model)  # what lca_tui.panels.inspector did
+    before.load_state_dict({k.removeprefix("model."): v for k, v in snap["tensors"].items()
+                            if not k.startswith(("optim.", "rng."))})
+    before.requires_grad_(False)
+    before.eval()
+    assert cfg is trainer.cfg and step == snap["step"] == 30
+    assert not model.training and all(not p.requires_grad for p in model.parameters())
+    assert model.state_dict().keys() == before.state_dict().keys()
+    for name, t in before.state_dict().items():
+        assert torch.equal(model.state_dict()[name], t), name
+    x, _ = trainer.task.sample(64, torch.Generator().manual_seed(0))
+    assert torch.equal(model(x), before(x))

@@ -15,10 +15,6 @@ timer when something changed — never per step. Pause/stop are events the train
 
 from __future__ import annotations
 
-import textwrap
-import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual import on, work
@@ -28,81 +24,15 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from engine.session.store import LIVE_STATUSES
-from lca_tui.messages import SNAPSHOT_HZ, InspectRun, RunFinished, RunStarted, TrainSnapshot
+from lca_tui.messages import InspectRun, RunFinished, RunStarted, TrainSnapshot
 from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Field
+from lca_tui.panels.trainer import form, worker
+from lca_tui.panels.trainer.form import FORM_FIELDS, TUNING
+from lca_tui.panels.trainer.runs import RunState, refresh_table, table_columns
 from widgets import LiveCurve
 
-#: Form fields in display order (flat RunConfig names) with their labels.
-FORM_FIELDS = [
-    ("m", "m (bits, V = 2^m)"), ("L", "L (context length)"), ("omega", "ω (signal fraction)"),
-    ("beta", "β (temperature)"), ("neighborhood", "N(z*): all | hamming1 | cluster:k"),
-    ("d", "d (embedding dim)"), ("d_a", "d_a (head dim)"), ("freeze_value", "W_V = I frozen (true/false)"),
-    ("freeze_embedding", "W_E frozen (true/false)"), ("uniform_attention", "uniform attention (true/false)"),
-    ("lr", "learning rate"), ("schedule", "schedule: constant | cosine | wsd"), ("warmup", "warm-up steps"),
-    ("weight_decay", "weight decay"), ("beta1", "AdamW β1"), ("beta2", "AdamW β2"),
-    ("batch_size", "batch size"), ("steps", "steps"), ("eval_every", "eval every"),
-    ("eval_size", "eval samples"), ("train_size", "train set size (0 = fresh)"), ("seed", "seed"),
-    ("device", "device: auto | cpu | cuda"),
-]
-#: Fields the default recipe fills (``recipe_config``): they follow m and L until edited. A field
-#: comes after those it depends on (d_a on d; warm-up and eval every on steps).
-TUNING = ("d", "d_a", "steps", "warmup", "eval_every", "lr", "schedule", "weight_decay", "beta2", "batch_size")
-BUFFER = 20_000
 REDRAW_S = 0.25
-
-
-@dataclass
-class RunState:
-    """One run as the UI knows it (touched only on the UI thread): its TrainingRun handle once
-    started, its events so far and summary numbers."""
-
-    run_id: str
-    path: Path
-    summary: str
-    steps: int
-    run: object = None  # engine.lca.runner.TrainingRun once started
-    status: str = "starting"
-    step: int = 0
-    best: float | None = None
-    bayes: float | None = None
-    rate: float | None = None
-    started: float = field(default_factory=time.monotonic)
-    train: deque = field(default_factory=lambda: deque(maxlen=BUFFER))
-    evals: list = field(default_factory=list)
-    error: str | None = None
-    overlay: bool = False
-
-    def eta(self) -> str:
-        if not self.rate or self.status not in ("running",):
-            return "—"
-        left = (self.steps - self.step) * self._batch / self.rate
-        return f"{left:,.0f} s"
-
-    _batch: int = 1
-
-
-#: Runs table columns (key -> header). The config wraps onto lines of ``CONFIG_W`` characters.
-COLUMN_LABELS = {"run": "run", "config": "config", "status": "status", "step": "step", "best": "best",
-                 "bayes": "Bayes", "overlay": "ovl"}
-TABLE_COLUMNS = tuple(COLUMN_LABELS)
-NARROW_COLUMNS = ("run", "status", "step", "best", "bayes")
-CONFIG_W = 20
-FULL_TABLE_W = 80  # cells the full table needs: 11 + 20 + 11 + 9 + 5 + 5 + 3, plus 2 of padding a column
-
-
-def short_run_id(run_id: str) -> str:
-    """``20261130-073724-m6-L64-39fc`` -> ``073724-39fc``: the time and the random suffix (the
-    config has its own column)."""
-    parts = run_id.split("-")
-    return f"{parts[1]}-{parts[-1]}" if len(parts) >= 3 and parts[1].isdigit() else run_id[-12:]
-
-
-def run_row(st: RunState) -> dict[str, str]:
-    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    return {"run": short_run_id(st.run_id), "config": "\n".join(textwrap.wrap(st.summary, CONFIG_W)) or "—",
-            "status": st.status, "step": f"{st.step}/{st.steps}", "best": fmt(st.best), "bayes": fmt(st.bayes),
-            "overlay": "●" if st.overlay else ""}
 
 
 class TrainerPanel(Panel):
@@ -140,7 +70,7 @@ class TrainerPanel(Panel):
             for name, label in FORM_FIELDS:
                 yield Label(self._label(name, label), classes="field-label", id=f"l-{name}")
                 value = defaults[name]
-                self._shown[name] = str(value).lower() if isinstance(value, bool) else str(value)
+                self._shown[name] = form.shown(value)
                 yield Field(self._shown[name], id=f"f-{name}")
                 yield Static("", id=f"e-{name}", classes="field-error")
             yield Static("", id="form-error", classes="field-error")
@@ -188,26 +118,7 @@ class TrainerPanel(Panel):
         """The recipe's values for the tuning fields the user has not edited, given the form's m, L
         and the edited fields that the recipe depends on (d sets d_a; steps sets warm-up and eval
         every): exactly what ``recipe_config`` of the form fills in. None while m or L is invalid."""
-        from engine.errors import ConfigError
-        from engine.lca.config import recipe_config
-
-        texts = self.form_values()
-        given = {}
-        try:
-            given = {"m": int(texts["m"]), "L": int(texts["L"])}
-            for name in ("d", "steps"):  # edited values the recipe's other fields depend on
-                if name in self.edited:
-                    try:
-                        given[name] = int(texts[name])
-                    except ValueError:
-                        pass
-            flat = recipe_config(given).flat()
-        except (ValueError, ConfigError):
-            try:  # an invalid edited d / steps: the recipe for m and L alone
-                flat = recipe_config({"m": given["m"], "L": given["L"]}).flat()
-            except (KeyError, ValueError, ConfigError):
-                return None
-        return {name: flat[name] for name in TUNING if name not in self.edited}
+        return form.recipe_values(self.form_values(), self.edited)
 
     def apply_recipe(self) -> None:
         """Put the recipe's values into every tuning field the user has not edited."""
@@ -313,64 +224,21 @@ class TrainerPanel(Panel):
 
     @work(thread=True, exit_on_error=False, group="train")
     def _train(self, run_id: str, path: Path, resume: bool, cfg, share=1) -> None:
-        """The training thread: runs the loop and posts messages; it touches no UI state. Its torch
-        threads are its ``share`` of the free cores (``engine.threads``), re-decided as the load
-        changes, so training and the model thread do not oversubscribe the cores."""
-        from engine.errors import describe
-        from engine.lca.runner import TrainingRun
-        from engine.threads import Governor
-
-        status, error = "error", None
-        try:
-            run = TrainingRun.resume(path) if resume else TrainingRun.start(cfg, path)
-            tr = run.trainer
-            tr.governor = Governor(share=share)
-            self.post_message(RunStarted(run_id, run, tr.bayes_accuracy, tr.cfg.train.batch_size,
-                                         tr.step, resume))
-            events, last = [], time.monotonic()
-            for ev in run.events():
-                events.append(ev)
-                now = time.monotonic()
-                if now - last >= 1.0 / SNAPSHOT_HZ or ev["event"] != "train":
-                    self.post_message(TrainSnapshot(run_id, events, tr.status))
-                    events, last = [], now
-            if events:
-                self.post_message(TrainSnapshot(run_id, events, tr.status))
-            status = tr.status
-        except Exception as exc:  # noqa: BLE001 - shown inline, the app keeps running
-            error = describe(exc)
-        finally:
-            self.post_message(RunFinished(run_id, status, error))
+        """The training thread (``worker.train``): it posts messages and touches no UI state."""
+        worker.train(self.post_message, run_id, path, resume, cfg, share)
 
     def on_run_started(self, msg: RunStarted) -> None:
         st = self.runs.get(msg.run_id)
         if st is None:
             return
-        st.run, st.bayes, st._batch, st.status = msg.run, msg.bayes, msg.batch_size, "running"
-        if msg.resumed:  # the checkpoint's step: later events of the earlier attempt are gone
-            st.train = deque((e for e in st.train if e["step"] <= msg.step), maxlen=BUFFER)
-            st.evals = [e for e in st.evals if e["step"] <= msg.step]
-            st.step = msg.step
+        st.started_run(msg.run, msg.bayes, msg.batch_size, msg.step, msg.resumed)
         self._dirty = True
 
     def on_train_snapshot(self, msg: TrainSnapshot) -> None:
         st = self.runs.get(msg.run_id)
         if st is None:
             return
-        for ev in msg.events:
-            kind = ev["event"]
-            if kind == "train":
-                st.train.append(ev)
-                st.step, st.rate = ev["step"], ev["samples_per_s"]
-            elif kind == "eval":
-                st.evals.append(ev)
-                st.best = ev["accuracy"] if st.best is None else max(st.best, ev["accuracy"])
-                st.bayes = ev["bayes_accuracy"]
-            elif kind == "status":
-                st.status = ev["status"]
-            elif kind == "done":
-                st.step = ev.get("step", st.step)
-        st.status = msg.status
+        st.fold(msg.events, msg.status)
         self._dirty = True
 
     def on_run_finished(self, msg: RunFinished) -> None:
@@ -430,30 +298,12 @@ class TrainerPanel(Panel):
             acc.set_hline("Bayes-optimal", st.bayes)
 
     def _columns(self) -> tuple[str, ...]:
-        """The runs table's columns for its width: all of them from ``FULL_TABLE_W`` cells, else
-        without config and overlay (the stats line above names the selected run's config)."""
-        width = self.query_one("#runs-table", DataTable).size.width
-        return TABLE_COLUMNS if width == 0 or width >= FULL_TABLE_W else NARROW_COLUMNS
+        """The runs table's columns for its width (``runs.table_columns``)."""
+        return table_columns(self.query_one("#runs-table", DataTable).size.width)
 
     def _refresh_table(self) -> None:
         """Update the runs table in place (rebuilt only when runs or its columns change)."""
-        t = self.query_one("#runs-table", DataTable)
-        columns = self._columns()
-        rows = {st.run_id: run_row(st) for st in self.runs.values()}
-        if [k.value for k in t.rows] != list(rows) or [c.value for c in t.columns] != list(columns):
-            t.clear(columns=True)
-            for key in columns:
-                t.add_column(COLUMN_LABELS[key], key=key)
-            for key, row in rows.items():
-                t.add_row(*[row[c] for c in columns], key=key, height=row["config"].count("\n") + 1
-                          if "config" in columns else 1)
-            if self.selected in rows:
-                t.move_cursor(row=list(rows).index(self.selected), animate=False)
-            return
-        for key, row in rows.items():
-            for col in columns:
-                if t.get_cell(key, col) != row[col]:
-                    t.update_cell(key, col, row[col], update_width=True)
+        refresh_table(self.query_one("#runs-table", DataTable), self.runs, self.selected)
 
     def on_resize(self) -> None:
         if [c.value for c in self.query_one("#runs-table", DataTable).columns] != list(self._columns()):
@@ -503,19 +353,13 @@ class TrainerPanel(Panel):
     def load_values(self, flat: dict) -> None:
         """Fill the form with a run's settings. A tuning field counts as edited when the recipe
         (for this m, L and the other edited fields) would give it another value."""
-        from engine.lca.config import recipe_config
-
-        fixed = {k: v for k, v in flat.items() if k not in TUNING}
-        edited: set[str] = set()
-        for name in TUNING:  # in dependency order: d before d_a, steps before warm-up
-            if name in flat and flat[name] != recipe_config({**fixed, **{k: flat[k] for k in edited}}).flat()[name]:
-                edited.add(name)
+        edited = form.edited_fields(flat)
         self.edited = edited
         for name, _ in FORM_FIELDS:
             if name in flat:
                 value = flat[name]
                 box = self.query_one(f"#f-{name}", Input)
-                self._shown[name] = str(value).lower() if isinstance(value, bool) else str(value)
+                self._shown[name] = form.shown(value)
                 with box.prevent(Input.Changed):
                     box.value = self._shown[name]
         self._show_recipe_marks(flat.get("m"), flat.get("L"))
