@@ -51,6 +51,14 @@ def answered(**fields) -> None:
         emit("answer", **fields)
 
 
+def probe_drawn(msg, t_answer: float) -> None:
+    """The hijack panel drew ``msg`` (a ``ProbeAnswered``), entered at ``t_answer``."""
+    if ENABLED:
+        r, res = msg.request, msg.result
+        answered(seq=r.seq, prompt=r.prompt, targets=list(r.targets), top_k=r.top_k, analyses=list(r.analyses),
+                 engine_s=msg.seconds, t_answer=t_answer, reused=res.reused_prefix, n_tokens=len(res.token_ids))
+
+
 def frame_out() -> None:
     """A frame was handed to the writer thread: if an answer waits for it, log the frame."""
     global _pending

@@ -32,9 +32,9 @@ from lca_tui.messages import (
 )
 from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
+from lca_tui.panels.hijack.targets import fill_table, target_rows
 from lca_tui.panels.hijack.views import VIEWS
-from lca_tui.panels.hijack.views.base import pct
-from widgets import BarRow, ProbabilityBars, visible_token
+from widgets import BarRow, ProbabilityBars
 
 VIEW_IDS = tuple(v.ID for v in VIEWS)
 DEFAULT_SUBJECT = "The Eiffel Tower"
@@ -207,12 +207,7 @@ class HijackPanel(Panel):
         self.show_error(None)
         self.last_result, self.shown_seq = msg.result, msg.request.seq
         self._draw(msg.result, msg.seconds)
-        if instrument.ENABLED:  # the latency benchmark's stages (lca_tui/instrument.py)
-            r = msg.request
-            instrument.answered(seq=r.seq, prompt=r.prompt, targets=list(r.targets), top_k=r.top_k,
-                                analyses=list(r.analyses),
-                                engine_s=msg.seconds, t_answer=t_answer, reused=msg.result.reused_prefix,
-                                n_tokens=len(msg.result.token_ids))
+        instrument.probe_drawn(msg, t_answer)  # the latency benchmark's stages (off by default)
 
     def _draw(self, res, seconds: float) -> None:
         tracked = {t.target: i for i, t in enumerate(res.targets)}
@@ -227,36 +222,11 @@ class HijackPanel(Panel):
         if res.truncated:
             info += f" · [b]{res.truncated} tokens cut from the left to fit the window[/b]"
         self.query_one("#probe-info", Static).update(info, layout=False)  # fixed height (tcss)
-        # Roles follow the target strings, not the rows: removing a row never shifts them.
-        role_of = {tp.target: self.roles.get(tp.target, "") for tp in res.targets}
-        prob = {role: tp.prob for tp in res.targets if (role := role_of[tp.target])}
-        hijacked = prob["false"] > prob["true"] if {"true", "false"} <= prob.keys() else None
-        rows = []
-        for tp in res.targets:
-            role = role_of[tp.target]
-            if role == "false" and hijacked:
-                role = "▲ hijacked"
-            rows.append((visible_token(tp.target), pct(tp.prob), str(tp.rank), pct(tp.first_token_prob), role))
-        self._fill_targets(rows)
+        rows, hijacked = target_rows(res.targets, self.roles)
+        fill_table(self.query_one("#targets", DataTable), rows)
         self._refresh_toolbar(hijacked)
         for view in self.views.values():
             view.draw_probe(res)
-
-    def _fill_targets(self, rows: list[tuple[str, ...]]) -> None:
-        """Show the targets' rows: cells updated in place while the targets stay the same (a
-        repaint per keystroke), the table rebuilt when they change."""
-        t = self.query_one("#targets", DataTable)
-        if t.row_count != len(rows) or any(t.get_row_at(i)[0] != row[0] for i, row in enumerate(rows)):
-            t.clear()
-            for row in rows:
-                t.add_row(*row)
-            return
-        widths = [c.content_width for c in t.ordered_columns]
-        for i, row in enumerate(rows):
-            old = t.get_row_at(i)
-            for j, value in enumerate(row):
-                if old[j] != value:
-                    t.update_cell_at((i, j), value, update_width=len(value) > widths[j])
 
     def show_error(self, text: str | None) -> None:
         if (text or "") == self._shown.get("error", ""):  # cleared on every answer: usually a no-op
