@@ -325,7 +325,9 @@ class LcaApp(App):
         try:
             self.post_message(ReportWritten(path=write_report(self.session, fmt, out)))
         except Exception as exc:  # noqa: BLE001 - shown inline
-            self.post_message(ReportWritten(error=str(exc)))
+            from engine.errors import describe
+
+            self.post_message(ReportWritten(error=describe(exc)))
 
     def on_report_written(self, msg: ReportWritten) -> None:
         if msg.error:

@@ -34,6 +34,7 @@ class ExperimentRunner:
     def _run(self, name: str, level: str, cancel: threading.Event) -> None:
         """The worker thread: it posts messages and touches no UI state."""
         from engine import experiments
+        from engine.errors import describe
 
         post = self.app.post_message
 
@@ -46,7 +47,7 @@ class ExperimentRunner:
             if session is not None:
                 session.record_experiment(result)
         except Exception as exc:  # noqa: BLE001 - Cancelled, UserError, anything: shown inline
-            msg = "cancelled" if isinstance(exc, experiments.Cancelled) else str(exc)
+            msg = "cancelled" if isinstance(exc, experiments.Cancelled) else describe(exc)
             post(ExperimentDone(name, error=msg))
             return
         post(ExperimentDone(name, result=result))

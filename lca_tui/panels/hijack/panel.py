@@ -143,7 +143,9 @@ class HijackPanel(Panel):
         try:
             text = build_prompt(self.record, self.scheme, self.n, self.template)
         except Exception as exc:  # noqa: BLE001 - e.g. a custom template without one
-            self.show_error(str(exc))
+            from engine.errors import describe
+
+            self.show_error(describe(exc))
             return
         self._setting_text = True
         self.query_one("#prompt", TextArea).text = text

@@ -343,8 +343,10 @@ class TrainerPanel(Panel):
 
         try:
             cfg = RunDir(st.path).config()
-        except Exception as exc:  # noqa: BLE001
-            self.app.notify(str(exc), severity="error")
+        except Exception as exc:  # noqa: BLE001 - a damaged run folder: one line, the app keeps running
+            from engine.errors import describe
+
+            self.app.notify(describe(exc), severity="error")
             return
         self.load_values(cfg.flat())
         self.query_one("#runs-table").blur()
