@@ -1,0 +1,351 @@
+"""Where the hijack happens: causal tracing of a hijacked prompt against its clean prompt.
+
+The clean prompt is the prompt alone (n = 0); the hijacked one is ``prepend + prompt``, the prepended
+text used exactly as given. Measures (``Measure``) at the last position: the first-token
+probabilities of the true and the false target (softmax over the vocabulary) and their logit
+difference ``logit_true − logit_false`` (the hijack lowers it). For every block l:
+
+- ``restore`` (ROME's causal tracing, Meng et al. 2022, with the clean run in place of the
+  uncorrupted one): block l's ``resid_post`` / ``attn_out`` / ``mlp_out`` at one of the prompt's own
+  positions replaced by the clean run's at the same position counted from the end;
+  ``restore_last`` is the residual stream at the last position;
+- ``knockout`` (attention knockout, Geva et al. 2023): in block l the last position may not attend to
+  the prepended tokens (masked before the softmax; its weights renormalise over the rest); also over
+  a window of ``window`` blocks centred on l, and restricted to the tokens of the false target's
+  mentions (``mentions``) or to the other prepended tokens (``rest``). A token is prepended when its
+  characters lie within the prepended text, its trailing whitespace excluded;
+- per head: the direct logit attribution of each head to ``logit_diff`` at the last position
+  (``dla``: the head's share of the attention output, through a Gemma post-attention norm and the
+  final norm with their scales frozen at the run's values, ``blocks.frozen_norm``; the pieces sum to
+  the logit difference before any soft-capping) and the effect of zero-ablating the head at the last
+  position (``ablated``).
+
+Fast and exact: an intervention at one position changes nothing before it, so every intervention at
+position p reuses the hijacked run's keys/values of the tokens before p, and all interventions at p
+run as rows of one batched forward over the tokens from p on (at the last position: one token).
+``engine.hijack.trace_reference`` runs one full forward per intervention; the tests hold them equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.errors import UserError
+from engine.hijack.blocks import check_frozen_norm, frozen_norm, locate, norm_bias
+from engine.hijack.edits import KINDS, Edit, apply, capture
+from engine.hijack.kv import KV, extend
+
+KNOCKOUTS = ("all", "window", "mentions", "rest")
+DEFAULT_WINDOW = 5
+ABLATION = "zero"  # head ablation: the head's z set to 0 at the last position
+
+
+@dataclass(frozen=True)
+class Measure:
+    p_true: float
+    p_false: float
+    logit_diff: float  # logit_true - logit_false
+
+    def to_dict(self) -> dict:
+        return {"p_true": self.p_true, "p_false": self.p_false, "logit_diff": self.logit_diff}
+
+    @property
+    def flipped(self) -> bool:
+        return self.p_false > self.p_true
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A prepared clean/hijacked pair: token ids, which hijacked tokens are prepended or mention the
+    false target, the prompt's positions aligned from the end, the targets' first tokens."""
+
+    prompt: str
+    prepend: str
+    target_true: str  # as scored (leading space added after a space-less prompt)
+    target_false: str
+    clean_ids: tuple[int, ...]
+    ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    prepended: tuple[bool, ...]
+    mentions: tuple[bool, ...]
+    positions: tuple[tuple[int, int], ...]  # (hijacked index, clean index), the last one last
+    true_id: int
+    false_id: int
+
+
+@dataclass(frozen=True)
+class Trace:
+    model: str
+    pair: Pair
+    clean: Measure
+    hijacked: Measure
+    restore: dict  # kind -> per layer, per position of pair.positions: Measure
+    knockout: dict  # variant -> per layer: Measure
+    heads: tuple  # per layer, per head: Measure (zero ablation at the last position)
+    dla: dict  # "embed", "bias": float; "attn", "mlp": per layer; "heads": per layer, per head
+    window: int = DEFAULT_WINDOW
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.knockout["all"])
+
+    def restore_last(self, kind: str = "resid") -> list[Measure]:
+        return [row[-1] for row in self.restore[kind]]
+
+    def to_dict(self) -> dict:
+        p = self.pair
+        layers = []
+        for i in range(self.n_layers):
+            entry = {"layer": i, "restore_last": self.restore["resid"][i][-1].to_dict(),
+                     "restore_attn_last": self.restore["attn"][i][-1].to_dict(),
+                     "restore_mlp_last": self.restore["mlp"][i][-1].to_dict(),
+                     "knockout": self.knockout["all"][i].to_dict()}
+            for v in KNOCKOUTS[1:]:
+                entry[f"knockout_{v}"] = self.knockout[v][i].to_dict()
+            entry["restore"] = {k: [m.to_dict() for m in self.restore[k][i]] for k in KINDS}
+            entry["dla_attn"], entry["dla_mlp"] = self.dla["attn"][i], self.dla["mlp"][i]
+            layers.append(entry)
+        heads = [[{"dla": self.dla["heads"][i][h], "ablated": m.to_dict()} for h, m in enumerate(row)]
+                 for i, row in enumerate(self.heads)]
+        return {"model": self.model, "prompt": p.prompt, "prepend": p.prepend, "target_true": p.target_true,
+                "target_false": p.target_false, "tokens": list(p.tokens), "prepended": list(p.prepended),
+                "mentions": list(p.mentions),
+                "positions": [{"index": h, "clean_index": c, "token": p.tokens[h]} for h, c in p.positions],
+                "window": self.window, "ablation": ABLATION, "clean": self.clean.to_dict(),
+                "hijacked": self.hijacked.to_dict(), "dla_embed": self.dla["embed"], "dla_bias": self.dla["bias"],
+                "layers": layers, "heads": heads, "notes": list(self.notes)}
+
+
+# --- preparing a pair --------------------------------------------------------------------------------
+
+def token_spans(lm, text: str) -> tuple[list[int], list[tuple[int, int] | None]]:
+    """``lm.encode(text)`` and each token's character span in ``text`` (None for special tokens)."""
+    try:
+        enc = lm.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+    except (NotImplementedError, ValueError, TypeError) as exc:
+        raise UserError(f"the tokenizer of {lm.name} gives no character offsets (a fast tokenizer is "
+                        "needed to tell prepended tokens from the prompt's)") from exc
+    ids, spans = list(enc["input_ids"]), [tuple(s) for s in enc["offset_mapping"]]
+    want = lm.encode(text)
+    if ids != want and want[1:] == ids:  # the project adds a BOS the tokenizer does not
+        ids, spans = want, [(0, 0)] + spans
+    if ids != want:
+        raise UserError(f"the tokenizer of {lm.name} tokenises {text[:40]!r} differently with offsets")
+    special = set(getattr(lm.tokenizer, "all_special_ids", []) or [])
+    return ids, [None if (i in special and s[0] == s[1]) else s for i, s in zip(ids, spans)]
+
+
+def _first_token(lm, prompt_text: str, ids, target: str) -> int:
+    from engine.hijack.probe import continuation_ids
+
+    return continuation_ids(lm, prompt_text, ids, target)[0][0]
+
+
+def prepare(lm, prompt: str, prepend: str, target_true: str, target_false: str,
+            mention: str | None = None) -> Pair:
+    """The pair for ``prepend + prompt`` against ``prompt``; ``mention`` (default: the false target)
+    is the text whose occurrences in the prepend count as mentions. Bad input raises ``UserError``."""
+    from engine.hijack.efficacy import target_text
+
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise UserError("the prompt is empty: give the fact's prompt, e.g. 'The Eiffel Tower is in'")
+    if not isinstance(prepend, str) or not prepend.strip():
+        raise UserError("nothing is prepended: the trace compares prepend + prompt against the prompt alone")
+    for name, t in (("true", target_true), ("false", target_false)):
+        if not isinstance(t, str) or not t.strip():
+            raise UserError(f"the {name} target is empty: give one such as ' Paris'")
+    t_true, t_false = target_text(prompt, target_true), target_text(prompt, target_false)
+    text = prepend + prompt
+    ids, spans = token_spans(lm, text)
+    clean_ids, clean_spans = token_spans(lm, prompt)
+    limit = min(lm.max_length, lm.kv_limit or lm.max_length)
+    if len(ids) + 1 > limit:
+        raise UserError(f"the hijacked prompt has {len(ids)} tokens; {lm.name} traces at most {limit - 1} "
+                        "(its window): shorten the prepended text")
+    end = len(prepend.rstrip())
+    prepended = [s is not None and s[1] <= end for s in spans]
+    marks = _mention_marks(prepend[:end], (mention or target_false).strip(), spans)
+    h_pos = [i for i, s in enumerate(spans) if s is not None and not prepended[i]]
+    c_pos = [i for i, s in enumerate(clean_spans) if s is not None]
+    k = min(len(h_pos), len(c_pos))
+    if k == 0 or not any(prepended):
+        raise UserError("no token of the hijacked prompt lies within the prepended text or the prompt")
+    true_id, false_id = _first_token(lm, text, ids, t_true), _first_token(lm, text, ids, t_false)
+    if true_id == false_id:
+        raise UserError(f"{t_true!r} and {t_false!r} start with the same token: the trace measures first tokens")
+    return Pair(prompt, prepend, t_true, t_false, tuple(clean_ids), tuple(ids), tuple(lm.decode_tokens(ids)),
+                tuple(prepended), tuple(marks), tuple(zip(h_pos[-k:], c_pos[-k:])), true_id, false_id)
+
+
+def _mention_marks(text: str, mention: str, spans) -> list[bool]:
+    """Tokens whose span overlaps an occurrence of ``mention`` in ``text`` (the prepend)."""
+    hits, at = [], text.find(mention) if mention else -1
+    while at >= 0:
+        hits.append((at, at + len(mention)))
+        at = text.find(mention, at + 1)
+    return [s is not None and s[0] < len(text) and any(s[0] < b and s[1] > a for a, b in hits) for s in spans]
+
+
+# --- measures and the runs ---------------------------------------------------------------------------
+
+def measures(logits, true_id: int, false_id: int) -> list[Measure]:
+    """One ``Measure`` per row of last-position ``logits`` (R, V)."""
+    import torch
+
+    logits = logits.float()
+    lp = torch.log_softmax(logits, dim=-1)
+    pt, pf = lp[:, true_id].exp().tolist(), lp[:, false_id].exp().tolist()
+    diff = (logits[:, true_id] - logits[:, false_id]).tolist()
+    return [Measure(a, b, c) for a, b, c in zip(pt, pf, diff)]
+
+
+def knock_keys(pair: Pair, variant: str):
+    """The key slots a knockout variant masks (bool over the hijacked tokens)."""
+    import torch
+
+    pre, men = pair.prepended, pair.mentions
+    pick = {"all": pre, "window": pre, "mentions": [p and m for p, m in zip(pre, men)],
+            "rest": [p and not m for p, m in zip(pre, men)]}[variant]
+    return torch.tensor(pick, dtype=torch.bool)
+
+
+def knock_layers(layer: int, variant: str, window: int, n_layers: int) -> range:
+    """The blocks a knockout at ``layer`` covers: the block alone, or ``window`` blocks centred on it."""
+    if variant != "window":
+        return range(layer, layer + 1)
+    lo = max(0, min(layer - window // 2, n_layers - window))
+    return range(lo, min(n_layers, lo + window))
+
+
+def _eager(lm) -> bool:
+    return getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
+
+
+def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[list[Edit]], pair: Pair, chunk: int,
+              cancel: Callable[[], bool] | None) -> list[Measure]:
+    """Rows of edits (``row`` fields ignored: each row is its own batch row) on the tokens from
+    ``start`` on after the hijacked keys/values before it; the measures at the last position."""
+    import torch
+
+    out: list[Measure] = []
+    new = list(ids[start:])
+    for lo in range(0, len(rows), chunk):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        part = rows[lo:lo + chunk]
+        n = len(part)
+        edits = [Edit(e.kind, e.layer, r, e.col, e.value, e.head, e.keys) for r, row in enumerate(part) for e in row]
+        past = KV([(k[:1, :, :start].expand(n, -1, -1, -1), v[:1, :, :start].expand(n, -1, -1, -1))
+                   for k, v in kv.layers], torch.ones((n, start), dtype=torch.long))
+        with apply(layout, edits, eager=_eager(lm)):
+            logits, _, _ = extend(lm, past, [new] * n, keep=1, want_cache=False)
+        out.extend(measures(logits[:, -1], pair.true_id, pair.false_id))
+    return out
+
+
+class Cancelled(Exception):
+    """The trace was cancelled between two batched forwards."""
+
+
+def trace(lm, pair: Pair, window: int = DEFAULT_WINDOW, chunk: int = 64,
+          cancel: Callable[[], bool] | None = None, heads: bool = True) -> Trace:
+    """The full trace of ``pair`` (module doc); ``cancel()`` is polled between batched forwards and
+    raises ``Cancelled``; hooks are removed on every path."""
+    import torch
+
+    layout = locate(lm)
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= layout.n_layers:
+        raise UserError(f"the knockout window must be 1..{layout.n_layers} blocks, not {window!r}")
+    if not lm.kv_reuse:
+        raise UserError(f"{lm.name} cannot reuse keys/values (chunked or recurrent layers): no trace")
+    n_layers = layout.n_layers
+    with torch.inference_mode():
+        clean_store: dict = {}
+        with capture(layout, clean_store):
+            c_logits, _, _ = extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
+        hij_store: dict = {}
+        with capture(layout, hij_store, cols=[len(pair.ids) - 1]):
+            h_logits, _, kv = extend(lm, None, [list(pair.ids)], keep=1)
+        if kv is None:
+            raise UserError(f"{lm.name} returned no key/value cache: no trace")
+        clean = measures(c_logits[:, -1], pair.true_id, pair.false_id)[0]
+        hijacked = measures(h_logits[:, -1], pair.true_id, pair.false_id)[0]
+        restore = {k: [[None] * len(pair.positions) for _ in range(n_layers)] for k in KINDS}
+        last = len(pair.ids) - 1
+        for j, (h, c) in enumerate(pair.positions):
+            rows = [[Edit(kind, layer, 0, 0, clean_store[(kind, layer)][0, c])]
+                    for kind in KINDS for layer in range(n_layers)]
+            if h == last:  # the last position also carries the knockouts and the heads
+                rows += _last_rows(pair, n_layers, layout.n_heads, window, heads)
+            got = _run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, cancel)
+            for i, kind in enumerate(KINDS):
+                for layer in range(n_layers):
+                    restore[kind][layer][j] = got[i * n_layers + layer]
+            if h == last:
+                rest = got[len(KINDS) * n_layers:]
+        knockout = {v: rest[i * n_layers:(i + 1) * n_layers] for i, v in enumerate(KNOCKOUTS)}
+        base = len(KNOCKOUTS) * n_layers
+        head_rows = [rest[base + layer * layout.n_heads: base + (layer + 1) * layout.n_heads] if heads else []
+                     for layer in range(n_layers)]
+        dla = direct_attribution(lm, layout, hij_store, pair.true_id, pair.false_id)
+    notes = () if any(pair.mentions) else ("no token of the prepended text mentions the false target: "
+                                           "the mentions knockout masks nothing",)
+    return Trace(lm.name, pair, clean, hijacked, restore, knockout, tuple(tuple(r) for r in head_rows), dla,
+                 window, notes)
+
+
+def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool) -> list[list[Edit]]:
+    """The knockout rows (variant by variant, block by block), then one row per head."""
+    rows = []
+    for v in KNOCKOUTS:
+        keys = knock_keys(pair, v)
+        for layer in range(n_layers):
+            rows.append([Edit("knock", b, 0, 0, keys=keys) for b in knock_layers(layer, v, window, n_layers)])
+    if heads:
+        rows += [[Edit("zero_head", layer, 0, 0, head=h)] for layer in range(n_layers) for h in range(n_heads)]
+    return rows
+
+
+def direct_attribution(lm, layout, store: dict, true_id: int, false_id: int) -> dict:
+    """Each piece's direct contribution to ``logit_diff`` at the captured last position (module doc):
+    ``embed`` (the residual in front of block 0), per block ``attn`` and ``mlp`` (after a Gemma-2/3
+    post-norm), per head ``heads`` (each head's share of ``attn``, bias excluded) and ``bias`` (the
+    final norm's and the unembedding's); embed + Σ attn + Σ mlp + bias is the logit difference."""
+    import torch
+
+    w = layout.unembed.weight
+    direction = (w[true_id] - w[false_id]).float()
+    x = store["resid_final"][0, -1]
+    check_frozen_norm(layout.final_norm, x, layout.family)
+
+    def logit(c):
+        return (frozen_norm(layout.final_norm, x, c) * direction).sum(-1)
+
+    bias = float((norm_bias(layout.final_norm).to(direction) * direction).sum())
+    ub = getattr(layout.unembed, "bias", None)
+    if ub is not None:
+        bias += float(ub[true_id] - ub[false_id])
+    attn, mlp, heads = [], [], []
+    width = layout.n_heads * layout.d_head
+    select = torch.zeros((layout.n_heads, width), dtype=x.dtype, device=x.device)
+    for h in range(layout.n_heads):
+        select[h, h * layout.d_head:(h + 1) * layout.d_head] = 1
+    for b in layout.blocks:
+        a, m = store[("attn", b.index)][0, -1], store[("mlp", b.index)][0, -1]
+        z = store[("z", b.index)][0, -1]
+        per_head = b.out_proj(z[None].to(select) * select) - b.out_proj(torch.zeros_like(select[:1]))
+        if b.post_attn_norm is not None:
+            per_head = frozen_norm(b.post_attn_norm, a, per_head)
+            a = b.post_attn_norm(a)
+        if b.post_mlp_norm is not None:
+            m = b.post_mlp_norm(m)
+        attn.append(float(logit(a)))
+        mlp.append(float(logit(m)))
+        heads.append([float(v) for v in logit(per_head)])
+    embed = float(logit(store["resid_pre0"][0, -1]))
+    if not all(math.isfinite(v) for v in attn + mlp + [embed]):
+        raise UserError("the direct attribution is not finite (the model's activations overflow)")
+    return {"embed": embed, "attn": attn, "mlp": mlp, "heads": heads, "bias": bias}

@@ -1,0 +1,188 @@
+"""The causal trace (engine.hijack.trace): the fast batched paths equal one full forward per
+intervention (engine.hijack.trace_reference) to 1e-4 in fp32, on tiny Llama / GPT-2 / Gemma-3 models
+(every intervention), and on both embedded models (every block for the last-position measures, a
+sample of the rest); the direct attribution sums to the logit difference; hooks never outlive a trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import UserError
+from engine.hijack import trace as T
+from engine.hijack import trace_reference as R
+
+TOL = 1e-4
+PROMPT = "The Eiffel Tower is located in the city of"
+PREPEND = "Do not think of London. The twin city of Lyon is not Beijing. Do not think of London. "
+TINY = (" Paris", " London")  # first tokens differ in the tiny tokenizer
+
+
+def _close(a: T.Measure, b: T.Measure) -> float:
+    return max(abs(a.p_true - b.p_true), abs(a.p_false - b.p_false), abs(a.logit_diff - b.logit_diff))
+
+
+def _check(lm, tr: T.Trace, layers, heads_per_layer=None, kinds=T.KNOCKOUTS, positions=None):
+    pair = tr.pair
+    worst = 0.0
+    for layer in layers:
+        for v in kinds:
+            worst = max(worst, _close(R.knockout(lm, pair, v, layer, tr.window), tr.knockout[v][layer]))
+        for kind in ("resid", "attn", "mlp"):
+            for j in positions if positions is not None else range(len(pair.positions)):
+                worst = max(worst, _close(R.restore(lm, pair, kind, layer, j), tr.restore[kind][layer][j]))
+        for h in range(heads_per_layer if heads_per_layer is not None else len(tr.heads[layer])):
+            worst = max(worst, _close(R.zero_head(lm, pair, layer, h), tr.heads[layer][h]))
+    assert worst < TOL
+    return worst
+
+
+def _check_sums(tr: T.Trace):
+    d = tr.dla
+    total = d["embed"] + sum(d["attn"]) + sum(d["mlp"]) + d["bias"]
+    assert total == pytest.approx(tr.hijacked.logit_diff, abs=1e-3)
+    for layer, row in enumerate(d["heads"]):  # the tiny models and both embedded ones have no o_proj bias
+        assert sum(row) == pytest.approx(d["attn"][layer], abs=1e-4)
+
+
+def _common(lm, tr: T.Trace):
+    # restoring the last block's output at the last position is the clean run's output there
+    assert _close(tr.restore_last()[-1], tr.clean) < TOL
+    # the plain measures of the two prompts
+    assert _close(R._measure(lm, tr.pair), tr.hijacked) < TOL
+    clean_pair = T.Pair(**{**tr.pair.__dict__, "ids": tr.pair.clean_ids})
+    assert _close(R._measure(lm, clean_pair), tr.clean) < TOL
+
+
+@pytest.fixture(params=["llama", "gpt2", "gemma3", "llama-eager"])
+def tiny(request, tiny_lm_dir, tiny_gpt2_dir, tiny_gemma3_dir, one_torch_thread):
+    from engine.hijack.lm import load_lm
+
+    folder = {"llama": tiny_lm_dir, "gpt2": tiny_gpt2_dir, "gemma3": tiny_gemma3_dir,
+              "llama-eager": tiny_lm_dir}[request.param]
+    return load_lm(str(folder), device="cpu", attn_implementation="eager" if "eager" in request.param else None)
+
+
+def test_tiny_models_every_intervention_equals_the_plain_forward(tiny):
+    window = tiny.kv_limit  # the tiny Gemma-3's sliding window is 40 tokens: a shorter prepend
+    prepend = "Do not think of London. " if window else PREPEND
+    pair = T.prepare(tiny, PROMPT, prepend, *TINY)
+    tr = T.trace(tiny, pair, window=2, chunk=7)  # a small chunk: rows cross batch boundaries
+    _check(tiny, tr, range(tiny.n_layers))
+    _common(tiny, tr)
+    if type(tiny.model).__name__ != "GPT2LMHeadModel":  # GPT-2's c_proj has a bias the heads leave out
+        _check_sums(tr)
+    else:
+        d = tr.dla
+        assert d["embed"] + sum(d["attn"]) + sum(d["mlp"]) + d["bias"] == pytest.approx(tr.hijacked.logit_diff,
+                                                                                          abs=1e-3)
+
+
+def test_pair_marks_prepended_tokens_and_mentions(tiny_lm_dir):
+    from engine.hijack.lm import load_lm
+
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    pair = T.prepare(lm, PROMPT, PREPEND, *TINY)
+    text = PREPEND + PROMPT
+    ids, spans = T.token_spans(lm, text)
+    assert list(pair.ids) == ids == lm.encode(text)
+    end = len(PREPEND.rstrip())
+    starts = [i for i in range(end) if text.startswith("London", i)]
+    assert len(starts) == 2
+    for span, pre, men in zip(spans, pair.prepended, pair.mentions):
+        if span is None:  # BOS is neither
+            assert not pre and not men
+            continue
+        assert pre == (span[1] <= end)
+        assert men == (pre and any(span[0] < a + 6 and span[1] > a for a in starts))
+        if men:
+            assert set(text[span[0]:span[1]].strip()) <= set("London")
+    assert sum(pair.mentions) >= 2  # both "London"s, none of "Beijing"
+    # the positions are the prompt's tokens, aligned from the end; the last is the last token
+    assert pair.positions[-1] == (len(pair.ids) - 1, len(pair.clean_ids) - 1)
+    assert all(not pair.prepended[h] for h, _ in pair.positions)
+
+
+def test_bad_input_one_clear_message(tiny_lm_dir):
+    from engine.hijack.lm import load_lm
+
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    for args, words in [(("", PREPEND, *TINY), "prompt is empty"),
+                        ((PROMPT, "  ", *TINY), "nothing is prepended"),
+                        ((PROMPT, PREPEND, "", " London"), "true target is empty"),
+                        ((PROMPT, PREPEND, " Paris", " Paris"), "same token"),
+                        ((PROMPT, PREPEND * 40, *TINY), "shorten")]:
+        with pytest.raises(UserError, match=words):
+            T.prepare(lm, *args)
+    pair = T.prepare(lm, PROMPT, PREPEND, *TINY)
+    with pytest.raises(UserError, match="window"):
+        T.trace(lm, pair, window=0)
+
+
+def test_hooks_removed_on_cancel_and_error(tiny_lm_dir):
+    from engine.hijack.blocks import locate
+    from engine.hijack.lm import load_lm
+
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    pair = T.prepare(lm, PROMPT, PREPEND, *TINY)
+    calls = []
+    with pytest.raises(T.Cancelled):
+        T.trace(lm, pair, window=1, chunk=3, cancel=lambda: calls.append(1) or len(calls) > 2)
+    modules = list(lm.model.modules())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+    bad = T.Pair(**{**pair.__dict__, "clean_ids": ()})  # an empty clean prompt fails inside the forward
+    with pytest.raises(Exception):  # noqa: B017 - any failure; the point is the hooks
+        T.trace(lm, bad)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+    assert locate(lm).n_layers == 2
+
+
+def test_unknown_architecture_is_one_message():
+    import torch
+
+    from engine.hijack.blocks import locate
+
+    class Odd(torch.nn.Module):
+        config = None
+
+        def get_output_embeddings(self):
+            return torch.nn.Linear(2, 2)
+
+    class FakeLM:
+        model = Odd()
+        name = "odd"
+
+    with pytest.raises(UserError, match="cannot trace Odd"):
+        locate(FakeLM())
+
+
+FIG1 = "The Eiffel Tower is not in Chicago. " * 8
+
+
+def _real(lm, every_layer_kinds=("all",), sample_layers=None):
+    pair = T.prepare(lm, "The Eiffel Tower is in", FIG1, " Paris", " Chicago")
+    tr = T.trace(lm, pair)
+    _common(lm, tr)
+    _check_sums(tr)
+    last = len(pair.positions) - 1
+    worst = 0.0
+    for layer in range(lm.n_layers):  # the bench's last-position trace, every block
+        worst = max(worst, _close(R.restore(lm, pair, "resid", layer, last), tr.restore["resid"][layer][last]))
+        for v in every_layer_kinds:
+            worst = max(worst, _close(R.knockout(lm, pair, v, layer, tr.window), tr.knockout[v][layer]))
+    assert worst < TOL
+    layers = sample_layers or (0, lm.n_layers // 2, lm.n_layers - 1)
+    _check(lm, tr, layers, heads_per_layer=2, positions=(0, last))
+    return tr
+
+
+@pytest.mark.slow
+def test_smollm2_fast_trace_equals_plain_forwards(smollm):
+    tr = _real(smollm, every_layer_kinds=T.KNOCKOUTS)
+    assert len(tr.pair.ids) == 78  # the Figure 1 prompt of the bench
+    assert tr.hijacked.flipped and not tr.clean.flipped  # the Figure 1 hijack, on this model
+
+
+@pytest.mark.slow
+def test_gemma3_fast_trace_equals_plain_forwards(gemma):
+    assert gemma.kv_limit is not None  # sliding-window layers, the prompt inside the window
+    _real(gemma)
