@@ -382,6 +382,40 @@ def judge_hijack_curves(rows: Sequence[dict]) -> Judgement:
     return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
+# ----------------------------------------------------------------------------------- hijack-mechanism
+RULES["hijack-mechanism"] = (
+    "fixed before the first run; per (model, scheme) row, records at even positions choose and records at odd "
+    "positions evaluate: D = mean(clean − hijacked) logit_diff on the odd records with its 95% t CI (the hijack's "
+    "size); Δ = the mean rise of logit_diff on the odd records when the last position may not attend to the false "
+    "target's mentions in a window of blocks centred on the block chosen on the even records, with its 95% t CI. "
+    "A row supports the claim if D's CI lies above 0 and Δ's lower bound >= 0.5·D (the mentions carry at least "
+    "half of the hijack); it refutes it if D's CI lies above 0 and Δ's upper bound < 0.25·D (knocking out the "
+    "mentions undoes less than a quarter). Holds if every row supports, does not hold if any row refutes, "
+    "inconclusive otherwise (no measurable hijack, or in between)")
+
+
+def judge_hijack_mechanism(rows: Sequence[dict]) -> Judgement:
+    if not rows:
+        return Judgement(UNSURE, ("no rows",))
+    reasons, effects, ok, bad = [], [], True, False
+    for r in rows:
+        m = "knockout_mentions_window"
+        n = int(r.get("evaluated_on") or 0)
+        d = Effect(f"{r['model']} {r['scheme']} drop D", r["drop"], r["drop_lo"], r["drop_hi"], n)
+        e = Effect(f"{r['model']} {r['scheme']} mentions knockout Δ (block {r[f'{m}_layer']})", r[m],
+                   r[f"{m}_lo"], r[f"{m}_hi"], n)
+        rest = r.get("knockout_rest_window")
+        effects += [d, e]
+        present = math.isfinite(d.lo) and d.lo > 0
+        supports = present and math.isfinite(e.lo) and e.lo >= 0.5 * d.value
+        refutes = present and math.isfinite(e.hi) and e.hi < 0.25 * d.value
+        word = "supports" if supports else "refutes" if refutes else "neither"
+        reasons.append(f"{d.text()}; {e.text()}; the rest-of-prepend knockout Δ = {_f(rest)}: {word}")
+        ok = ok and supports
+        bad = bad or refutes
+    return _verdict(reasons, effects, fails=bad, holds=ok)
+
+
 # ----------------------------------------------------------------------------------- Sec. 5 checks
 RULES["theorem3"] = (
     "per configuration (W_V = I, ω = 1, N = all; seeds averaged): eq. 5.2 without the diagonal fitted over ALL "

@@ -89,6 +89,16 @@ SPECS: dict[str, ExperimentSpec] = {s.name: s for s in [
                "n grows (efficacy score rises), while the reverse schemes with the true target raise accuracy "
                "(Sec. 3, Fig. 2, App. C).")),
     ExperimentSpec(
+        name="hijack-mechanism", module="mechanism",
+        title="Where the hijack happens: knockouts, restores and heads of the last position",
+        figure="Sec. 5.5, Fig. 1 (causal trace beyond the paper)",
+        chart=Chart("block", "mean logit(true) - logit(false)"),
+        uses_lm=True,
+        claim=("Sec. 5 reads hijacking as an associative memory fed misleading clues: attention at the last "
+               "position gathers the context's tokens and the value path maps them to an output. If so, the false "
+               "target's mentions are the clue: blocking the last position's attention to them (and only them) "
+               "should undo most of the hijack, and a few heads should carry it.")),
+    ExperimentSpec(
         name="value-matrix", module="value",
         title="Trained W_V vs W_V frozen at I",
         figure="Fig. 3a, C.1",

@@ -11,8 +11,9 @@ difference ``logit_true − logit_false`` (the hijack lowers it). For every bloc
   ``restore_last`` is the residual stream at the last position;
 - ``knockout`` (attention knockout, Geva et al. 2023): in block l the last position may not attend to
   the prepended tokens (masked before the softmax; its weights renormalise over the rest); also over
-  a window of ``window`` blocks centred on l, and restricted to the tokens of the false target's
-  mentions (``mentions``) or to the other prepended tokens (``rest``). A token is prepended when its
+  a window of ``window`` blocks centred on l (``window``), and restricted to the tokens of the false
+  target's mentions (``mentions``, ``mentions_window``) or to the other prepended tokens (``rest``,
+  ``rest_window``): "the false target as a clue" against "the sentence as a whole". A token is prepended when its
   characters lie within the prepended text, its trailing whitespace excluded;
 - per head: the direct logit attribution of each head to ``logit_diff`` at the last position
   (``dla``: the head's share of the attention output, through a Gemma post-attention norm and the
@@ -30,14 +31,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.errors import UserError
 from engine.hijack.blocks import check_frozen_norm, frozen_norm, locate, norm_bias
 from engine.hijack.edits import KINDS, Edit, apply, capture
 from engine.hijack.kv import KV, extend
 
-KNOCKOUTS = ("all", "window", "mentions", "rest")
+#: Knockout variants: which prepended tokens (all, the false target's mentions, the rest) in one block
+#: or in ``window`` blocks centred on it; JSON ``knockout`` is "all", the others ``knockout_<variant>``.
+KNOCKOUTS = ("all", "window", "mentions", "mentions_window", "rest", "rest_window")
 DEFAULT_WINDOW = 5
 ABLATION = "zero"  # head ablation: the head's z set to 0 at the last position
 
@@ -207,14 +210,15 @@ def knock_keys(pair: Pair, variant: str):
     import torch
 
     pre, men = pair.prepended, pair.mentions
+    which = variant.removesuffix("_window")
     pick = {"all": pre, "window": pre, "mentions": [p and m for p, m in zip(pre, men)],
-            "rest": [p and not m for p, m in zip(pre, men)]}[variant]
+            "rest": [p and not m for p, m in zip(pre, men)]}[which]
     return torch.tensor(pick, dtype=torch.bool)
 
 
 def knock_layers(layer: int, variant: str, window: int, n_layers: int) -> range:
     """The blocks a knockout at ``layer`` covers: the block alone, or ``window`` blocks centred on it."""
-    if variant != "window":
+    if not variant.endswith("window"):
         return range(layer, layer + 1)
     lo = max(0, min(layer - window // 2, n_layers - window))
     return range(lo, min(n_layers, lo + window))
@@ -251,9 +255,10 @@ class Cancelled(Exception):
 
 
 def trace(lm, pair: Pair, window: int = DEFAULT_WINDOW, chunk: int = 64,
-          cancel: Callable[[], bool] | None = None, heads: bool = True) -> Trace:
+          cancel: Callable[[], bool] | None = None, heads: bool = True, every_position: bool = True) -> Trace:
     """The full trace of ``pair`` (module doc); ``cancel()`` is polled between batched forwards and
-    raises ``Cancelled``; hooks are removed on every path."""
+    raises ``Cancelled``; hooks are removed on every path. ``every_position=False`` restores at the
+    last position only (``pair`` is cut to it: the dataset trace's curves need no heat map)."""
     import torch
 
     layout = locate(lm)
@@ -262,15 +267,14 @@ def trace(lm, pair: Pair, window: int = DEFAULT_WINDOW, chunk: int = 64,
     if not lm.kv_reuse:
         raise UserError(f"{lm.name} cannot reuse keys/values (chunked or recurrent layers): no trace")
     n_layers = layout.n_layers
+    if not every_position:
+        pair = replace(pair, positions=pair.positions[-1:])
     with torch.inference_mode():
         clean_store: dict = {}
         with capture(layout, clean_store):
             c_logits, _, _ = extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
         hij_store: dict = {}
-        with capture(layout, hij_store, cols=[len(pair.ids) - 1]):
-            h_logits, _, kv = extend(lm, None, [list(pair.ids)], keep=1)
-        if kv is None:
-            raise UserError(f"{lm.name} returned no key/value cache: no trace")
+        h_logits, kv = _hijacked(lm, layout, pair, hij_store)
         clean = measures(c_logits[:, -1], pair.true_id, pair.false_id)[0]
         hijacked = measures(h_logits[:, -1], pair.true_id, pair.false_id)[0]
         restore = {k: [[None] * len(pair.positions) for _ in range(n_layers)] for k in KINDS}
@@ -295,6 +299,30 @@ def trace(lm, pair: Pair, window: int = DEFAULT_WINDOW, chunk: int = 64,
                                            "the mentions knockout masks nothing",)
     return Trace(lm.name, pair, clean, hijacked, restore, knockout, tuple(tuple(r) for r in head_rows), dla,
                  window, notes)
+
+
+def _hijacked(lm, layout, pair: Pair, store: dict | None = None):
+    """The hijacked run: (last logits, its keys/values), capturing the last position into ``store``."""
+    if store is None:
+        h_logits, _, kv = extend(lm, None, [list(pair.ids)], keep=1)
+    else:
+        with capture(layout, store, cols=[len(pair.ids) - 1]):
+            h_logits, _, kv = extend(lm, None, [list(pair.ids)], keep=1)
+    if kv is None:
+        raise UserError(f"{lm.name} returned no key/value cache: no trace")
+    return h_logits, kv
+
+
+def ablate_heads(lm, pair: Pair, head_sets, chunk: int = 64) -> list[Measure]:
+    """The hijacked prompt with each set of (layer, head) zero-ablated together at the last position:
+    one ``Measure`` per set (an empty set is the hijacked run itself)."""
+    import torch
+
+    layout = locate(lm)
+    with torch.inference_mode():
+        _, kv = _hijacked(lm, layout, pair)
+        rows = [[Edit("zero_head", int(layer), 0, 0, head=int(h)) for layer, h in hs] for hs in head_sets]
+        return _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
 
 
 def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool) -> list[list[Edit]]:

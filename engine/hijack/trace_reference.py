@@ -101,6 +101,30 @@ def zero_head(lm, pair: Pair, layer: int, head: int) -> Measure:
         return _measure(lm, pair)
 
 
+def zero_heads(lm, pair: Pair, heads) -> Measure:
+    """Every (layer, head) in ``heads`` zeroed together in ``z`` at the last position."""
+    layout = locate(lm)
+    d = layout.d_head
+    by_layer: dict = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+
+    def hook_for(hs):
+        def hook(_m, args):
+            z = args[0].clone()
+            for head in hs:
+                z[0, -1, head * d:(head + 1) * d] = 0
+            return (z, *args[1:])
+        return hook
+
+    handles = [layout.blocks[layer].out_proj.register_forward_pre_hook(hook_for(hs)) for layer, hs in by_layer.items()]
+    try:
+        return _measure(lm, pair)
+    finally:
+        for hd in handles:
+            hd.remove()
+
+
 def last_position_trace(lm, pair: Pair, window: int) -> dict:
     """``restore_last`` and every knockout variant at every block, one full forward each (the bench's
     plain loop)."""

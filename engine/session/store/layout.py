@@ -9,6 +9,8 @@ Layout of a session directory::
     sweeps/<id>.json             a P(true)/P(false) vs n sweep of one record  {"kind": "sweep", ...}
     pins/<id>.json               a pinned probe  {"kind": "probe", "prompt", "top_k", "targets", "svg"?}
     experiments/<name>-<id>.json an experiment result  {"name", "title", "rows", "curves"?, ...}
+    traces/<id>.json             a causal trace  {"kind": "trace", "clean", "hijacked", "layers", "heads", ...}
+                                 or a dataset trace {"kind": "trace", "all", "flipped", "heads", ...}
 
 The sessions root (``default_sessions_root()``) holds one folder per session and ``last.json``,
 the session used last. Ids sort by time and end in a random suffix.
@@ -27,10 +29,11 @@ from pathlib import Path
 SESSION_FILE = "session.json"
 LAST_FILE = "last.json"
 #: kind -> folder; the public kind names and their aliases accepted by ``Session.items``.
-KIND_DIRS = {"efficacy": "hijack", "sweep": "sweeps", "probe": "pins", "experiment": "experiments"}
+KIND_DIRS = {"efficacy": "hijack", "sweep": "sweeps", "probe": "pins", "experiment": "experiments",
+             "trace": "traces"}
 KIND_ALIASES = {"hijack": "efficacy", "efficacy": "efficacy", "sweep": "sweep", "sweeps": "sweep",
                 "probe": "probe", "pin": "probe", "pins": "probe", "probes": "probe",
-                "experiment": "experiment", "experiments": "experiment"}
+                "experiment": "experiment", "experiments": "experiment", "trace": "trace", "traces": "trace"}
 
 
 def default_sessions_root() -> Path:

@@ -271,6 +271,13 @@ class Session:
             raise UserError("a pinned probe needs a 'prompt'")
         return self._record("probe", data)
 
+    def record_trace(self, trace) -> Path:
+        """Record a causal trace (``Trace.to_dict()``, or a dataset trace) as ``traces/<id>.json``."""
+        data = jsonable(trace)
+        if not isinstance(data, dict) or not isinstance(data.get("layers") or data.get("all"), (list, dict)):
+            raise UserError("a trace record needs a 'layers' list (one prompt) or an 'all' summary (a dataset)")
+        return self._record("trace", data)
+
     def record_experiment(self, result) -> Path:
         data = jsonable(result)
         if not isinstance(data, dict) or not data.get("name"):

@@ -1,0 +1,238 @@
+"""Where the hijack happens, over records: the causal trace of every record (``engine.hijack.trace``)
+summarised as mean curves per block with 95% CIs (all records, and the flipped ones: P(false) >
+P(true) at the last position of the hijacked prompt), and the heads that carry it chosen on one half
+of the records and ablated on the other (ES with the top k heads zero-ablated at the last position
+against none, with a paired sign test). The experiment ``hijack-mechanism`` asks it of the embedded
+models under a rule fixed before the run (``judges.RULES["hijack-mechanism"]``).
+
+Halves: records at even positions choose, records at odd positions evaluate. Head score: the mean
+rise of ``logit_diff`` (true − false) when the head is ablated alone (a head that pushes towards the
+false target scores high).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from engine.errors import UserError
+from engine.experiments.grids import Grid
+from engine.experiments.jobs import Cancelled, Timer, current_cancel, run_jobs
+from engine.experiments.results import ExperimentResult, curve
+from engine.experiments.specs import SPECS
+from engine.experiments.stats import mean_ci, sign_test_p
+
+MEASURES = ("restore_last", "restore_attn_last", "restore_mlp_last", "knockout", "knockout_window",
+            "knockout_mentions", "knockout_mentions_window", "knockout_rest", "knockout_rest_window")
+TOP_K = (1, 3, 10)
+
+
+def _layer_measures(trace) -> dict[str, list]:
+    """measure name -> per block ``Measure`` of one trace."""
+    from engine.hijack.trace import KNOCKOUTS
+
+    out = {"restore_last": trace.restore_last("resid"), "restore_attn_last": trace.restore_last("attn"),
+           "restore_mlp_last": trace.restore_last("mlp")}
+    for v in KNOCKOUTS:
+        out["knockout" if v == "all" else f"knockout_{v}"] = list(trace.knockout[v])
+    return out
+
+
+def _ci(values) -> dict:
+    e = mean_ci("", values)
+    return {"mean": e.value, "lo": e.lo, "hi": e.hi, "n": e.n}
+
+
+def summarise(traces: Sequence) -> dict:
+    """Mean curves with 95% t CIs per block of every measure's ``logit_diff``, ``p_true`` and
+    ``p_false``, plus the clean and hijacked means and the drop ``clean − hijacked``."""
+    if not traces:
+        return {"records": 0}
+    n_layers = traces[0].n_layers
+    per = [_layer_measures(t) for t in traces]
+    out = {"records": len(traces)}
+    for key in ("clean", "hijacked"):
+        out[key] = {f: _ci([getattr(getattr(t, key), f) for t in traces]) for f in ("p_true", "p_false", "logit_diff")}
+    out["drop"] = _ci([t.clean.logit_diff - t.hijacked.logit_diff for t in traces])
+    out["es_clean"] = sum(t.clean.flipped for t in traces) / len(traces)
+    out["es_hijacked"] = sum(t.hijacked.flipped for t in traces) / len(traces)
+    curves = {}
+    for name in MEASURES:
+        curves[name] = {f: [_ci([getattr(p[name][layer], f) for p in per]) for layer in range(n_layers)]
+                        for f in ("logit_diff", "p_true", "p_false")}
+    out["layers"] = curves
+    heads = [[_ci([t.heads[layer][h].logit_diff - t.hijacked.logit_diff for t in traces])
+              for h in range(len(traces[0].heads[layer]))] for layer in range(n_layers)] if traces[0].heads[0] else []
+    out["head_ablation_rise"] = heads
+    out["head_dla"] = [[_ci([t.dla["heads"][layer][h] for t in traces]) for h in range(len(traces[0].dla["heads"][0]))]
+                       for layer in range(n_layers)]
+    return out
+
+
+def rank_heads(traces: Sequence) -> list[tuple[int, int, float]]:
+    """(layer, head, mean rise of logit_diff when ablated) for every head, highest first."""
+    if not traces or not traces[0].heads[0]:
+        return []
+    scores = []
+    for layer, row in enumerate(traces[0].heads):
+        for h in range(len(row)):
+            rise = [t.heads[layer][h].logit_diff - t.hijacked.logit_diff for t in traces]
+            scores.append((layer, h, sum(rise) / len(rise)))
+    return sorted(scores, key=lambda s: -s[2])
+
+
+def held_out_heads(lm, traces: Sequence, top_k: Sequence[int] = TOP_K) -> dict:
+    """Heads chosen on the even records, their joint ablation evaluated on the odd ones (module doc)."""
+    from engine.hijack.trace import ablate_heads
+
+    choose, evaluate = traces[0::2], traces[1::2]
+    ranking = rank_heads(choose)
+    if not ranking or not evaluate:
+        return {"chosen_on": len(choose), "evaluated_on": len(evaluate), "ranking": [], "ablation": []}
+    ks = [k for k in top_k if k <= len(ranking)]
+    sets = [[]] + [[(layer, h) for layer, h, _ in ranking[:k]] for k in ks]
+    rows = [ablate_heads(lm, t.pair, sets) for t in evaluate]
+    ablation = []
+    base = [r[0] for r in rows]
+    for i, k in enumerate([0] + ks):
+        got = [r[i] for r in rows]
+        up = sum(g.logit_diff > b.logit_diff for g, b in zip(got, base))
+        down = sum(g.logit_diff < b.logit_diff for g, b in zip(got, base))
+        flipped_before = sum(b.flipped for b in base)
+        flipped_after = sum(g.flipped for g in got)
+        ablation.append({"k": k, "heads": [list(h) for h in sets[i]], "es": flipped_after / len(got),
+                         "es_none": flipped_before / len(got),
+                         "rise": _ci([g.logit_diff - b.logit_diff for g, b in zip(got, base)]),
+                         "up": up, "down": down, "sign_p": sign_test_p(up, down)})
+    return {"chosen_on": len(choose), "evaluated_on": len(evaluate),
+            "ranking": [{"layer": layer, "head": h, "rise": s} for layer, h, s in ranking[:max(top_k)]],
+            "ablation": ablation}
+
+
+def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int = 5,
+              cancel: Callable[[], bool] | None = None, progress=None) -> tuple[list, list[dict]]:
+    """(traces, skipped records with their reasons) of every record, streamed one record at a time."""
+    from engine.hijack.trace import Cancelled as TraceCancelled
+    from engine.hijack.trace_dataset import trace_records
+
+    done, skipped = [], []
+    try:
+        for rt in trace_records(lm, records, scheme, n, template, window=window, cancel=cancel, progress=progress):
+            if rt.trace is None:
+                skipped.append({"case_id": rt.case_id, "reason": rt.skipped})
+            else:
+                done.append(rt.trace)
+    except TraceCancelled as exc:
+        raise Cancelled() from exc
+    if not done:
+        raise UserError("no record could be traced: " + "; ".join(s["reason"] for s in skipped[:3]))
+    return done, skipped
+
+
+def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int = 5,
+                  cancel: Callable[[], bool] | None = None, progress=None, per_record: bool = False) -> dict:
+    """The dataset trace as ``lca-tui trace --dataset`` prints it: the summaries over all and over the
+    flipped records, the held-out head ablation, the skipped records; ``per_record`` adds each trace."""
+    done, skipped = trace_all(lm, records, scheme, n, template, window, cancel, progress)
+    out = {"model": lm.name, "scheme": scheme, "n": n, "window": window, "records": len(done),
+           "skipped": skipped, "all": summarise(done), "flipped": summarise([t for t in done if t.hijacked.flipped]),
+           "heads": held_out_heads(lm, done), "ablation": "zero"}
+    if template is not None:
+        out["template"] = template
+    if per_record:
+        out["per_record"] = [t.to_dict() for t in done]
+    return out
+
+
+# ----------------------------------------------------------------------------------- the experiment
+#: The knockouts and the restore whose block is chosen on the even records and evaluated on the odd.
+RULE_MEASURES = ("knockout_mentions_window", "knockout_rest_window", "knockout_window", "restore_last")
+
+GRIDS = {
+    "hijack-mechanism": {
+        "tiny": Grid("tiny", models=("smollm2-135m",), schemes=("not-think",), n=3, limit=4, window=5,
+                     dataset="builtin", seed=0, device="cpu"),
+        "quick": Grid("quick", models=("smollm2-135m", "gemma3-270m"), schemes=("not-think",), n=5, limit=24,
+                      window=5, dataset="builtin", seed=0, device="auto"),
+        "paper": Grid("paper", models=("smollm2-135m", "gemma3-270m"), schemes=("not-think", "relation"), n=5,
+                      limit=60, window=5, dataset="builtin", seed=0, device="auto"),
+    },
+}
+
+
+def mechanism_row(model: str, scheme: str, traces: Sequence, heads: dict) -> dict:
+    """One result row, the numbers ``judge_hijack_mechanism`` reads: for each of ``RULE_MEASURES`` the
+    block with the highest mean ``logit_diff`` on the even records and, on the odd records, the mean
+    rise Δ = measure − hijacked there with its 95% CI; the drop clean − hijacked on the odd records;
+    ES clean / hijacked; ES with the held-out top-k heads ablated."""
+    choose, evaluate = traces[0::2], traces[1::2]
+    s_choose = summarise(choose)
+    row = {"model": model, "scheme": scheme, "records": len(traces), "chosen_on": len(choose),
+           "evaluated_on": len(evaluate)}
+    d = mean_ci("drop", [t.clean.logit_diff - t.hijacked.logit_diff for t in evaluate])
+    row.update({"drop": d.value, "drop_lo": d.lo, "drop_hi": d.hi})
+    for measure in RULE_MEASURES:
+        means = [c["mean"] for c in s_choose["layers"][measure]["logit_diff"]]
+        layer = max(range(len(means)), key=lambda i: means[i])
+        e = mean_ci(measure, [_layer_measures(t)[measure][layer].logit_diff - t.hijacked.logit_diff
+                              for t in evaluate])
+        row.update({f"{measure}_layer": layer, measure: e.value, f"{measure}_lo": e.lo, f"{measure}_hi": e.hi})
+    row["es_clean"] = sum(t.clean.flipped for t in traces) / len(traces)
+    row["es_hijacked"] = sum(t.hijacked.flipped for t in traces) / len(traces)
+    for a in heads.get("ablation", []):
+        key = "none" if a["k"] == 0 else f"top{a['k']}"
+        row[f"es_heads_{key}"] = a["es"]
+        if a["k"]:
+            row[f"sign_p_heads_{key}"] = a["sign_p"]
+    return row
+
+
+def _mechanism_job(spec: dict) -> dict:
+    from engine.experiments.hijack import _lm
+    from engine.hijack.counterfact import FactRecord
+
+    lm = _lm(spec["model"], spec.get("device") or "auto")
+    records = [FactRecord.from_dict(r) for r in spec["records"]]
+    traces, skipped = trace_all(lm, records, spec["scheme"], spec["n"], window=spec["window"],
+                                cancel=current_cancel())
+    heads = held_out_heads(lm, traces)
+    row = mechanism_row(spec["model"], spec["scheme"], traces, heads)
+    row["skipped"] = len(skipped)
+    summary = summarise(traces)
+    curves = {m: [c["mean"] for c in summary["layers"][m]["logit_diff"]] for m in RULE_MEASURES}
+    curves["hijacked"] = summary["hijacked"]["logit_diff"]["mean"]
+    curves["clean"] = summary["clean"]["logit_diff"]["mean"]
+    return {"row": row, "curves": curves, "ranking": heads.get("ranking", [])[:10]}
+
+
+def run_hijack_mechanism(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+    from engine.experiments.hijack import _LM_CACHE, _prepare_models
+    from engine.hijack.counterfact import load_counterfact
+    from engine.hijack.schemes import check_scheme
+
+    t = Timer()
+    schemes = [check_scheme(s) for s in grid["schemes"]]
+    models = [str(m) for m in grid["models"]]
+    records = load_counterfact(grid["dataset"], limit=grid["limit"], seed=grid["seed"])
+    _prepare_models(models)
+    specs = [{"model": model, "scheme": scheme, "records": [r.to_dict() for r in records], "n": grid["n"],
+              "window": grid["window"], "device": grid["device"]} for model in models for scheme in schemes]
+    try:
+        res = run_jobs(_mechanism_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+    finally:
+        _LM_CACHE.clear()
+    rows = [r["row"] for r in res]
+    curves = {}
+    for r in res:
+        for m in ("knockout_mentions_window", "knockout_rest_window", "restore_last"):
+            ys = r["curves"][m]
+            curves[f"{r['row']['model']} {r['row']['scheme']} {m}"] = curve(list(range(len(ys))), ys)
+    notes = [f"dataset {grid['dataset']}, {len(records)} records (seed {grid['seed']}), n = {grid['n']} prepended "
+             f"sentences, knockout window {grid['window']} blocks; the built-in records are written for this "
+             "project, not taken from CounterFact",
+             "curves: mean logit_diff = logit(true) - logit(false) at the last position, per block; the hijack "
+             "lowers it, a knockout or restore that undoes the hijack raises it back towards the clean value",
+             "halves: blocks and heads are chosen on the records at even positions, evaluated on the odd ones"]
+    for r in res:
+        top = ", ".join(f"L{h['layer']}H{h['head']} (+{h['rise']:.2f})" for h in r["ranking"][:5])
+        notes.append(f"{r['row']['model']} {r['row']['scheme']}: top heads by ablation rise (even records): {top}")
+    return SPECS["hijack-mechanism"].result(grid, rows, curves, t.seconds, notes=notes)

@@ -1,0 +1,65 @@
+"""The causal trace over records: each CounterFact-style record's hijacked prompt (``n`` sentences of a
+scheme prepended, ``engine.hijack.schemes``) traced against its clean prompt (n = 0), one record at
+a time (memory flat in the number of records), with progress, an ETA and cancellation.
+
+The mentions a knockout restricts to are those of the target the scheme repeats: the false target
+for ``not-think`` / ``relation`` (and a custom template), the true one for the reverse schemes.
+A record the trace cannot take (its two targets share a first token, its prompt overflows the
+window) is yielded with the reason instead of a trace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from engine.errors import UserError
+from engine.hijack.trace import DEFAULT_WINDOW, Cancelled, Pair, Trace, prepare, trace
+
+Progress = Callable[[int, int, float], None]  # (records done, records in all, seconds left; nan unknown)
+
+
+@dataclass(frozen=True)
+class RecordTrace:
+    index: int  # position of the record in the input
+    case_id: int
+    trace: Trace | None
+    skipped: str | None = None
+
+
+def record_pair(lm, record, scheme: str, n: int, template: str | None = None) -> Pair:
+    """The clean/hijacked pair of one record (module doc)."""
+    from engine.hijack.schemes import check_scheme, hijack_prefix, is_reverse
+
+    name = check_scheme(scheme)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"the trace needs at least one prepended sentence: --n must be >= 1, not {n!r}")
+    mention = record.target_true if is_reverse(name) else record.target_false
+    return prepare(lm, record.text, hijack_prefix(record, name, n, template), record.target_true,
+                   record.target_false, mention=mention)
+
+
+def trace_records(lm, records: Sequence, scheme: str, n: int, template: str | None = None,
+                  window: int = DEFAULT_WINDOW, heads: bool = True, every_position: bool = False,
+                  cancel: Callable[[], bool] | None = None, progress: Progress | None = None) -> Iterator[RecordTrace]:
+    """Yield one ``RecordTrace`` per record, in order; ``cancel()`` stops between (and inside) records
+    by raising ``Cancelled``."""
+    start = time.perf_counter()
+    total = len(records)
+    for i, rec in enumerate(records):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        try:
+            pair = record_pair(lm, rec, scheme, n, template)
+        except UserError as exc:
+            if i == 0 and "--n" in str(exc):
+                raise
+            yield RecordTrace(i, rec.case_id, None, str(exc))
+        else:
+            yield RecordTrace(i, rec.case_id, trace(lm, pair, window=window, cancel=cancel, heads=heads,
+                                                       every_position=every_position))
+        if progress is not None:
+            done = i + 1
+            spent = time.perf_counter() - start
+            progress(done, total, spent / done * (total - done))

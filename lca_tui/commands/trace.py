@@ -1,0 +1,191 @@
+"""``lca-tui trace``: where in the model a hijack happens (causal tracing, engine.hijack.trace).
+
+One prompt: ``--prompt "The Eiffel Tower is in" --prepend "The Eiffel Tower is not in Chicago. "
+--true " Paris" --false " Chicago"``; the prepended text is used exactly as given, in front of the
+prompt, and compared against the prompt alone. Over records: ``--dataset FILE --scheme S --n K``
+(every record's prompt with K sentences of the scheme against the prompt alone).
+
+Per block: ``restore_last`` (the clean residual stream restored at the last position), the restores
+of the residual stream / attention output / MLP output at each of the prompt's positions, the
+``knockout``s (the last position may not attend to the prepended tokens: all of them, the false
+target's mentions, the rest; in one block or a window of blocks); per head its direct logit
+attribution and its zero ablation at the last position. Measures: P(true), P(false) of the first
+target tokens and logit_diff = logit(true) - logit(false).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(sub):
+    from lca_tui.commands.probe import add_model_flags
+
+    p = sub.add_parser("trace", help="causal trace of a hijacked prompt against its clean prompt",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_flags(p)
+    p.add_argument("--prompt", help="the fact's prompt, e.g. 'The Eiffel Tower is in'")
+    p.add_argument("--prepend", help="the text in front of the prompt, used exactly as given")
+    p.add_argument("--true", dest="target_true", metavar="T", help="the true target, e.g. ' Paris'")
+    p.add_argument("--false", dest="target_false", metavar="F", help="the false target, e.g. ' Chicago'")
+    p.add_argument("--mention", metavar="TEXT", help="the text whose mentions a knockout targets (default: --false)")
+    p.add_argument("--dataset", metavar="FILE", help="trace records instead: builtin, a JSON file or a datasets id")
+    p.add_argument("--scheme", help="the hijack scheme for --dataset (see `lca-tui schemes`)")
+    p.add_argument("--template", metavar="T", help="the custom scheme's template")
+    p.add_argument("--n", type=int, metavar="K", help="prepended sentences for --dataset (>= 1)")
+    p.add_argument("--limit", type=int, metavar="N", help="trace at most N records")
+    p.add_argument("--seed", type=int, metavar="S", help="shuffle the records with this seed before --limit")
+    p.add_argument("--relation", metavar="ID", help="keep only these relation ids")
+    p.add_argument("--window", type=int, default=5, metavar="W", help="blocks of the windowed knockouts (default 5)")
+    p.add_argument("--per-record", action="store_true", help="--dataset --json: add every record's trace")
+    p.add_argument("--no-save", action="store_true", help="do not record the trace in the session")
+    p.add_argument("--json", action="store_true", help=(
+        'one prompt: {"clean", "hijacked": {"p_true", "p_false", "logit_diff"}, "layers": [{"restore_last", '
+        '"knockout", ...}], "heads": [[{"dla", "ablated"}]], ...}; --dataset: {"all", "flipped", "heads", ...}'))
+    return p
+
+
+def _check(args):
+    from engine.errors import UserError
+
+    single = [args.prompt, args.prepend, args.target_true, args.target_false]
+    if args.dataset is None:
+        missing = [f for f, v in zip(("--prompt", "--prepend", "--true", "--false"), single) if v is None]
+        if missing:
+            raise UserError(f"trace needs {', '.join(missing)} (or --dataset FILE --scheme S --n K)")
+        return
+    if any(v is not None for v in single):
+        raise UserError("give either --prompt/--prepend/--true/--false or --dataset, not both")
+    if args.scheme is None or args.n is None:
+        raise UserError("--dataset needs --scheme S and --n K")
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1 (the trace compares n prepended sentences with none), not {args.n}")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, not {args.limit}")
+
+
+def run(args) -> int:
+    from engine.errors import UserError
+    from engine.hijack import trace as T
+    from lca_tui.commands.probe import load_model
+
+    _check(args)
+    if args.window < 1:
+        raise UserError(f"--window must be at least 1 block, not {args.window}")
+    records = None
+    if args.dataset is not None:
+        from engine.hijack.counterfact import load_counterfact
+        from engine.hijack.schemes import check_scheme, hijack_sentence
+
+        args.scheme = check_scheme(args.scheme)
+        records = load_counterfact(args.dataset, relation=args.relation, limit=args.limit, seed=args.seed)
+        if not records:
+            raise UserError("no records to trace: check the dataset, --relation and --limit")
+        hijack_sentence(records[0], args.scheme, args.template)  # a bad template fails before the model loads
+    lm = load_model(args)
+    if records is None:
+        pair = T.prepare(lm, args.prompt, args.prepend, args.target_true, args.target_false, args.mention)
+        from engine.atomic import jsonable
+
+        data = jsonable(T.trace(lm, pair, window=args.window).to_dict())
+    else:
+        data = _dataset(args, lm, records)
+    where = _save(args, data)
+    for note in data.get("notes", []):
+        print(f"lca-tui: note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, allow_nan=False, default=str))
+    else:
+        from rich.console import Console
+
+        (_print_one if records is None else _print_dataset)(data, Console())
+    if where:
+        print(f"lca-tui: recorded in {where}", file=sys.stderr)
+    return 0
+
+
+def _dataset(args, lm, records) -> dict:
+    from engine.atomic import jsonable
+    from engine.experiments.mechanism import dataset_trace
+
+    kwargs = dict(template=args.template, window=args.window, per_record=args.per_record)
+    if args.json:
+        return jsonable(dataset_trace(lm, records, args.scheme, args.n, **kwargs))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"tracing records ({lm.name})"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("trace", total=len(records))
+        return jsonable(dataset_trace(lm, records, args.scheme, args.n,
+                                      progress=lambda done, total, eta: bar.update(task, completed=done), **kwargs))
+
+
+def _save(args, data: dict) -> str | None:
+    if args.no_save:
+        return None
+    from engine.session.store import open_cli_session
+
+    return str(open_cli_session(getattr(args, "session", None)).record_trace(data))
+
+
+def _m(d: dict) -> str:
+    return f"{d['p_true']:.3f}  {d['p_false']:.3f}  {d['logit_diff']:+.2f}"
+
+
+def _short(d: dict) -> str:
+    return f"{d['p_true']:.3f} {d['logit_diff']:+.2f}"
+
+
+def _print_one(data: dict, console) -> None:
+    from rich.table import Table
+
+    console.print(f"[b]{data['model']}[/b]  true {data['target_true']!r}  false {data['target_false']!r}  "
+                  f"(P(true)  P(false)  logit diff)")
+    console.print(f"clean     {_m(data['clean'])}\nhijacked  {_m(data['hijacked'])}")
+    table = Table(title=(f"per block, last position: P(true) and logit diff (knockout: all prepended tokens; "
+                         f"mentions: the false target's only; window: all, {data['window']} blocks)"),
+                  title_justify="left")
+    for col in ("block", "restore_last", "knockout", "mentions", "window", "dla attn"):
+        table.add_column(col, justify="right")
+    for entry in data["layers"]:
+        table.add_row(str(entry["layer"]), *(_short(entry[k]) for k in ("restore_last", "knockout",
+                      "knockout_mentions", "knockout_window")), f"{entry['dla_attn']:+.2f}")
+    console.print(table)
+    flat = [(e["ablated"]["logit_diff"] - data["hijacked"]["logit_diff"], li, h)
+            for li, row in enumerate(data["heads"]) for h, e in enumerate(row)]
+    top = sorted(flat, reverse=True)[:5]
+    console.print("heads whose zero ablation raises logit diff most: "
+                  + ", ".join(f"L{li}H{h} {rise:+.2f}" for rise, li, h in top))
+
+
+def _n(x) -> str:
+    return "—" if x is None else f"{x:+.2f}"
+
+
+def _print_dataset(data: dict, console) -> None:
+    from rich.table import Table
+
+    s = data["all"]
+    console.print(f"[b]{data['model']}[/b] {data['scheme']} n = {data['n']}: {data['records']} records traced "
+                  f"({len(data['skipped'])} skipped), ES clean {s['es_clean']:.2f} -> hijacked {s['es_hijacked']:.2f}; "
+                  f"{data['flipped']['records']} flipped")
+    table = Table(title="mean logit diff per block (95% CI), all records", title_justify="left")
+    names = ("restore_last", "knockout", "knockout_mentions_window", "knockout_rest_window")
+    table.add_column("block", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for layer in range(len(s["layers"]["knockout"]["logit_diff"])):
+        cells = []
+        for name in names:
+            c = s["layers"][name]["logit_diff"][layer]
+            cells.append(f"{_n(c['mean'])} [{_n(c['lo'])}, {_n(c['hi'])}]")
+        table.add_row(str(layer), *cells)
+    console.print(table)
+    console.print(f"clean {s['clean']['logit_diff']['mean']:+.2f}, hijacked {s['hijacked']['logit_diff']['mean']:+.2f}")
+    for a in data["heads"].get("ablation", []):
+        console.print(f"top {a['k']:>2} heads ablated (held-out {data['heads']['evaluated_on']} records): "
+                      f"ES {a['es']:.3f} (none {a['es_none']:.3f}), up {a['up']} down {a['down']}, "
+                      f"sign-test p = {a['sign_p']:.3g}")
