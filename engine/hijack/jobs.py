@@ -1,4 +1,4 @@
-"""The hijack panel's model-thread jobs: a sweep of n for one record, an ES evaluation.
+"""The hijack panel's model-thread jobs: a sweep of n for one record, an ES evaluation, a causal trace.
 
 Each runs on the thread that owns the model and takes that thread's ``host``: ``host.lm`` (the
 language model), ``host.cancel_event`` (this job's cancel), ``host.serve_probe()`` (answer a
@@ -27,3 +27,24 @@ def evaluate(host, job_id, records, scheme, top, template=None):
 
     return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial, template=template,
                                 cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())
+
+
+def trace(host, job_id, prompt, prepend, target_true, target_false, mention=None, window=5):
+    """The causal trace of ``prepend + prompt`` against ``prompt`` (``engine.hijack.trace``); between
+    its batched forwards it answers a waiting probe (no trace hook is installed then) and stops at a
+    cancel (the result is then None)."""
+    from engine.hijack.trace import Cancelled, prepare
+    from engine.hijack.trace import trace as run
+
+    pair = prepare(host.lm, prompt, prepend, target_true, target_false, mention)
+
+    def cancel() -> bool:
+        if host.cancel_event.is_set():
+            return True
+        host.serve_probe()
+        return host.cancel_event.is_set()
+
+    try:
+        return run(host.lm, pair, window=window, cancel=cancel)
+    except Cancelled:
+        return None

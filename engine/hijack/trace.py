@@ -231,7 +231,9 @@ def _eager(lm) -> bool:
 def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[list[Edit]], pair: Pair, chunk: int,
               cancel: Callable[[], bool] | None) -> list[Measure]:
     """Rows of edits (``row`` fields ignored: each row is its own batch row) on the tokens from
-    ``start`` on after the hijacked keys/values before it; the measures at the last position."""
+    ``start`` on after the hijacked keys/values before it; the measures at the last position.
+    ``cancel()`` is polled while no hook is installed, so it may run other forwards (the app's
+    model thread answers a waiting probe there)."""
     import torch
 
     out: list[Measure] = []
