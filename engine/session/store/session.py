@@ -271,6 +271,15 @@ class Session:
             raise UserError("a pinned probe needs a 'prompt'")
         return self._record("probe", data)
 
+    def pin_mirror(self, mirror) -> Path:
+        """Record the inspector's hijack mirror (``MirrorTrace.to_dict()`` plus the run, the sweep
+        and a screenshot) as ``mirrors/<id>.json``."""
+        data = jsonable(mirror)
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list) \
+                or not isinstance(data.get("hijacked"), dict):
+            raise UserError("a pinned hijack mirror needs 'tokens' and 'hijacked'")
+        return self._record("mirror", data)
+
     def record_experiment(self, result) -> Path:
         data = jsonable(result)
         if not isinstance(data, dict) or not data.get("name"):
