@@ -118,13 +118,16 @@ async def test_pin_records_the_mirror_and_the_report_draws_it(tiny_run, tmp_path
         assert "Hijack mirror" in html and "Contribution of each position" in html
 
 
-async def test_pin_without_a_trace_warns(tmp_path):
+async def test_pin_without_a_trace_warns(tmp_path, monkeypatch):
     app = LcaApp(load_model=False, session=str(tmp_path / "s"))
+    seen = []
+    monkeypatch.setattr(app, "notify", lambda message, **kw: seen.append((message, kw.get("severity"))))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("escape", "3", "p")
         await pilot.pause()
         assert app.session.items("mirror") == []
+        assert ("nothing to pin yet: open a run and show the hijack mirror", "warning") in seen
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
