@@ -34,6 +34,7 @@ from lca_tui.messages import (
     ModelLoaded,
     ModelLoadFailed,
     ModelLoading,
+    PinMirror,
     PinProbe,
     ProbeWanted,
     RecordResult,
@@ -247,6 +248,19 @@ class LcaApp(App):
         try:
             path = self.session.pin_probe(data)
         except Exception as exc:  # noqa: BLE001
+            self.notify(f"could not pin: {exc}", severity="error")
+            return
+        self.notify(f"pinned to the session: {path.name}", timeout=4)
+
+    def on_pin_mirror(self, msg: PinMirror) -> None:
+        """Record the inspector's hijack mirror in the session, with an SVG screenshot."""
+        if self.session is None:
+            self.notify("no session is open", severity="warning")
+            return
+        data = {**msg.data, "svg": self.export_screenshot(title="lca-tui hijack mirror")}
+        try:
+            path = self.session.pin_mirror(data)
+        except Exception as exc:  # noqa: BLE001 - a failed write is shown, never fatal
             self.notify(f"could not pin: {exc}", severity="error")
             return
         self.notify(f"pinned to the session: {path.name}", timeout=4)

@@ -14,7 +14,8 @@ import sys
 from lca_tui import __version__
 
 #: Subcommand modules under ``lca_tui.commands``, in the order ``--help`` lists them.
-COMMANDS = ["train", "probe", "hijack", "trace", "schemes", "report", "sessions", "experiment", "serve"]
+COMMANDS = ["train", "probe", "hijack", "trace", "schemes", "report", "sessions", "experiment", "serve",
+            "mirror"]
 
 
 class _Parser(argparse.ArgumentParser):

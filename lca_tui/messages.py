@@ -142,6 +142,7 @@ class Inspected(Message):
     cfg: Any
     report: Any = None
     error: str | None = None
+    model: Any = None  # the model inspected (a CPU copy), for the hijack mirror
 
 
 @dataclass(eq=False)
@@ -213,6 +214,14 @@ class RecordResult(Message):
 @dataclass(eq=False)
 class PinProbe(Message):
     """Record the hijack panel's probe (``data``) in the session, with a screenshot of the screen."""
+
+    data: dict
+
+
+@dataclass(eq=False)
+class PinMirror(Message):
+    """Record the inspector's hijack mirror (``data``: trace and sweep) in the session, with a
+    screenshot of the screen."""
 
     data: dict
 

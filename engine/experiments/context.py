@@ -3,12 +3,11 @@ hijacking) and accuracy against the context length beside the Bayes-optimal accu
 
 ``sample_mixed(task, n, r, generator)`` draws contexts for two outputs y1 != y2: round(r·(L-1)) of
 the L-1 context tokens come from p(·|y2), the rest from p(·|y1), at uniformly random positions; the
-last token comes from π(·|y1). Vectorised: one ``searchsorted`` per source over the whole batch.
+last token comes from π(·|y1). The contexts themselves come from ``LCATask.sample_mixed`` (also
+used by ``engine.lca.hijack_mirror``); this draws the uniform pairs (y1, y2) first.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from engine.errors import ConfigError
 from engine.experiments.grids import Grid, as_list
@@ -55,25 +54,12 @@ def sample_mixed(task, n: int, r: float, generator):
     if not isinstance(n, int) or n < 1:
         raise ConfigError(f"n must be a positive integer, got {n!r}")
     dev = generator.device
-    V, L = task.V, task.cfg.L
+    V = task.V
     if V < 2:
         raise ConfigError("mixing needs at least two tokens")
-    cdf_p = torch.tensor(np.cumsum(task.p, axis=1), dtype=torch.float64, device=dev)
-    cdf_pi = torch.tensor(np.cumsum(task.pi, axis=1), dtype=torch.float64, device=dev)
     y1 = torch.randint(0, V, (n,), generator=generator, device=dev)
     y2 = (y1 + torch.randint(1, V, (n,), generator=generator, device=dev)) % V   # uniform over the others
-    u = torch.rand((n, L), generator=generator, device=dev, dtype=torch.float64)
-    x = torch.empty((n, L), dtype=torch.int64, device=dev)
-    if L > 1:
-        k = int(round(float(r) * (L - 1)))
-        ctx = u[:, :-1].contiguous()
-        from1 = torch.searchsorted(cdf_p[y1], ctx, right=True)
-        from2 = torch.searchsorted(cdf_p[y2], ctx, right=True)
-        keys = torch.rand((n, L - 1), generator=generator, device=dev)
-        rank = keys.argsort(dim=1).argsort(dim=1)          # a uniform random permutation per row
-        x[:, :-1] = torch.where(rank < k, from2, from1)
-    x[:, -1:] = torch.searchsorted(cdf_pi[y1], u[:, -1:].contiguous(), right=True)
-    x.clamp_(max=V - 1)
+    x, _ = task.sample_mixed(y1, y2, float(r), generator)
     return x, y1, y2
 
 

@@ -106,6 +106,42 @@ class LCATask:
         x[:, -1:] = self._inverse_cdf(tables[1], y, u[:, -1:])
         return x, y
 
+    def sample_mixed(self, y1: torch.Tensor, y2: torch.Tensor, r: float,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contexts for y1 with a fraction r of their tokens drawn for y2 (Sec. 5.5, Fig. C.5):
+        (x (n, L) int64, mixed (n, L) bool, True where t_l was drawn for y2).
+
+        Of the L-1 context tokens, k = round(r·(L-1)) come from p(·|y2) and L-1-k from p(·|y1), at
+        positions drawn uniformly per sample; the last token always comes from π(·|y1). Position
+        l's token for either source is read from the same uniform u_l, so r = 0 with the same
+        generator state gives the same context with every y2 token replaced by its y1 twin, and
+        a larger r only adds y2 positions (the rank order is drawn before k is applied). Inverse
+        CDF on the generator's device; the same generator state gives the same batch.
+        """
+        from engine.errors import ConfigError
+
+        if not (isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 <= float(r) <= 1.0):
+            raise ConfigError(f"the mixing ratio r must lie in [0, 1], got {r!r}")
+        dev = generator.device
+        n, L, V = int(y1.shape[0]), self.cfg.L, self.V
+        cdf_p = torch.tensor(np.cumsum(self.p, axis=1), dtype=torch.float64, device=dev)
+        cdf_pi = torch.tensor(np.cumsum(self.pi, axis=1), dtype=torch.float64, device=dev)
+        u = torch.rand((n, L), generator=generator, device=dev, dtype=torch.float64)
+        x = torch.empty((n, L), dtype=torch.int64, device=dev)
+        mixed = torch.zeros((n, L), dtype=torch.bool, device=dev)
+        if L > 1:
+            k = int(round(float(r) * (L - 1)))
+            ctx = u[:, :-1].contiguous()
+            from1 = torch.searchsorted(cdf_p[y1], ctx, right=True)
+            from2 = torch.searchsorted(cdf_p[y2], ctx, right=True)
+            keys = torch.rand((n, L - 1), generator=generator, device=dev)
+            rank = keys.argsort(dim=1).argsort(dim=1)          # a uniform random permutation per row
+            mixed[:, :-1] = rank < k
+            x[:, :-1] = torch.where(mixed[:, :-1], from2, from1)
+        x[:, -1:] = torch.searchsorted(cdf_pi[y1], u[:, -1:].contiguous(), right=True)
+        x.clamp_(max=V - 1)
+        return x, mixed
+
     def _inverse_cdf(self, table, y: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         if self.xor_invariant:
             return self._alias_draw(table, u).bitwise_xor_(y[:, None])

@@ -2,7 +2,9 @@
 
 Views: embedding geometry (Fig. 3b, eq. 5.2), the Gram matrix of W_E, singular value spectra of
 W_E and W_V with the gap after index m, W_V against the constructed value matrix (eq. 5.1, Fig.
-C.2/C.3) and attention by Hamming distance / cluster with the V x V average attention map (Fig. 3c).
+C.2/C.3), attention by Hamming distance / cluster with the V x V average attention map (Fig. 3c)
+and the hijack mirror (Sec. 5.5; ``lca_tui.panels.inspector_mirror``: y, ỹ, r in, per-token
+contributions, knockout and flip out; p pins it into the session).
 
 Every number comes from ``engine.lca.inspection.inspect_model`` (which calls ``engine.lca.analysis``),
 computed in a thread worker; the result is posted back as an ``Inspected`` message (``lca_tui.messages``)
@@ -33,8 +35,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
-from lca_tui.messages import Inspected
+from lca_tui.messages import Inspected, PinMirror
 from lca_tui.panels.base import Panel
+from lca_tui.panels.inspector_mirror import MirrorView
 from widgets import Heatmap, LiveCurve
 
 #: (pane id, tab title) in the order ``v`` cycles through them.
@@ -44,6 +47,7 @@ VIEWS = (
     ("insp-spectra", "Spectra"),
     ("insp-value", "Value matrix"),
     ("insp-attention", "Attention"),
+    ("insp-mirror", "Hijack mirror"),
 )
 VIEW_IDS = tuple(v for v, _ in VIEWS)
 HINT = "no run shown — train a run in the Trainer panel (2) or press o to open a run directory"
@@ -77,6 +81,7 @@ class InspectorPanel(Panel):
         Binding("v", "next_view", "View", id="inspector.view"),
         Binding("r,f5", "refresh", "Recompute", id="inspector.refresh"),
         Binding("o", "open_run", "Open run", id="inspector.open"),
+        Binding("p", "pin_mirror", "Pin mirror", id="inspector.pin"),
     ]
 
     def __init__(self, **kw):
@@ -115,6 +120,8 @@ class InspectorPanel(Panel):
                         yield Static("", id="insp-attention-note")
                         yield DataTable(id="insp-attention-table", cursor_type="row", zebra_stripes=True)
                     yield Heatmap(id="insp-attention-map")
+            with TabPane("Hijack mirror", id="insp-mirror"):
+                yield MirrorView(id="insp-mirror-view")
 
     def on_mount(self) -> None:
         self.query_one("#insp-value-table", DataTable).add_columns(
@@ -198,7 +205,7 @@ class InspectorPanel(Panel):
 
             self.post_message(Inspected(seq, label, step, cfg, error=describe(exc)))
             return
-        self.post_message(Inspected(seq, label, step, cfg, report=report))
+        self.post_message(Inspected(seq, label, step, cfg, report=report, model=model))
 
     def on_inspected(self, msg: Inspected) -> None:
         if msg.seq != self.seq:  # an older request answered late: drop it
@@ -215,6 +222,8 @@ class InspectorPanel(Panel):
         self.report, self.shown_label, self.shown_step, self.shown_cfg = msg.report, msg.label, msg.step, msg.cfg
         self._set_header()
         self._draw(msg.report)
+        if msg.model is not None:
+            self.query_one(MirrorView).set_model(msg.cfg, msg.model, msg.label, msg.step)
 
     # ------------------------------------------------------------------ drawing
     def _set_header(self, computing: bool = False) -> None:
@@ -327,7 +336,17 @@ class InspectorPanel(Panel):
             ("Inspector: next view", "Geometry, Gram, spectra, value matrix, attention (v)", self.action_next_view),
             ("Inspector: recompute", "Re-read the checkpoint or take a new live snapshot (r)", self.action_refresh),
             ("Inspector: open run…", "Inspect a run directory's checkpoint (o)", self.action_open_run),
+            ("Inspector: pin hijack mirror", "Record the mirror's trace and sweep in the session (p)",
+             self.action_pin_mirror),
         ]
+
+    def action_pin_mirror(self) -> None:
+        """Pin the hijack mirror shown now into the session (the app adds a screenshot)."""
+        data = self.query_one(MirrorView).pin_data()
+        if data is None:
+            self.app.notify("nothing to pin yet: open a run and show the hijack mirror", severity="warning")
+            return
+        self.post_message(PinMirror(data))
 
     def action_open_run(self) -> None:
         def chosen(path):

@@ -92,6 +92,9 @@ async def test_inspector_draws_every_view_for_a_checkpoint(tiny_run):
         assert amap.grid.shape[0] == amap.grid.shape[1]
 
         await pilot.press("v")
+        assert tabs.active == "insp-mirror"              # drawn in tests/app/test_app_inspector_mirror.py
+
+        await pilot.press("v")
         assert tabs.active == VIEW_IDS[0]                # cycles round
 
         seq = panel.seq

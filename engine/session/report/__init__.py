@@ -5,6 +5,7 @@ pieces, one thing each:
 
 - ``document``: the data model (sections, blocks, tables, charts, screenshots);
 - ``build``: sections from a session; cross-model chart and flip-point histogram builders;
+  ``mirror``: the section of pinned hijack mirrors (the one-layer model, Sec. 5.5);
 - ``figures``: charts drawn by matplotlib's SVG backend (imported only when a report is written);
 - ``sanitize``: SVG made safe to embed (no script, no URL, no namespace);
 - ``to_html`` / ``to_markdown``: the two renderers; ``values``: number and time formatting;
@@ -19,6 +20,7 @@ from engine.session.report.build import (
     records_table,
 )
 from engine.session.report.document import (
+    BarChart,
     Block,
     Heatmap,
     Histogram,
@@ -36,7 +38,7 @@ from engine.session.report.values import fmt_time, fmt_value
 from engine.session.report.write import write_report
 
 __all__ = [
-    "Block", "Heatmap", "Histogram", "LineChart", "Paragraph", "Preformatted", "Report", "Screenshot",
+    "BarChart", "Block", "Heatmap", "Histogram", "LineChart", "Paragraph", "Preformatted", "Report", "Screenshot",
     "Section", "Table", "build_report", "es_by_model_chart", "flip_histogram", "flip_points", "fmt_time",
     "fmt_value", "md_escape", "records_table", "render_html", "render_markdown", "write_report",
 ]

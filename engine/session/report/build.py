@@ -363,10 +363,12 @@ def _environment_section(env: dict, models: list[str]) -> Section:
 def build_report(session, env: dict | None = None) -> Report:
     """Everything in ``session`` as pure data (tables and chart data, nothing rendered yet)."""
     from engine.session.environment import environment
+    from engine.session.report.mirror import mirrors_section
 
     problems: list[str] = []
     sections = [_runs_section(session), _hijack_section(session), _sweeps_section(session),
-                _probes_section(session, problems), _experiments_section(session)]
+                _probes_section(session, problems), mirrors_section(session, problems),
+                _experiments_section(session)]
     models = sorted({str(it.data.get("model")) for k in ("efficacy", "sweep", "probe")
                      for it in session.items(k) if it.data.get("model")})
     env = env if env is not None else environment()

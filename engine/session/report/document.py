@@ -61,6 +61,17 @@ class Histogram:
 
 
 @dataclass
+class BarChart:
+    """Bars per series (name -> (xs, ys)) at their own x, e.g. each context position's contribution
+    coloured by its source; a horizontal line at 0."""
+
+    title: str
+    series: dict
+    xlabel: str = ""
+    ylabel: str = ""
+
+
+@dataclass
 class Screenshot:
     """A sanitised SVG (with its namespace) of a panel as it was when pinned."""
 
@@ -68,9 +79,9 @@ class Screenshot:
     svg: str
 
 
-Figure = LineChart | Heatmap | Histogram
-Part = Paragraph | Preformatted | Table | LineChart | Heatmap | Histogram | Screenshot
-FIGURES = (LineChart, Heatmap, Histogram)
+Figure = LineChart | Heatmap | Histogram | BarChart
+Part = Paragraph | Preformatted | Table | LineChart | Heatmap | Histogram | BarChart | Screenshot
+FIGURES = (LineChart, Heatmap, Histogram, BarChart)
 
 
 @dataclass
@@ -81,7 +92,7 @@ class Block:
 
 @dataclass
 class Section:
-    key: str  # runs, hijack, sweeps, probes, experiments, environment
+    key: str  # runs, hijack, sweeps, probes, mirrors, experiments, environment
     title: str
     intro: str = ""
     blocks: list[Block] = field(default_factory=list)

@@ -1,6 +1,7 @@
 """Report figures drawn by matplotlib's SVG backend (no Agg, no display): line charts (the paper's
 look: labelled axes, a legend, dashed reference lines such as the Bayes accuracy of Fig. 3),
-heatmaps (the Gram and value matrices of Figs. 4-5) and histograms (flip points).
+heatmaps (the Gram and value matrices of Figs. 4-5), histograms (flip points) and bar charts (the
+hijack mirror's per-position contributions).
 
 Text stays text (``svg.fonttype = none``), ids come from a fixed hash salt and the metadata carries
 no date, so the same data gives the same bytes. User text is never parsed as mathtext. The SVG then
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 
-from engine.session.report.document import Heatmap, Histogram, LineChart
+from engine.session.report.document import BarChart, Heatmap, Histogram, LineChart
 from engine.session.report.sanitize import sanitize_svg
 
 #: matplotlib settings for every report figure.
@@ -200,8 +201,30 @@ def histogram(samples: Mapping[str, Sequence], title: str, xlabel: str = "", yla
         return _svg(fig, id_prefix)
 
 
+def bar_chart(series: Mapping[str, tuple[Sequence, Sequence]], title: str, xlabel: str = "",
+              ylabel: str = "", id_prefix: str = "") -> str:
+    """Bars of each series (name -> (xs, ys)) at their own x (series are expected not to share
+    an x), one colour a series, a line at y = 0, legend below. Non-finite points are left out."""
+    with _style():
+        fig, ax = _titled_axes(title, xlabel, ylabel)
+        xs_all = [float(x) for xs, _ in series.values() for x in xs if _finite(x)]
+        has_data = False
+        for name, (xs, ys) in series.items():
+            pts = [(float(x), float(y)) for x, y in zip(xs, ys) if _finite(x) and _finite(y)]
+            has_data |= bool(pts)
+            ax.bar([p[0] for p in pts], [p[1] for p in pts], width=0.8, label=str(name))
+        ax.axhline(0.0, color="#444444", linewidth=0.8)
+        if xs_all and all(x.is_integer() for x in xs_all):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        if not has_data:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="#777777")
+        _legend_below(ax, len(series))
+        return _svg(fig, id_prefix)
+
+
 def figure_svg(part, id_prefix: str = "") -> str:
-    """A report figure (``LineChart``, ``Heatmap``, ``Histogram``) as sanitised inline SVG."""
+    """A report figure (``LineChart``, ``Heatmap``, ``Histogram``, ``BarChart``) as sanitised
+    inline SVG."""
     if isinstance(part, LineChart):
         return line_chart(part.series, part.title, part.xlabel, part.ylabel, y_range=part.y_range,
                           hlines=part.hlines, id_prefix=id_prefix)
@@ -209,4 +232,6 @@ def figure_svg(part, id_prefix: str = "") -> str:
         return heatmap(part.matrix, part.title, part.vmin, part.vmax, part.diverging, id_prefix=id_prefix)
     if isinstance(part, Histogram):
         return histogram(part.samples, part.title, part.xlabel, part.ylabel, id_prefix=id_prefix)
+    if isinstance(part, BarChart):
+        return bar_chart(part.series, part.title, part.xlabel, part.ylabel, id_prefix=id_prefix)
     raise TypeError(f"not a figure: {type(part).__name__}")

@@ -8,6 +8,9 @@ Layout of a session directory::
     hijack/<id>.json             an efficacy evaluation  {"kind": "efficacy", "model", "scheme", "curve", ...}
     sweeps/<id>.json             a P(true)/P(false) vs n sweep of one record  {"kind": "sweep", ...}
     pins/<id>.json               a pinned probe  {"kind": "probe", "prompt", "top_k", "targets", "svg"?}
+    mirrors/<id>.json            a pinned hijack mirror of a run (engine.lca.hijack_mirror)
+                                 {"kind": "mirror", "y", "y_tilde", "r", "clean", "hijacked",
+                                 "knockout", "tokens", "sweep"?, "svg"?}
     experiments/<name>-<id>.json an experiment result  {"name", "title", "rows", "curves"?, ...}
     traces/<id>.json             a causal trace  {"kind": "trace", "clean", "hijacked", "layers", "heads", ...}
                                  or a dataset trace {"kind": "trace", "all", "flipped", "heads", ...}
@@ -30,10 +33,11 @@ SESSION_FILE = "session.json"
 LAST_FILE = "last.json"
 #: kind -> folder; the public kind names and their aliases accepted by ``Session.items``.
 KIND_DIRS = {"efficacy": "hijack", "sweep": "sweeps", "probe": "pins", "experiment": "experiments",
-             "trace": "traces"}
+             "trace": "traces", "mirror": "mirrors"}
 KIND_ALIASES = {"hijack": "efficacy", "efficacy": "efficacy", "sweep": "sweep", "sweeps": "sweep",
                 "probe": "probe", "pin": "probe", "pins": "probe", "probes": "probe",
-                "experiment": "experiment", "experiments": "experiment", "trace": "trace", "traces": "trace"}
+                "experiment": "experiment", "experiments": "experiment", "trace": "trace", "traces": "trace",
+                "mirror": "mirror", "mirrors": "mirror"}
 
 
 def default_sessions_root() -> Path:

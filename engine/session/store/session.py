@@ -278,6 +278,15 @@ class Session:
             raise UserError("a trace record needs a 'layers' list (one prompt) or an 'all' summary (a dataset)")
         return self._record("trace", data)
 
+    def pin_mirror(self, mirror) -> Path:
+        """Record the inspector's hijack mirror (``MirrorTrace.to_dict()`` plus the run, the sweep
+        and a screenshot) as ``mirrors/<id>.json``."""
+        data = jsonable(mirror)
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list) \
+                or not isinstance(data.get("hijacked"), dict):
+            raise UserError("a pinned hijack mirror needs 'tokens' and 'hijacked'")
+        return self._record("mirror", data)
+
     def record_experiment(self, result) -> Path:
         data = jsonable(result)
         if not isinstance(data, dict) or not data.get("name"):

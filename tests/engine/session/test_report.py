@@ -61,6 +61,14 @@ def session(tmp_path_factory):
                  "targets": [{"target": "Paris", "prob": 0.4321, "first_token_prob": 0.4321, "rank": 1},
                              {"target": "Chicago", "prob": 0.0123, "first_token_prob": 0.0123, "rank": 7}],
                  "svg": _screenshot()})
+    from engine.lca.hijack_mirror import mirror_sweep, trace_mirror
+    from engine.lca.inspection import load_model_from_run
+
+    (run,) = s.runs()
+    run_cfg, model, step = load_model_from_run(s.run_path(run.id))
+    s.pin_mirror({**trace_mirror(run_cfg, model, "000", "111", 0.5, seed=1).to_dict(), "run": run.id,
+                  "step": step, "config": run_cfg.summary(),
+                  "sweep": mirror_sweep(run_cfg, model, 0, 7, ratios=(0.0, 0.5, 1.0), n=32).to_dict()})
     s.record_experiment({"name": "wv-frozen", "title": "Trained vs frozen W_V", "xlabel": "L", "ylabel": "acc",
                          "rows": [{"L": 64, "trained": 0.91, "frozen": 0.42}, {"L": 128, "trained": 0.95,
                                                                               "frozen": 0.47}],
@@ -87,7 +95,8 @@ def _final_eval(session):
 
 
 def test_report_sections_and_numbers(session, report):
-    assert [s.key for s in report.sections] == ["runs", "hijack", "sweeps", "probes", "experiments", "environment"]
+    assert [s.key for s in report.sections] == ["runs", "hijack", "sweeps", "probes", "mirrors", "experiments",
+                                                "environment"]
     assert report.problems == []
     run, last = _final_eval(session)
     assert run.status == "completed" and run.step == 30
@@ -110,6 +119,26 @@ def test_report_sections_and_numbers(session, report):
     assert env["python"] and "torch" in env["packages"] and env["device"]
 
 
+def test_report_draws_the_pinned_hijack_mirror(session, report):
+    (item,) = session.items("mirror")
+    d = item.data
+    (block,) = report.section("mirrors").blocks
+    measures = next(p for p in block.parts if isinstance(p, report_mod.Table))
+    assert [row[0] for row in measures.rows] == ["clean (r = 0)", "hijacked", "knockout: ỹ tokens",
+                                                 "knockout: the rest"]
+    assert measures.rows[1][1:4] == [d["hijacked"]["p_true"], d["hijacked"]["p_false"], d["hijacked"]["logit_diff"]]
+    (bars,) = [p for p in block.parts if isinstance(p, report_mod.BarChart)]
+    xs = sorted(x for xs_, _ in bars.series.values() for x in xs_)
+    assert xs == list(range(1, 9)) and d["k"] == len(bars.series["drawn for ỹ"][0]) == round(0.5 * 7)
+    total = sum(y for _, ys in bars.series.values() for y in ys)
+    assert total == pytest.approx(d["hijacked"]["logit_diff"], abs=1e-9)   # the bars add up to the logit diff
+    (sweep,) = [p for p in block.parts if isinstance(p, report_mod.LineChart)]
+    assert sweep.series["P(y)"] == ([0.0, 0.5, 1.0], [p["hijacked"]["p_true"] for p in d["sweep"]["points"]])
+    from engine.session.report.figures import figure_svg
+
+    assert figure_svg(bars).startswith("<svg")
+
+
 def test_html_has_the_numbers_and_escapes_user_text(session, html_text):
     _, last = _final_eval(session)
     h = html_text
@@ -121,7 +150,7 @@ def test_html_has_the_numbers_and_escapes_user_text(session, html_text):
     assert not re.search(r"<\s*script", h, re.IGNORECASE)
     assert "http://" not in h and "https://" not in h
     for key in ("Training runs", "Context hijacking", "Per-record sweeps", "Pinned probes", "Experiments",
-                "Environment"):
+                "Environment", "Hijack mirror"):
         assert key in h
 
 
@@ -147,7 +176,7 @@ def test_html_is_self_contained_and_svgs_are_wellformed(html_text):
             allowed = ("data:image/svg+xml;base64,", "#") + (("data:image/png;base64,",) if tag == "image" else ())
             assert v.startswith(allowed), (tag, k, v[:40])
     svgs = re.findall(r"<svg\b.*?</svg>", html_text, re.DOTALL)
-    assert len(svgs) == 6  # loss, accuracy, ES against n, the sweep, experiment curves, its heatmap
+    assert len(svgs) == 8  # loss, accuracy, ES against n, the sweep, the mirror's bars and sweep, experiment curves, its heatmap
     for s in svgs:
         ET.fromstring(s)
     # the pinned screenshot: an <img> of the sanitised SVG, scripts and handlers gone
@@ -164,7 +193,7 @@ def test_markdown_and_images(report):
     text, images = render_markdown(report, "my report_files")
     assert "<script" not in text and "&lt;script&gt;" in text
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(refs) == len(images) == 7
+    assert len(refs) == len(images) == 9  # the 8 figures and the probe's screenshot
     assert all(r.startswith("my%20report_files/") for r in refs)
     for svg in images.values():
         assert ET.fromstring(svg.split("?>", 1)[1]).tag == f"{{{SVG_NS}}}svg"
@@ -177,7 +206,7 @@ def test_write_html_and_md(session, tmp_path):
     md = write_report(session, "md", tmp_path / "r.md")
     folder = tmp_path / "r_files"
     names = sorted(p.name for p in folder.iterdir())
-    assert len(names) == 7
+    assert len(names) == 9
     for ref in re.findall(r"\]\(r_files/([^)]+)\)", md.read_text()):
         assert (folder / ref).exists()
     # exporting again replaces the images folder; nothing temporary stays behind

@@ -292,3 +292,14 @@ def test_open_cli_session(sessions_root, tmp_path, monkeypatch):
     here = open_cli_session("fresh-dir")  # an unknown name: a new folder where the user is
     assert here.path == tmp_path / "fresh-dir" and (here.path / "session.json").exists()
     assert open_cli_session(str(tmp_path / "fresh-dir")).path == here.path
+
+
+def test_pinned_mirror_round_trip(tmp_path):
+    s = Session.open(tmp_path / "s")
+    p = s.pin_mirror({"y": 0, "y_tilde": 7, "r": 0.5, "hijacked": {"p_true": 0.2, "p_false": 0.7},
+                      "tokens": [{"position": 1, "token": 7, "source": "y~", "to_diff": -1.5}]})
+    assert p.parent.name == "mirrors"
+    (item,) = Session.open(s.path).items("mirrors")
+    assert item.kind == "mirror" and item.data["kind"] == "mirror" and item.data["tokens"][0]["source"] == "y~"
+    with pytest.raises(UserError, match="'tokens' and 'hijacked'"):
+        s.pin_mirror({"y": 0, "tokens": []})
