@@ -235,6 +235,9 @@ class LcaApp(App):
                                             "relation": meta.get("relation")})
             elif kind == "sweep":
                 self.session.record_sweep(result.sweep_dict(meta["record"]))
+            elif kind == "trace":
+                path = self.session.record_trace({**result.to_dict(), "model": result.model})
+                self.notify(f"trace pinned to the session: {path.name}", timeout=4)
         except Exception as exc:  # noqa: BLE001 - a failed write is shown, never fatal
             self.notify(f"could not save the {kind} result: {exc}", severity="error")
 

@@ -25,6 +25,9 @@ _LABEL_MAX = 10
 _LEGEND_RAMP = 32
 
 
+_STRETCH_MAX = 12  # widest a stretched column gets, in cells
+
+
 def _block_mean(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
     """Average ``a`` along ``axis`` into ``n_out`` contiguous, near-equal blocks (NaN-aware)."""
     n = a.shape[axis]
@@ -36,16 +39,33 @@ def _block_mean(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def fit_grid(indices: np.ndarray, max_rows: int, max_cols: int) -> tuple[np.ndarray, int]:
+def _shrink(indices: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Block-average an index grid (-1 = NaN) to ``n_out`` along ``axis``."""
+    f = _block_mean(np.where(indices < 0, np.nan, indices.astype(float)), n_out, axis=axis)
+    return np.where(np.isnan(f), -1, np.floor(np.nan_to_num(f) + 0.5)).astype(np.int16)
+
+
+def fit_grid(indices: np.ndarray, max_rows: int, max_cols: int, stretch: bool = False) -> tuple[np.ndarray, int]:
     """Fit a quantised index grid (-1 = NaN) into max_rows x max_cols pixels.
 
     Keeps the aspect ratio: larger grids are block-averaged down, smaller ones are
-    repeated by the largest integer factor that fits. Returns (grid, repeat factor),
-    where the factor is 1 when the grid was shrunk or left alone.
+    repeated by the largest integer factor that fits. Returns (grid, repeat factor of the rows),
+    where the factor is 1 when the grid was shrunk or left alone. ``stretch`` fits rows and
+    columns each on their own (a few wide columns, e.g. tokens, under many rows).
     """
     rows, cols = indices.shape
     if rows == 0 or cols == 0 or max_rows <= 0 or max_cols <= 0:
         return np.zeros((0, 0), dtype=np.int16), 1
+    if stretch:
+        grid, k = indices, 1
+        if rows > max_rows:
+            grid = _shrink(grid, max_rows, axis=0)
+        else:
+            k = max(1, max_rows // rows)
+            grid = np.repeat(grid, k, axis=0)
+        if cols > max_cols:
+            return _shrink(grid, max_cols, axis=1), k
+        return np.repeat(grid, max(1, min(_STRETCH_MAX, max_cols // cols)), axis=1), k
     if rows <= max_rows and cols <= max_cols:
         k = max(1, min(max_rows // rows, max_cols // cols))
         if k == 1:
@@ -74,8 +94,9 @@ class Heatmap(Widget):
     COMPONENT_CLASSES = {"heatmap--label", "heatmap--title"}
 
     def __init__(self, *, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+                 classes: str | None = None, stretch: bool = False) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        self.stretch = stretch  # fit rows and columns each on their own (fit_grid)
         self._indices: np.ndarray | None = None  # full-resolution colour indices, -1 = NaN
         self._vmin = 0.0
         self._vmax = 1.0
@@ -174,7 +195,8 @@ class Heatmap(Widget):
         if self._row_labels:
             gutter = min(_LABEL_MAX, max(len(s) for s in self._row_labels)) + 1
         n_lines = max(0, height - len(lines) - 1 - (1 if self._col_labels else 0))
-        grid, k = fit_grid(self._indices, 2 * n_lines, max(0, width - gutter))
+        grid, k = fit_grid(self._indices, 2 * n_lines, max(0, width - gutter), stretch=self.stretch)
+        n_src = self._indices.shape[0]
         self._grid = grid
         rows, cols = grid.shape
         for y in range(math.ceil(rows / 2)):
@@ -187,6 +209,9 @@ class Heatmap(Widget):
                 row = min(2 * y + 1, rows - 1) // k
                 if k >= 2 and (y == 0 or row != (2 * y - 1) // k):
                     text = self._row_labels[row] if row < len(self._row_labels) else ""
+                elif k == 1:  # a line holds two pixel rows: the first matrix row of the upper one
+                    first = round(2 * y * n_src / rows)  # _block_mean's block edges
+                    text = self._row_labels[first] if first < len(self._row_labels) else ""
                 segs.append(Segment(f"{text[:gutter - 1]:>{gutter - 1}} ", label_style))
             if 2 * y + 1 < rows:
                 seg = self._segment

@@ -127,3 +127,16 @@ async def test_odd_row_count_leaves_last_lower_half_as_background():
         last = cells(heat.render_line(1))[0]
         assert last.style.color == ramp("viridis", N_COLORS)[-1]
         assert last.style.bgcolor == heat.rich_style.bgcolor
+
+
+def test_fit_grid_stretch_fits_rows_and_columns_each_on_their_own():
+    a = np.arange(6, dtype=np.int16).reshape(3, 2)  # 3 rows, 2 wide columns
+    grid, k = fit_grid(a, 7, 10, stretch=True)
+    assert k == 2 and grid.shape == (6, 10)  # rows x2, columns x5 (aspect not kept)
+    assert (grid[::2, ::5] == a).all()
+    tall = np.arange(40, dtype=np.int16).reshape(20, 2)
+    grid, k = fit_grid(tall, 10, 30, stretch=True)
+    assert k == 1 and grid.shape == (10, 24)  # rows averaged in pairs, columns capped at 12 cells
+    assert grid[0, 0] == round((tall[0, 0] + tall[1, 0]) / 2) and (grid[:, :12] == grid[:, :1]).all()
+    wide = np.zeros((2, 50), dtype=np.int16)
+    assert fit_grid(wide, 4, 20, stretch=True)[0].shape == (4, 20)

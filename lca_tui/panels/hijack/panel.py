@@ -63,6 +63,7 @@ class HijackPanel(Panel):
         Binding("c", "cancel", "Cancel", id="hijack.cancel", show=False),
         Binding("v", "next_view", "View", id="hijack.view"),
         Binding("l", "lens_table", "Lens chart/table", id="hijack.lens_table", show=False),
+        Binding("k", "trace_mode", "Trace curves/maps/heads/table", id="hijack.trace_mode", show=False),
         Binding("p", "pin", "Pin", id="hijack.pin"),
         Binding("left_square_bracket", "layer(-1)", "Layer−", id="hijack.layer_down", show=False),
         Binding("right_square_bracket", "layer(1)", "Layer+", id="hijack.layer_up", show=False),
@@ -337,8 +338,14 @@ class HijackPanel(Panel):
         self.query_one("#hijack-views", TabbedContent).active = "lens"
         self.views["lens"].toggle_table()
 
+    def action_trace_mode(self) -> None:
+        self.query_one("#hijack-views", TabbedContent).active = "trace"
+        self.views["trace"].next_mode()
+
     def action_pin(self) -> None:
-        """Pin the current probe into the session (the app adds the model name and a screenshot)."""
+        """Pin the current probe (the app adds the model name and a screenshot), or the shown trace."""
+        if self.view == "trace" and self.views["trace"].pin():
+            return
         res = self.last_result
         if res is None:
             self.app.notify("nothing to pin yet", severity="warning")
@@ -394,6 +401,7 @@ class HijackPanel(Panel):
         for job in (self.eval_job, self.sweep_job):
             if job is not None:
                 self.post_message(CancelModelJob(job))
+        self.views["trace"].cancel()
 
     def commands(self) -> list[tuple[str, str, object]]:
         """This panel's command-palette entries: (label, help, callback)."""
@@ -408,8 +416,9 @@ class HijackPanel(Panel):
             ("Hijack: sweep n", "P(true), P(false) vs n for this record", self.action_sweep),
             ("Hijack: evaluate ES", "Efficacy vs n over the built-in records", self.action_evaluate),
             ("Hijack: cancel job", "Cancel the running evaluation or sweep", self.action_cancel),
-            ("Hijack: next view", "Surprise, logit lens, attention, sweep, efficacy", self.action_next_view),
+            ("Hijack: next view", "Surprise, lens, attention, trace, sweep, ES", self.action_next_view),
             ("Hijack: logit lens chart / table", "Switch the logit lens view (l)", self.action_lens_table),
+            ("Hijack: trace curves / maps / heads / table", "Where the hijack happens (k)", self.action_trace_mode),
             ("Hijack: pin probe", "Record the current probe and a screenshot in the session", self.action_pin),
         ]
 
@@ -421,6 +430,8 @@ class HijackPanel(Panel):
                 self.views["efficacy"].draw(msg.partial, self.eval_results, self.records)
 
     def on_job_finished(self, msg: JobFinished) -> None:
+        if any(view.job_finished(msg) for view in self.views.values()):
+            return
         if msg.job_id == self.sweep_job:
             self.sweep_job = None
             if msg.error or msg.result is None:

@@ -7,7 +7,8 @@ from lca_tui.panels.hijack.views.efficacy import EfficacyView
 from lca_tui.panels.hijack.views.lens import LensView
 from lca_tui.panels.hijack.views.surprise import SurpriseView
 from lca_tui.panels.hijack.views.sweep import SweepView
+from lca_tui.panels.hijack.views.trace import TraceView
 
-VIEWS: tuple[type[View], ...] = (SurpriseView, LensView, AttentionView, SweepView, EfficacyView)
+VIEWS: tuple[type[View], ...] = (SurpriseView, LensView, AttentionView, TraceView, SweepView, EfficacyView)
 
 __all__ = ["VIEWS", "View"]

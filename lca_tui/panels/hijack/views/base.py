@@ -3,7 +3,8 @@
 A view names its tab (``ID``, ``TITLE``), yields its widgets (``compose``, straight into the tab),
 may ask the probe for one optional field (``PROBE``: one of ``engine.hijack.probe.ANALYSES``, e.g. ``"surprise"``)
 and draws a probe answer (``draw_probe``). Views that draw a job's result (sweep, ES) have their own
-``draw`` method, which the panel calls. A new view is one module here and one line in ``VIEWS``.
+``draw`` method, which the panel calls; a view that asks for its own jobs (trace) takes their
+answers in ``job_finished``. A new view is one module here and one line in ``VIEWS``.
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ class View:
 
     def draw_probe(self, res) -> None:
         """Draw what this view shows of a probe answer (an engine ``ProbeResult``)."""
+
+    def job_finished(self, msg) -> bool:
+        """Take a finished model job this view asked for itself (True: handled, the panel stops)."""
+        return False
