@@ -108,7 +108,7 @@ def held_out_heads(lm, traces: Sequence, top_k: Sequence[int] = TOP_K) -> dict:
             "ablation": ablation}
 
 
-def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int = 5,
+def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
               cancel: Callable[[], bool] | None = None, progress=None) -> tuple[list, list[dict]]:
     """(traces, skipped records with their reasons) of every record, streamed one record at a time."""
     from engine.hijack.trace import Cancelled as TraceCancelled
@@ -128,12 +128,12 @@ def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None =
     return done, skipped
 
 
-def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int = 5,
+def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
                   cancel: Callable[[], bool] | None = None, progress=None, per_record: bool = False) -> dict:
     """The dataset trace as ``lca-tui trace --dataset`` prints it: the summaries over all and over the
     flipped records, the held-out head ablation, the skipped records; ``per_record`` adds each trace."""
     done, skipped = trace_all(lm, records, scheme, n, template, window, cancel, progress)
-    out = {"model": lm.name, "scheme": scheme, "n": n, "window": window, "records": len(done),
+    out = {"model": lm.name, "scheme": scheme, "n": n, "window": done[0].window, "records": len(done),
            "skipped": skipped, "all": summarise(done), "flipped": summarise([t for t in done if t.hijacked.flipped]),
            "heads": held_out_heads(lm, done), "ablation": "zero"}
     if template is not None:

@@ -29,7 +29,7 @@ def evaluate(host, job_id, records, scheme, top, template=None):
                                 cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())
 
 
-def trace(host, job_id, prompt, prepend, target_true, target_false, mention=None, window=5):
+def trace(host, job_id, prompt, prepend, target_true, target_false, mention=None, window=None):
     """The causal trace of ``prepend + prompt`` against ``prompt`` (``engine.hijack.trace``); between
     its batched forwards it answers a waiting probe (no trace hook is installed then) and stops at a
     cancel (the result is then None)."""

@@ -256,7 +256,7 @@ class Cancelled(Exception):
     """The trace was cancelled between two batched forwards."""
 
 
-def trace(lm, pair: Pair, window: int = DEFAULT_WINDOW, chunk: int = 64,
+def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
           cancel: Callable[[], bool] | None = None, heads: bool = True, every_position: bool = True) -> Trace:
     """The full trace of ``pair`` (module doc); ``cancel()`` is polled between batched forwards and
     raises ``Cancelled``; hooks are removed on every path. ``every_position=False`` restores at the
@@ -264,6 +264,8 @@ def trace(lm, pair: Pair, window: int = DEFAULT_WINDOW, chunk: int = 64,
     import torch
 
     layout = locate(lm)
+    if window is None:  # DEFAULT_WINDOW blocks, or every block of a smaller model
+        window = min(DEFAULT_WINDOW, layout.n_layers)
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= layout.n_layers:
         raise UserError(f"the knockout window must be 1..{layout.n_layers} blocks, not {window!r}")
     if not lm.kv_reuse:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.errors import UserError
-from engine.hijack.trace import DEFAULT_WINDOW, Cancelled, Pair, Trace, prepare, trace
+from engine.hijack.trace import Cancelled, Pair, Trace, prepare, trace
 
 Progress = Callable[[int, int, float], None]  # (records done, records in all, seconds left; nan unknown)
 
@@ -41,7 +41,7 @@ def record_pair(lm, record, scheme: str, n: int, template: str | None = None) ->
 
 
 def trace_records(lm, records: Sequence, scheme: str, n: int, template: str | None = None,
-                  window: int = DEFAULT_WINDOW, heads: bool = True, every_position: bool = False,
+                  window: int | None = None, heads: bool = True, every_position: bool = False,
                   cancel: Callable[[], bool] | None = None, progress: Progress | None = None) -> Iterator[RecordTrace]:
     """Yield one ``RecordTrace`` per record, in order; ``cancel()`` stops between (and inside) records
     by raising ``Cancelled``."""

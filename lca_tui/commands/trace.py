@@ -38,7 +38,7 @@ def add_parser(sub):
     p.add_argument("--limit", type=int, metavar="N", help="trace at most N records")
     p.add_argument("--seed", type=int, metavar="S", help="shuffle the records with this seed before --limit")
     p.add_argument("--relation", metavar="ID", help="keep only these relation ids")
-    p.add_argument("--window", type=int, default=5, metavar="W", help="blocks of the windowed knockouts (default 5)")
+    p.add_argument("--window", type=int, metavar="W", help="blocks of the windowed knockouts (default 5, at most all)")
     p.add_argument("--per-record", action="store_true", help="--dataset --json: add every record's trace")
     p.add_argument("--no-save", action="store_true", help="do not record the trace in the session")
     p.add_argument("--json", action="store_true", help=(
@@ -72,7 +72,7 @@ def run(args) -> int:
     from lca_tui.commands.probe import load_model
 
     _check(args)
-    if args.window < 1:
+    if args.window is not None and args.window < 1:
         raise UserError(f"--window must be at least 1 block, not {args.window}")
     records = None
     if args.dataset is not None:

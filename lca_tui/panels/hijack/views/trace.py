@@ -68,7 +68,7 @@ class TraceView(View):
         if self.panel.view != self.ID:
             return
         args, why = pair_args(self.panel, res.prompt)
-        key = (self.panel.record, args)
+        key = (self.panel.record, args, why)
         if key == self.asked:
             return
         self.asked = key
