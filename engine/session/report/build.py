@@ -364,12 +364,13 @@ def build_report(session, env: dict | None = None) -> Report:
     """Everything in ``session`` as pure data (tables and chart data, nothing rendered yet)."""
     from engine.session.environment import environment
     from engine.session.report.mirror import mirrors_section
+    from engine.session.report.trace import traces_section
 
     problems: list[str] = []
     sections = [_runs_section(session), _hijack_section(session), _sweeps_section(session),
-                _probes_section(session, problems), mirrors_section(session, problems),
-                _experiments_section(session)]
-    models = sorted({str(it.data.get("model")) for k in ("efficacy", "sweep", "probe")
+                _probes_section(session, problems), traces_section(session, problems),
+                mirrors_section(session, problems), _experiments_section(session)]
+    models = sorted({str(it.data.get("model")) for k in ("efficacy", "sweep", "probe", "trace")
                      for it in session.items(k) if it.data.get("model")})
     env = env if env is not None else environment()
     sections.append(_environment_section(env, models))

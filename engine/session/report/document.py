@@ -43,11 +43,18 @@ class LineChart:
 
 @dataclass
 class Heatmap:
+    """A matrix as pixels; optional axis names and tick labels (``xticks`` per column, ``yticks`` per
+    row), e.g. blocks × prompt tokens."""
+
     title: str
     matrix: list
     vmin: float | None = None
     vmax: float | None = None
     diverging: bool = False
+    xlabel: str = ""
+    ylabel: str = ""
+    xticks: list | None = None
+    yticks: list | None = None
 
 
 @dataclass
@@ -92,7 +99,7 @@ class Block:
 
 @dataclass
 class Section:
-    key: str  # runs, hijack, sweeps, probes, mirrors, experiments, environment
+    key: str  # runs, hijack, sweeps, probes, traces, mirrors, experiments, environment
     title: str
     intro: str = ""
     blocks: list[Block] = field(default_factory=list)

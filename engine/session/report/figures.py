@@ -128,9 +128,11 @@ def line_chart(series: Mapping[str, tuple[Sequence, Sequence]], title: str, xlab
 
 
 def heatmap(matrix: Sequence[Sequence[float]], title: str, vmin: float | None = None,
-            vmax: float | None = None, diverging: bool = False, id_prefix: str = "") -> str:
+            vmax: float | None = None, diverging: bool = False, id_prefix: str = "", xlabel: str = "",
+            ylabel: str = "", xticks: Sequence[str] | None = None, yticks: Sequence[str] | None = None) -> str:
     """The matrix as pixels (viridis; ``diverging``: blue-white-red centred on 0) with a colour
-    bar; NaN cells grey. Stored at its own resolution (``interpolation="none"``) as inline PNG."""
+    bar; NaN cells grey. Stored at its own resolution (``interpolation="none"``) as inline PNG.
+    With tick labels the pixels stretch to fill the figure (a few token columns under many blocks)."""
     import matplotlib
     import numpy as np
 
@@ -154,8 +156,20 @@ def heatmap(matrix: Sequence[Sequence[float]], title: str, vmin: float | None = 
         aspect = a.shape[1] / a.shape[0]
         fig = _figure(height_in=side + 0.5, width_in=min(8.0, max(2.5, side * aspect)) + 1.3)
         ax = fig.add_subplot()
-        im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="none", aspect="equal")
+        labelled = xticks is not None or yticks is not None
+        if labelled:
+            fig.set_size_inches(WIDTH_IN, min(6.0, 1.6 + 0.16 * a.shape[0]))
+        im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="none",
+                       aspect="auto" if labelled else "equal")
         ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if xticks is not None:
+            ax.set_xticks(range(len(xticks)), [str(t) for t in xticks], rotation=45 if len(xticks) > 8 else 0,
+                          fontsize=8)
+        if yticks is not None:
+            step = max(1, len(yticks) // 16)
+            ax.set_yticks(range(0, len(yticks), step), [str(t) for t in yticks[::step]], fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.85)
         return _svg(fig, id_prefix, png_images=True)
 
@@ -229,7 +243,8 @@ def figure_svg(part, id_prefix: str = "") -> str:
         return line_chart(part.series, part.title, part.xlabel, part.ylabel, y_range=part.y_range,
                           hlines=part.hlines, id_prefix=id_prefix)
     if isinstance(part, Heatmap):
-        return heatmap(part.matrix, part.title, part.vmin, part.vmax, part.diverging, id_prefix=id_prefix)
+        return heatmap(part.matrix, part.title, part.vmin, part.vmax, part.diverging, id_prefix=id_prefix,
+                       xlabel=part.xlabel, ylabel=part.ylabel, xticks=part.xticks, yticks=part.yticks)
     if isinstance(part, Histogram):
         return histogram(part.samples, part.title, part.xlabel, part.ylabel, id_prefix=id_prefix)
     if isinstance(part, BarChart):
