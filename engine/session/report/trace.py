@@ -38,7 +38,8 @@ def _one(it) -> Block:
     layers = [e for e in d.get("layers") or [] if isinstance(e, dict)]
     b = Block(f"Trace {it.id} · {d.get('model')}")
     b.parts.append(Paragraph(
-        f"{d.get('model')}: prompt {d.get('prompt')!r} after the prepended text {_short(d.get('prepend'))!r}; true {d.get('target_true')!r}, false {d.get('target_false')!r}; {len(d.get('tokens') or [])} "
+        f"{d.get('model')}: prompt {d.get('prompt')!r} after the prepended text {_short(d.get('prepend'))!r}; "
+        f"true {d.get('target_true')!r}, false {d.get('target_false')!r}; {len(d.get('tokens') or [])} "
         f"tokens, {sum(bool(x) for x in d.get('mentions') or [])} of them mention the false target; knockout "
         f"window {d.get('window')} blocks; head ablation {d.get('ablation')}; {fmt_time(d.get('created'))}."))
     b.parts.append(_measures(d))
@@ -78,7 +79,8 @@ def _dataset(it) -> Block:
     s = _m(d.get("all"))
     b = Block(f"Dataset trace {it.id} · {d.get('model')} · {d.get('scheme')} n = {d.get('n')}")
     b.parts.append(Paragraph(
-        f"{d.get('records')} records traced ({len(d.get('skipped') or [])} skipped), {_m(d.get('flipped')).get('records')}"
+        f"{d.get('records')} records traced ({len(d.get('skipped') or [])} skipped), "
+        f"{_m(d.get('flipped')).get('records')}"
         f" flipped; ES clean {num(s.get('es_clean'))} → hijacked {num(s.get('es_hijacked'))}; "
         f"{fmt_time(d.get('created'))}."))
     layers = _m(s.get("layers"))
