@@ -329,6 +329,32 @@ def ablate_heads(lm, pair: Pair, head_sets, chunk: int = 64) -> list[Measure]:
         return _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
 
 
+def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, chunk: int = 64) -> dict:
+    """Only ``restore_last`` and the knockouts ``variants`` at every block: one batched single-token
+    forward after the hijacked run (the bench's fast side; ``trace`` computes these and more)."""
+    import torch
+
+    layout = locate(lm)
+    n = layout.n_layers
+    window = min(DEFAULT_WINDOW, n) if window is None else window
+    with torch.inference_mode():
+        store: dict = {}
+        with capture(layout, store, cols=None):
+            extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
+        _, kv = _hijacked(lm, layout, pair)
+        c = pair.positions[-1][1]
+        rows = [[Edit("resid", layer, 0, 0, store[("resid", layer)][0, c])] for layer in range(n)]
+        for v in variants:
+            keys = knock_keys(pair, v)
+            rows += [[Edit("knock", b, 0, 0, keys=keys) for b in knock_layers(layer, v, window, n)]
+                     for layer in range(n)]
+        got = _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
+    out = {"restore_last": got[:n]}
+    for i, v in enumerate(variants):
+        out[v] = got[(i + 1) * n:(i + 2) * n]
+    return out
+
+
 def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool) -> list[list[Edit]]:
     """The knockout rows (variant by variant, block by block), then one row per head."""
     rows = []

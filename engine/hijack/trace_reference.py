@@ -125,12 +125,12 @@ def zero_heads(lm, pair: Pair, heads) -> Measure:
             hd.remove()
 
 
-def last_position_trace(lm, pair: Pair, window: int) -> dict:
-    """``restore_last`` and every knockout variant at every block, one full forward each (the bench's
+def last_position_trace(lm, pair: Pair, window: int, variants=KNOCKOUTS) -> dict:
+    """``restore_last`` and the knockout ``variants`` at every block, one full forward each (the bench's
     plain loop)."""
     n_layers = locate(lm).n_layers
     last = len(pair.positions) - 1
     out = {"restore_last": [restore(lm, pair, "resid", layer, last) for layer in range(n_layers)]}
-    for v in KNOCKOUTS:
+    for v in variants:
         out[v] = [knockout(lm, pair, v, layer, window) for layer in range(n_layers)]
     return out

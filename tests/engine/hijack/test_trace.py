@@ -77,6 +77,18 @@ def test_tiny_models_every_intervention_equals_the_plain_forward(tiny):
                                                                                           abs=1e-3)
 
 
+def test_last_position_only_equals_the_plain_loop(tiny_lm_dir, one_torch_thread):
+    from engine.hijack.lm import load_lm
+
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    pair = T.prepare(lm, PROMPT, PREPEND, *TINY)
+    fast = T.last_position(lm, pair, variants=("all", "mentions_window"), window=2)
+    plain = R.last_position_trace(lm, pair, 2, variants=("all", "mentions_window"))
+    assert set(fast) == set(plain) == {"restore_last", "all", "mentions_window"}
+    for key in fast:
+        assert max(_close(a, b) for a, b in zip(fast[key], plain[key])) < TOL
+
+
 def test_joint_head_ablation_equals_the_plain_forward(tiny_lm_dir, one_torch_thread):
     from engine.hijack.lm import load_lm
 
