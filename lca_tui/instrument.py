@@ -24,6 +24,7 @@ import time
 #: The file named by ``LCA_TUI_INSTRUMENT`` (``None``: instrumentation off).
 PATH = os.environ.get("LCA_TUI_INSTRUMENT") or None
 ENABLED = PATH is not None
+_pending_trace: dict | None = None
 
 _lock = threading.Lock()
 _file = None
@@ -59,12 +60,22 @@ def probe_drawn(msg, t_answer: float) -> None:
                  engine_s=msg.seconds, t_answer=t_answer, reused=res.reused_prefix, n_tokens=len(res.token_ids))
 
 
+def trace_drawn(prompt: str) -> None:
+    """The Trace view drew the trace of ``prompt``: the next frame carries it (``trace_frame``)."""
+    global _pending_trace
+    if ENABLED:
+        _pending_trace = {"prompt": prompt, "t_drawn": time.monotonic()}
+
+
 def frame_out() -> None:
-    """A frame was handed to the writer thread: if an answer waits for it, log the frame."""
-    global _pending
+    """A frame was handed to the writer thread: if an answer or a trace waits for it, log the frame."""
+    global _pending, _pending_trace
     if ENABLED and _pending is not None:
         fields, _pending = _pending, None
         emit("frame", **fields)
+    if ENABLED and _pending_trace is not None:
+        fields, _pending_trace = _pending_trace, None
+        emit("trace_frame", **fields)
 
 
 def timed(name: str, fn, *args, **kwargs):

@@ -154,7 +154,7 @@ GRIDS = {
         "quick": Grid("quick", models=("smollm2-135m", "gemma3-270m"), schemes=("not-think",), n=5, limit=24,
                       window=5, dataset="builtin", seed=0, device="auto"),
         "paper": Grid("paper", models=("smollm2-135m", "gemma3-270m"), schemes=("not-think", "relation"), n=5,
-                      limit=60, window=5, dataset="builtin", seed=0, device="auto"),
+                      limit=40, window=5, dataset="builtin", seed=0, device="auto"),
     },
 }
 

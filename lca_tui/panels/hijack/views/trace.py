@@ -16,6 +16,7 @@ import math
 from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, DataTable, Static
 
+from lca_tui import instrument
 from lca_tui.messages import CancelModelJob, ModelJobWanted, RecordResult
 from lca_tui.panels.hijack.views.base import View, pct
 from widgets import Heatmap, LiveCurve, visible_token
@@ -100,6 +101,7 @@ class TraceView(View):
         elif msg.result is not None:
             self.result = msg.result
             self.draw(msg.result)
+            instrument.trace_drawn(msg.result.pair.prepend + msg.result.pair.prompt)  # off by default
         return True
 
     def info(self, text: str) -> None:

@@ -1,0 +1,121 @@
+"""Keystroke -> redrawn Trace view (issue 19), beside the probe's bars, the app as a real terminal
+program in a pseudo-terminal with the embedded model (120 x 40): the Figure 1 prompt in the Trace
+view, keys typed at its start (each one changes the prepended text, so each one asks for a new
+trace and cancels the stale one). Per key: key -> bars, key -> trace curves on screen; and a second
+key typed while that trace is still running (the probe keeps priority: its key -> bars). Beside
+them, in this process while the app is idle: the engine's probe of the same edit and the engine's
+trace of the same prompt. The app's stages come from its own off-by-default instrumentation
+(``LCA_TUI_INSTRUMENT``: ``frame`` after the bars, ``trace_frame`` after the trace).
+
+Usage: python bench/bench_trace_view.py [--keys N] [--threads T] [--pause S]. Writes
+bench/results/trace_view.json.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from app_harness import RESULTS, PtyApp, bench_main, machine, write_result
+
+HERE = Path(__file__).resolve().parent
+CHARS = "Indeed, so "
+
+
+def _bars(app, want: str, t_key: float) -> float:
+    frame = app.wait(lambda ev: ev["ev"] == "frame" and ev["prompt"] == want and ev["t"] > t_key, timeout=120)
+    return app.read_after(frame["t"]) - t_key
+
+
+def run(args) -> dict:
+    import torch
+
+    from bench_app_latency import KEYS, PROMPT
+    from engine.hijack import trace as T
+    from engine.hijack.lm import load_lm
+    from engine.hijack.probe import Prober
+
+    torch.set_num_threads(args.threads)
+    lm = load_lm(args.model, device="cpu")
+    prober = Prober(lm)
+    load0 = os.getloadavg()
+    os.environ["LCA_BENCH_VIEW"] = "trace"
+    if args.model:
+        os.environ["LCA_BENCH_MODEL"] = args.model
+    app = PtyApp(str(HERE / "bench_app_latency.py"), threads=args.threads)
+    rows = []
+    try:
+        app.wait(lambda ev: ev["ev"] == "ready", timeout=900)
+        app.type(KEYS["home"])
+        time.sleep(1.0)
+        typed = ""
+        for i in range(args.keys):
+            ch, ch2 = CHARS[(2 * i) % len(CHARS)], CHARS[(2 * i + 1) % len(CHARS)]
+            typed += ch
+            want = typed + PROMPT
+            t_key = app.type(ch)
+            key_to_bars = _bars(app, want, t_key)
+            time.sleep(0.3)  # the trace of `want` is running now
+            typed += ch2
+            want2 = typed + PROMPT
+            t_key2 = app.type(ch2)
+            busy_bars = _bars(app, want2, t_key2)
+            tf = app.wait(lambda ev, w=want2, t=t_key2: ev["ev"] == "trace_frame" and ev["prompt"] == w and ev["t"] > t,
+                          timeout=300)
+            key_to_trace = app.read_after(tf["t"]) - t_key2
+            time.sleep(0.5)
+            t0 = time.perf_counter()
+            prober.reset()
+            prober.probe(typed[:-1] + PROMPT, [" Paris", " Chicago"])
+            t0 = time.perf_counter()
+            prober.probe(want2, [" Paris", " Chicago"])
+            probe_alone = time.perf_counter() - t0
+            rec = T.prepare(lm, "The Eiffel Tower is in", want2[: -len("The Eiffel Tower is in")], " Paris", " Chicago")
+            t0 = time.perf_counter()
+            T.trace(lm, rec)
+            trace_alone = time.perf_counter() - t0
+            rows.append({"key_to_bars_s": key_to_bars, "key_to_bars_during_trace_s": busy_bars,
+                         "key_to_trace_s": key_to_trace, "probe_alone_s": probe_alone, "trace_alone_s": trace_alone,
+                         "prompt_tokens": len(rec.ids)})
+            print(f"key {i + 1}: bars {key_to_bars * 1000:.0f} ms, bars while a trace runs "
+                  f"{busy_bars * 1000:.0f} ms, trace {key_to_trace:.2f} s (engine alone: probe "
+                  f"{probe_alone * 1000:.0f} ms, trace {trace_alone:.2f} s)", flush=True)
+            time.sleep(args.pause)
+    finally:
+        app.close()
+
+    def med(key):
+        return statistics.median(r[key] for r in rows)
+
+    return {**machine(" ".join(sys.argv)), "threads": args.threads, "rows": rows,
+            "median": {k: med(k) for k in rows[0]}, "load": {"start": list(load0), "end": list(os.getloadavg())}}
+
+
+def markdown(res: dict) -> str:
+    m = res["median"]
+    return "\n".join([
+        "| median over keys | key → bars | key → bars, a trace running | key → trace on screen | probe alone | trace alone |",
+        "|---|---|---|---|---|---|",
+        f"| {len(res['rows'])} keys, {res['rows'][0]['prompt_tokens']} tokens | {m['key_to_bars_s'] * 1000:.0f} ms | "
+        f"{m['key_to_bars_during_trace_s'] * 1000:.0f} ms | {m['key_to_trace_s']:.2f} s | "
+        f"{m['probe_alone_s'] * 1000:.0f} ms | {m['trace_alone_s']:.2f} s |"])
+
+
+def add_args(ap) -> None:
+    ap.add_argument("--keys", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pause", type=float, default=1.0)
+
+
+def main_run(args) -> None:
+    res = run(args)
+    write_result(RESULTS / "trace_view.json", res)
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parent))
+    bench_main(__doc__, markdown, add_args, main_run)
