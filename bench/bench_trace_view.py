@@ -32,8 +32,8 @@ def _bars(app, want: str, t_key: float) -> float:
 
 def run(args) -> dict:
     import torch
-
     from bench_app_latency import KEYS, PROMPT
+
     from engine.hijack import trace as T
     from engine.hijack.lm import load_lm
     from engine.hijack.probe import Prober
