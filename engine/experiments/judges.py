@@ -348,7 +348,8 @@ def judge_context_mixing(rows: Sequence[dict]) -> Judgement:
         effects += [rise, extra]
         worst = max(sel, key=lambda r: r["misclassified"] - r["bayes_misclassified"])
         reasons.append(f"{tag}: ρ = {_f(rho)}, ρ(y2) = {_f(rho2)}, {rise.text()}; {extra.text()}; largest gap to "
-                       f"Bayes at r = {worst['r']:g}: {_f(worst['misclassified'])} vs {_f(worst['bayes_misclassified'])}")
+                       f"Bayes at r = {worst['r']:g}: {_f(worst['misclassified'])} vs "
+                       f"{_f(worst['bayes_misclassified'])}")
         if not (mis[-1] > mis[0]):
             bad = True
         rises = rho >= 0.9 and rise.value >= 0.2 and (_lo(rise) > 0 or rise.n < 2) and rho2 >= 0.9

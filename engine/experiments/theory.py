@@ -319,8 +319,8 @@ def run_lemma5(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Experim
                                           "default tolerance)",
                                           "min_rank_b0>b: the same draws with b_0 > b (full rank expected), so the "
                                           "rank count can tell the two apart",
-                                          "exact rank: G = (b − a·m/2)·J + (a/2)·Σ_i χ_i χ_iᵀ + (b_0 − b)·I, so with b_0 = b "
-                                          "the rank is exactly m + 1, and m at b = a·m/2 (rank b=am/2 columns): "
+                                          "exact rank: G = (b − a·m/2)·J + (a/2)·Σ_i χ_i χ_iᵀ + (b_0 − b)·I, "
+                                          "so with b_0 = b the rank is exactly m + 1, and m at b = a·m/2: "
                                           "Lemma 5's m + 2 has slack 1; exact_matches: draws whose numerical rank "
                                           "equals that count (b_0 = b, b_0 > b and b = a·m/2 cases)"])
 

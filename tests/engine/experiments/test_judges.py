@@ -4,7 +4,6 @@ and its effect sizes carry the numbers the rows imply."""
 import math
 
 import numpy as np
-
 import pytest
 
 from engine.experiments import judges as J
