@@ -345,7 +345,7 @@ def judge_context_mixing(rows: Sequence[dict]) -> Judgement:
         tag = f"m={cell[0]} L={cell[1]} d={cell[2]}"
         rise = paired_ci(f"rise {tag}", sel[-1].get("mis_runs") or [mis[-1]], sel[0].get("mis_runs") or [mis[0]])
         extra = _excess_rise(sel, f"excess rise over Bayes {tag}")
-        effects += [rise, extra]
+        effects += [extra, rise]
         worst = max(sel, key=lambda r: r["misclassified"] - r["bayes_misclassified"])
         reasons.append(f"{tag}: ρ = {_f(rho)}, ρ(y2) = {_f(rho2)}, {rise.text()}; {extra.text()}; largest gap to "
                        f"Bayes at r = {worst['r']:g}: {_f(worst['misclassified'])} vs "

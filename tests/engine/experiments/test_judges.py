@@ -190,10 +190,10 @@ def test_context_mixing_branches():
     same = _mix([0.1, 0.3, 0.6, 0.9], [0.0, 0.1, 0.3, 0.6], bayes=[0.1, 0.3, 0.6, 0.9])
     j = J.judge_context_mixing(same)
     assert j.verdict == U and any("task's own" in r for r in j.reasons)
-    assert j.effects[1].name.startswith("excess rise over Bayes") and j.effects[1].value == pytest.approx(0.0)
+    assert j.effects[0].name.startswith("excess rise over Bayes") and j.effects[0].value == pytest.approx(0.0)
     # the excess: mean over the interior r of (transformer − Bayes) minus that at the smallest r
     j = J.judge_context_mixing(_mix([0.1, 0.3, 0.6, 0.9], [0.0, 0.1, 0.3, 0.6], bayes=bayes))
-    assert j.effects[1].value == pytest.approx(((0.3 - 0.05) + (0.6 - 0.15)) / 2 - 0.1)
+    assert j.effects[0].value == pytest.approx(((0.3 - 0.05) + (0.6 - 0.15)) / 2 - 0.1)
 
 
 def _len(acc, bayes, runs=None):
