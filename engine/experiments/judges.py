@@ -605,6 +605,9 @@ def judge_theorem4(rows: Sequence[dict], floor: float = 0.05) -> Judgement:
                     f"{', '.join(_f(x) for x in errs_b)}")
             if len(errs_b) >= 2 and errs_b[-1] > errs_b[0] + tau:
                 bad = True
+                txt += (f"; at L* = {Lstar} the error rises with b_0 ({_f(errs_b[0])} -> {_f(errs_b[-1])}): a larger "
+                        "b_0 does not help at this L" + ("; the joint limit (the largest b_0 and L) still reaches "
+                                                          f"{_f(corner['error'])}" if corner["error"] <= 0.01 else ""))
         reasons.append(txt)
         if not (errs_L[-1] < errs_L[0]) and errs_L[0] > 0:
             bad = True

@@ -298,7 +298,8 @@ def test_theorem4_branches():
     # ... and at L* the error does not fall with b_0: the old rule (judged at the largest L, zeros tolerated) held
     assert J.judge_theorem4(_t4({**flat, (4, 4): 0.6, (16, 4): 0.6})).verdict == U
     # at L* the error rises with b_0
-    assert J.judge_theorem4(_t4({**flat, (16, 4): 0.8})).verdict == F
+    j = J.judge_theorem4(_t4({**flat, (16, 4): 0.8}))
+    assert j.verdict == F and "rises with b_0 (0.600 -> 0.800)" in j.reasons[0] and "joint limit" in j.reasons[0]
     # b_0 never matters (error <= 0.05 at the smallest b_0 everywhere): vacuous, inconclusive
     zero = {(0, 4): 0.01, (0, 64): 0.0, (16, 4): 0.0, (16, 64): 0.0}
     j = J.judge_theorem4(_t4(zero))
