@@ -180,7 +180,7 @@ def judge_embedding_dim(rows: Sequence[dict], delta: float = DIM_MARGIN) -> Judg
     reasons, effects, ok, bad = [], [], True, False
     for r in judged:
         below = r["d"] < r["V"]
-        g = paired_ci(f"gap d={r['d']} ({'d < V' if below else 'd > V'})", r.get("trained_runs") or [],
+        g = paired_ci(f"gap m={r['m']}, d={r['d']} ({'d < V' if below else 'd > V'})", r.get("trained_runs") or [],
                       r.get("frozen_runs") or [])
         effects.append(g)
         conv = _all_converged(r)

@@ -91,7 +91,7 @@ def test_embedding_dim_branches():
     need = ([0.8, 0.81, 0.82], [0.2, 0.21, 0.2])          # d < V: training needed
     free = ([0.85, 0.86, 0.85], [0.84, 0.85, 0.85])       # d > V: frozen within the margin
     j = J.judge_embedding_dim(_dim({8: need, 16: need, 64: free, 128: free}))
-    assert j.verdict == H and len(j.effects) == 4 and [e.name for e in j.effects][0] == "gap d=8 (d < V)"
+    assert j.verdict == H and len(j.effects) == 4 and [e.name for e in j.effects][0] == "gap m=5, d=8 (d < V)"
     # judged per d, not pooled: one d > V where frozen is far behind decides, however good the others are
     far = ([0.85, 0.86, 0.85], [0.6, 0.62, 0.61])
     assert J.judge_embedding_dim(_dim({8: need, 16: need, 64: free, 128: far})).verdict == F
