@@ -106,7 +106,8 @@ def run_context_mixing(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
                          "misclassified": mu, "misclassified_std": sd, "predicts_y2": y2,
                          "bayes_misclassified": mean_std([x["bayes_mis"][j] for x in runs])[0],
                          "bayes_predicts_y2": mean_std([x["bayes_to_y2"][j] for x in runs])[0],
-                         "lr": lr, "seeds": len(runs), "mis_runs": [x["mis"][j] for x in runs]})
+                         "lr": lr, "seeds": len(runs), "mis_runs": [x["mis"][j] for x in runs],
+                         "bayes_mis_runs": [x["bayes_mis"][j] for x in runs]})
         tag = "" if len(cells) == 1 else f" m={m} L={L} d={d}"
         sel = [row for row in rows if (row["m"], row["L"], row["d"]) == (m, L, d)]
         curves[f"predicts != y1{tag}"] = curve(rs, mis)
@@ -168,7 +169,7 @@ def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
                     rows.append({"m": m, "d": d, "L": L, "accuracy": mu, "accuracy_std": sd, "bayes": b,
                                  "bayes_gap": b - mu, "lr": lr, "seeds": len(runs),
                                  "converged": f"{sum(r['converged'] for r in runs)}/{len(runs)}",
-                                 "accuracy_runs": accs})
+                                 "accuracy_runs": accs, "bayes_runs": [r["bayes"] for r in runs]})
     else:
         train_L = int(grid["train_L"])
         specs = lca_specs(grid, {"m": grid["m"], "d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]},
@@ -183,7 +184,7 @@ def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
                     b = mean_std([r["by_L_bayes"][j] for r in runs])[0]
                     rows.append({"m": m, "d": d, "L": L, "train_L": train_L, "accuracy": mu, "accuracy_std": sd,
                                  "bayes": b, "bayes_gap": b - mu, "lr": lr, "seeds": len(runs),
-                                 "accuracy_runs": accs})
+                                 "accuracy_runs": accs, "bayes_runs": [r["by_L_bayes"][j] for r in runs]})
     for m in as_list(grid["m"]):
         for d in as_list(grid["d"]):
             sel = [r for r in rows if r["m"] == m and r["d"] == d]

@@ -32,10 +32,14 @@ _QUICK = dict(lr=(0.01,), batch_size=128, eval_size=2048, device="auto", **_COMM
 _PAPER = {**PAPER_TRAIN, **_COMMON}
 
 GRIDS = {
+    # d/V in {1/8, 1/4, 1/2, 1, 2, 4, 8}, 5 seeds, the orthonormal frozen W_E control at d = V (issue 20)
     "embedding-dim": {
-        "tiny": Grid("tiny", m=3, L=16, d=(4, 16), seeds=(0,), **_TINY),
-        "quick": Grid("quick", m=5, L=64, d=(8, 16, 64, 128), seeds=(0, 1), steps=300, **_QUICK),
-        "paper": Grid("paper", m=6, L=64, d=(8, 16, 32, 128, 256), seeds=(0, 1, 2), **_PAPER),
+        "tiny": Grid("tiny", m=3, L=16, d=(4, 8, 16), seeds=(0, 1), **_TINY),
+        "quick": Grid("quick", m=4, L=32, d=(2, 4, 8, 16, 32, 64, 128), seeds=(0, 1, 2, 3, 4), steps=3000,
+                      eval_every=100, patience=5, schedule="wsd", warmup=50, **_QUICK),
+        # d/V per m: m = 5 runs d = 4..256, m = 6 runs d = 8..512 (d not in {V/8, .., 8V} for an m is skipped)
+        "paper": Grid("paper", m=(5, 6), L=64, d=(4, 8, 16, 32, 64, 128, 256, 512), seeds=(0, 1, 2, 3, 4),
+                      **{**_PAPER, "steps": ((5, 15000), (6, 15000))}),
     },
     "embedding-geometry": {
         "tiny": Grid("tiny", m=3, L=16, d=4, seeds=(0,), **_TINY),
@@ -66,26 +70,74 @@ _NOTE_HELD_OUT = ("accuracy on a held-out test set; the lr of each cell is chose
 
 
 # ----------------------------------------------------------------------------------- embedding-dim
+def orthonormal_embedding(V: int, seed: int):
+    """A (V, V) W_E with orthonormal columns (QR of a seeded Gaussian, signs fixed): the Theorem 1
+    embedding, the frozen control of Fig. C.4 at d = V."""
+    import torch
+
+    g = torch.Generator().manual_seed(70_000 + int(seed))
+    q, r = torch.linalg.qr(torch.randn(V, V, generator=g, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).float()
+
+
+def _dim_cells(grid: Grid) -> list[tuple]:
+    """The (m, L, d) cells of embedding-dim: d/V within [1/8, 8] for each m."""
+    return [(m, L, d) for m, L, d in _cells(grid) if 2 ** m <= 8 * d and d <= 8 * 2 ** m]
+
+
+def _dim_job(spec: dict) -> dict:
+    """One embedding-dim run: ``accuracy_job``, or with ``orthonormal`` the W_E frozen at an orthonormal
+    matrix (d = V) instead of its Gaussian initialisation (kept apart in the model cache)."""
+    if not spec.get("orthonormal"):
+        return accuracy_job(spec)
+    import torch
+
+    tr = make_trainer(spec)
+    V = tr.model.W_E.shape[1]
+    if tr.model.W_E.shape[0] != V:
+        raise ValueError("the orthonormal W_E control needs d = V")
+    with torch.no_grad():
+        tr.model.W_E.copy_(orthonormal_embedding(V, spec["seed"]).to(tr.model.W_E.device))
+    run_trainer(tr, _patience(spec), cache_tag="orthonormal W_E")
+    return scores(tr)
+
+
 def run_embedding_dim(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
-    specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
-                             "freeze_embedding": (False, True), "seed": grid["seeds"]})
-    pairs = train_pairs(accuracy_job, specs, grid, jobs, progress, cancel)
+    axes = {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
+            "freeze_embedding": (False, True), "seed": grid["seeds"]}
+    cells = _dim_cells(grid)
+    specs = [s for s in lca_specs(grid, axes) if (s["m"], s["L"], s["d"]) in cells]
+    for m in as_list(grid["m"]):
+        if 2 ** m in as_list(grid["d"]):     # the orthonormal frozen control at d = V
+            specs += lca_specs(grid, {**axes, "m": [m], "d": [2 ** m], "freeze_embedding": [True]},
+                               fixed={"orthonormal": True})
+    pairs = train_pairs(_dim_job, specs, grid, jobs, progress, cancel)
     rows, curves = [], {}
-    for m, L, d in _cells(grid):
+    for m, L, d in cells:
         V = 2 ** m
         cell = [p for p in pairs if _key(p[0]) == (m, L, d)]
         lr_t, rt = best_lr([p for p in cell if not p[0]["freeze_embedding"]])
-        lr_f, rf = best_lr([p for p in cell if p[0]["freeze_embedding"]])
+        lr_f, rf = best_lr([p for p in cell if p[0]["freeze_embedding"] and not p[0].get("orthonormal")])
         at, af = [r["accuracy"] for r in rt], [r["accuracy"] for r in rf]
         mt, st = mean_std(at)
         mf, sf = mean_std(af)
         regime = "d < V" if d < V else ("d > V" if d > V else "d = V")
-        rows.append({"m": m, "V": V, "L": L, "d": d, "regime": regime, "trained_W_E": mt, "trained_std": st,
-                     "frozen_W_E": mf, "frozen_std": sf, "gap": mt - mf,
-                     "bayes": mean_std([r["bayes"] for r in rt])[0], "lr_trained": lr_t, "lr_frozen": lr_f,
-                     "seeds": len(at), "converged": f"{sum(r['converged'] for r in rt + rf)}/{len(rt) + len(rf)}",
-                     "trained_runs": at, "frozen_runs": af})
+        row = {"m": m, "V": V, "L": L, "d": d, "d/V": d / V, "regime": regime, "trained_W_E": mt,
+               "trained_std": st, "frozen_W_E": mf, "frozen_std": sf, "gap": mt - mf,
+               "bayes": mean_std([r["bayes"] for r in rt])[0], "lr_trained": lr_t, "lr_frozen": lr_f,
+               "seeds": len(at), "converged_trained": f"{sum(r['converged'] for r in rt)}/{len(rt)}",
+               "converged_frozen": f"{sum(r['converged'] for r in rf)}/{len(rf)}",
+               "steps_trained": mean_std([r["steps"] for r in rt])[0],
+               "steps_frozen": mean_std([r["steps"] for r in rf])[0],
+               "trained_runs": at, "frozen_runs": af}
+        ro = [p for p in cell if p[0].get("orthonormal")]
+        if ro:
+            lr_o, ro_runs = best_lr(ro)
+            row.update({"orthonormal_W_E": mean_std([r["accuracy"] for r in ro_runs])[0], "lr_orthonormal": lr_o,
+                        "converged_orthonormal": f"{sum(r['converged'] for r in ro_runs)}/{len(ro_runs)}",
+                        "orthonormal_runs": [r["accuracy"] for r in ro_runs]})
+        rows.append(row)
     for m in as_list(grid["m"]):
         for L in as_list(grid["L"]):
             sel = [r for r in rows if r["m"] == m and r["L"] == L]
@@ -94,7 +146,10 @@ def run_embedding_dim(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
             curves[f"trained W_E {tag}"] = curve(xs, [r["trained_W_E"] for r in sel])
             curves[f"frozen W_E {tag}"] = curve(xs, [r["frozen_W_E"] for r in sel])
             curves[f"Bayes {tag}"] = curve(xs, [r["bayes"] for r in sel])
-    return SPECS["embedding-dim"].result(grid, rows, curves, t.seconds, notes=[_NOTE_HELD_OUT])
+    return SPECS["embedding-dim"].result(grid, rows, curves, t.seconds, notes=[
+        _NOTE_HELD_OUT, "converged_*: runs of that arm that met the plateau rule (or reached 0.98 x Bayes) / all; "
+        "steps_*: mean steps trained", "orthonormal_W_E (d = V only): W_E frozen at an orthonormal matrix, "
+        "the Theorem 1 embedding, beside the frozen Gaussian one"])
 
 
 # ----------------------------------------------------------------------------------- geometry

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 
 from engine.experiments.stats import mean_ci, mean_std, paired_ci, sign_test_p, spearman, wilson
-from engine.experiments.verdict import FAILS, HOLDS, UNSURE, Effect, Judgement
+from engine.experiments.verdict import CORRECTED, FAILS, HOLDS, UNSURE, Effect, Judgement
 
 
 def _f(x: float, nd: int = 3) -> str:
@@ -76,34 +76,53 @@ def judge_value_matrix(rows: Sequence[dict]) -> Judgement:
 
 
 # ----------------------------------------------------------------------------------- value-swap
+#: Equivalence margin of value-swap (accuracy): a drop below it is "not significant" in the paper's sense.
+SWAP_MARGIN = 0.05
+
 RULES["value-swap"] = (
-    "paired by run: keep = mean of constructed/trained accuracy; effects = constructed − random-constructed "
-    "and trained − constructed accuracy with 95% CIs; holds if keep >= 0.9 and the constructed − random CI "
-    "lies above 0.05; does not hold if keep < 0.7 or the constructed − random CI does not lie above 0; "
-    "inconclusive otherwise")
+    "paired by run: drop = trained − constructed accuracy, per (m, L, d) cell and pooled, with 95% CIs; an "
+    "equivalence test with margin δ = 0.05 accuracy, fixed before the run (the paper: replacing W_V 'does not "
+    "drop accuracy significantly'); effect also constructed − random-constructed accuracy; holds if in every "
+    "cell the drop's CI lies below δ and the constructed − random CI lies above 0.05; does not hold if in some "
+    "cell the drop's CI lies above δ (lower by more than δ), or keep = constructed/trained < 0.7, or the "
+    "constructed − random CI does not lie above 0; inconclusive otherwise; the reasons say by how much the "
+    "constructed W_V is lower")
 
 
-def judge_value_swap(rows: Sequence[dict]) -> Judgement:
+def judge_value_swap(rows: Sequence[dict], delta: float = SWAP_MARGIN) -> Judgement:
     tr, co, ra = _flat(rows, "trained_runs"), _flat(rows, "constructed_runs"), _flat(rows, "random_runs")
     if not tr:
         return Judgement(UNSURE, ("no runs",))
     keep = mean_ci("constructed / trained accuracy", [c / t for c, t in zip(co, tr) if t > 0])
     vs_rand = paired_ci("constructed − random-constructed accuracy", co, ra)
     drop = paired_ci("trained − constructed accuracy", tr, co)
-    reasons = (keep.text(), vs_rand.text(), drop.text())
-    effects = (keep, vs_rand, drop)
+    reasons = [f"the constructed W_V is lower by {_f(drop.value, 3)} (pooled, 95% CI [{_f(drop.lo, 3)}, "
+               f"{_f(drop.hi, 3)}], n = {drop.n}); equivalence margin δ = {delta:g}", keep.text(), vs_rand.text()]
+    effects = [drop, keep, vs_rand]
+    within, beyond = True, False
+    for r in rows:
+        d = paired_ci(f"drop {_cell(r)}", r.get("trained_runs") or [], r.get("constructed_runs") or [])
+        effects.append(d)
+        hi = d.hi if math.isfinite(d.hi) else float("nan")
+        state = "within δ" if hi < delta else "lower by more than δ" if _lo(d) > delta else "undecided"
+        reasons.append(f"{_cell(r)}: {d.text()}: {state}")
+        within = within and state == "within δ"
+        beyond = beyond or state == "lower by more than δ"
     return _verdict(reasons, effects,
-                    fails=keep.value < 0.7 or not (_lo(vs_rand) > 0 or (vs_rand.n < 2 and vs_rand.value > 0)),
-                    holds=keep.value >= 0.9 and _lo(vs_rand) > 0.05)
+                    fails=beyond or keep.value < 0.7 or not (_lo(vs_rand) > 0 or (vs_rand.n < 2 and vs_rand.value > 0)),
+                    holds=within and _lo(vs_rand) > 0.05)
 
 
 # ----------------------------------------------------------------------------------- value-angles
 RULES["value-angles"] = (
     "smallest principal angle (degrees) between rank-m approximations of the trained W_V and of the "
-    "constructed, random-constructed W_V and the run's own initial (Gaussian) W_V; effects = paired margins "
-    "random − constructed and initial − constructed with 95% CIs; holds if the constructed W_V has the "
-    "smallest mean angle and both CIs lie above 0; does not hold if its mean angle is not the smallest; "
-    "inconclusive otherwise")
+    "constructed, random-constructed W_V, the run's own initial (Gaussian) W_V and W_E's own top-m left "
+    "singular subspace (= W_E W_Eᵀ's; the constructed W_V = W_E A W_Eᵀ nearly shares it); effects = paired "
+    "margins random − constructed, initial − constructed and W_E − constructed with 95% CIs; holds if the "
+    "constructed W_V has the smallest mean angle and all three CIs lie above 0; does not hold if its mean "
+    "angle is not below the random-constructed and initial ones; inconclusive otherwise — in particular when "
+    "it beats random and initial but not W_E's subspace: then the claim reduces to 'W_V follows W_E's "
+    "dominant directions'")
 
 
 def judge_value_angles(rows: Sequence[dict]) -> Judgement:
@@ -113,45 +132,106 @@ def judge_value_angles(rows: Sequence[dict]) -> Judgement:
     m1 = paired_ci("random − constructed angle (°)", r, c)
     m2 = paired_ci("initial W_V − constructed angle (°)", g, c)
     mc, mr, mg = mean_std(c)[0], mean_std(r)[0], mean_std(g)[0]
-    reasons = (f"mean smallest angle: constructed {_f(mc, 2)}°, random-constructed {_f(mr, 2)}°, "
-               f"initial W_V {_f(mg, 2)}°", m1.text(), m2.text())
-    return _verdict(reasons, (m1, m2), fails=not (mc < mr and mc < mg), holds=_lo(m1) > 0 and _lo(m2) > 0)
+    reasons = [f"mean smallest angle: constructed {_f(mc, 2)}°, random-constructed {_f(mr, 2)}°, "
+               f"initial W_V {_f(mg, 2)}°", m1.text(), m2.text()]
+    effects = [m1, m2]
+    has_we = all(row.get("W_E_runs") for row in rows)
+    m3 = paired_ci("W_E top-m − constructed angle (°)", _flat(rows, "W_E_runs"), c) if has_we else None
+    beats = _lo(m1) > 0 and _lo(m2) > 0
+    if m3 is None:
+        reasons.append("no W_E subspace baseline in the rows: the constructed W_V is not judged against it")
+    else:
+        effects.append(m3)
+        reasons.append(f"mean smallest angle to W_E's top-m subspace {_f(mean_std(_flat(rows, 'W_E_runs'))[0], 2)}°; "
+                       + m3.text())
+        if beats and not _lo(m3) > 0:
+            reasons.append("the constructed W_V is no closer than W_E's own top-m subspace: the claim reduces to "
+                           "'the trained W_V follows W_E's dominant directions'")
+    return _verdict(reasons, effects, fails=not (mc < mr and mc < mg),
+                    holds=beats and m3 is not None and _lo(m3) > 0 and mc < mean_std(_flat(rows, "W_E_runs"))[0])
 
 
 # ----------------------------------------------------------------------------------- embedding-dim
+#: The margin (accuracy) within which trained and frozen W_E count as equal, fixed before the run.
+DIM_MARGIN = 0.05
+
 RULES["embedding-dim"] = (
-    "gap = trained − frozen W_E test accuracy, paired by seed, pooled over cells with d < V and with d > V "
-    "(95% CIs); holds if the d < V gap is > 0.05 with its CI above 0 while the d > V gap is < min(0.05, "
-    "half the d < V gap); does not hold if the d < V gap is <= 0.02 or the d > V gap is at least the d < V "
-    "gap; inconclusive otherwise (also when the grid lacks d on either side of V)")
+    "judged per d, not pooled: gap = trained − frozen (Gaussian) W_E test accuracy, paired by seed, with its "
+    "95% CI, margin δ = 0.05 (fixed before the run); a d < V supports the claim if the CI lies above 0 and the "
+    "gap is >= δ (training needed), contradicts it if the CI lies below δ; a d > V supports it if the CI lies "
+    "below δ (frozen is within δ of trained), contradicts it if the CI lies above δ; a d whose runs did not "
+    "all converge (either arm) counts as neither; d = V (and the orthonormal frozen W_E control there) is "
+    "reported, not judged; holds if every d != V supports the claim, does not hold if some d contradicts it, "
+    "inconclusive otherwise (also when the grid lacks d on either side of V)")
 
 
-def judge_embedding_dim(rows: Sequence[dict]) -> Judgement:
-    below = [r for r in rows if r["d"] < r["V"]]
-    above = [r for r in rows if r["d"] > r["V"]]
-    gb = paired_ci("gap d < V", _flat(below, "trained_runs"), _flat(below, "frozen_runs"))
-    ga = paired_ci("gap d > V", _flat(above, "trained_runs"), _flat(above, "frozen_runs"))
-    reasons = (gb.text(), ga.text())
-    if gb.n == 0 or ga.n == 0:
-        return Judgement(UNSURE, reasons + ("the grid lacks d on one side of V",), (gb, ga))
-    return _verdict(reasons, (gb, ga),
-                    fails=gb.value <= 0.02 or ga.value >= gb.value,
-                    holds=gb.value > 0.05 and _lo(gb) > 0 and ga.value < min(0.05, gb.value / 2))
+def _all_converged(r: dict, keys=("converged_trained", "converged_frozen", "converged")) -> bool:
+    for k in keys:
+        v = r.get(k)
+        if isinstance(v, str) and "/" in v:
+            done, total = (int(x) for x in v.split("/"))
+            if done < total:
+                return False
+    return True
+
+
+def judge_embedding_dim(rows: Sequence[dict], delta: float = DIM_MARGIN) -> Judgement:
+    judged = sorted([r for r in rows if r["d"] != r["V"]], key=lambda r: (r["m"], r.get("L", 0), r["d"]))
+    reasons, effects, ok, bad = [], [], True, False
+    for r in judged:
+        below = r["d"] < r["V"]
+        g = paired_ci(f"gap m={r['m']}, d={r['d']} ({'d < V' if below else 'd > V'})", r.get("trained_runs") or [],
+                      r.get("frozen_runs") or [])
+        effects.append(g)
+        conv = _all_converged(r)
+        lo, hi = _lo(g), g.hi if math.isfinite(g.hi) else float("nan")
+        if below:
+            support, against = lo > 0 and g.value >= delta, hi < delta
+        else:
+            support, against = hi < delta, lo > delta
+        state = ("not converged" if not conv else "supports" if support else "contradicts" if against
+                 else "undecided")
+        reasons.append(f"m={r['m']}, d={r['d']} (d/V = {_f(r['d'] / r['V'], 3)}): {g.text()}: {state}"
+                       + (f"; converged trained {r.get('converged_trained')}, frozen {r.get('converged_frozen')}"
+                          if r.get("converged_trained") else ""))
+        if state != "supports":
+            ok = False
+        if state == "contradicts":
+            bad = True
+    for r in rows:
+        if r["d"] == r["V"]:
+            txt = (f"d = V = {r['d']} (reported): trained {_f(r.get('trained_W_E'))}, frozen Gaussian "
+                   f"{_f(r.get('frozen_W_E'))}")
+            if r.get("orthonormal_runs"):
+                o = paired_ci("trained − frozen orthonormal W_E at d = V", r.get("trained_runs") or [],
+                              r["orthonormal_runs"])
+                txt += f", frozen orthonormal {_f(r.get('orthonormal_W_E'))}; {o.text()}"
+            reasons.append(txt)
+    sides = {r["d"] < r["V"] for r in judged}
+    if sides != {True, False}:
+        return Judgement(UNSURE, tuple(reasons) + ("the grid lacks d on one side of V",), tuple(effects))
+    return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 # ----------------------------------------------------------------------------------- embedding-geometry
 RULES["embedding-geometry"] = (
     "per configuration (seeds averaged): eq. 5.2 is fitted by least squares over ALL pairs t != t' "
-    "(⟨W_E(t), W_E(t')⟩ ≈ −a·D_H + b, R²_pairs) and the per-distance means must fall with D_H "
-    "(Spearman ρ(k, mean_k) over k = 1..m); holds if with W_V trained a > 0, b_0 > b, ρ <= −0.9 and "
-    "R²_pairs >= 0.5, and with W_V = I (Thm 3, Fig. C.6) a > 0, ρ <= −0.9 and R²_pairs >= 0.9 (linear); "
-    "does not hold if in some trained configuration a <= 0 or the means do not fall (ρ >= 0); "
-    "inconclusive otherwise")
+    "(⟨W_E(t), W_E(t')⟩ ≈ −a·D_H + b, R²_pairs, 95% CI over seeds) and the per-distance means must fall "
+    "with D_H: every step k -> k + 1 (k = 1..m − 1) lower, and Spearman ρ(k, mean_k) <= −0.9; holds if with "
+    "W_V trained a > 0, b_0 > b, the means fall and the R²_pairs CI's lower bound is >= 0.5, and with W_V = I "
+    "(Thm 3, Fig. C.6) a > 0, the means fall and the R²_pairs CI's lower bound is >= 0.9 (linear); does not "
+    "hold if in some trained configuration a <= 0 or the means do not fall (ρ >= 0); inconclusive otherwise")
 
 
 def _means_rho(r: dict) -> float:
     ks = [k for k in range(1, int(r["m"]) + 1) if r.get(f"k={k}") is not None]
     return spearman(ks, [r[f"k={k}"] for k in ks])
+
+
+def means_fall(r: dict) -> bool:
+    """Whether the per-distance mean inner products fall at every step k -> k + 1, k = 1..m − 1."""
+    vals = [r.get(f"k={k}") for k in range(1, int(r["m"]) + 1)]
+    return None not in vals and all(b < a for a, b in zip(vals, vals[1:]))
 
 
 def judge_embedding_geometry(rows: Sequence[dict]) -> Judgement:
@@ -164,12 +244,18 @@ def judge_embedding_geometry(rows: Sequence[dict]) -> Judgement:
         linear = r["W_E"] == "W_V = I"
         r2 = mean_ci(f"R²_pairs {r['W_E']} ({_cell(r)})", r.get("r2_pairs_runs") or [r["r2_pairs"]])
         effects.append(r2)
+        falls = means_fall(r)
+        ups = [k for k in range(1, int(r["m"])) if r.get(f"k={k + 1}") is not None and r.get(f"k={k}") is not None
+               and r[f"k={k + 1}"] >= r[f"k={k}"]]
         reasons.append(f"{r['W_E']} ({_cell(r)}): a = {_f(r['a_pairs'])}, b = {_f(r['b_pairs'])}, "
-                       f"b_0 = {_f(r['b0'])}, ρ(k, mean) = {_f(rho)}, {r2.text()}")
+                       f"b_0 = {_f(r['b0'])}, ρ(k, mean) = {_f(rho)}, means fall at every step: "
+                       f"{'yes' if falls else 'no (not lower at D_H = ' + ', '.join(str(k + 1) for k in ups) + ')'}"
+                       f", {r2.text()}")
         if not (r["a_pairs"] > 0) or not (rho < 0):
             bad = True
         need = 0.9 if linear else 0.5
-        if not (r["a_pairs"] > 0 and rho <= -0.9 and r2.value >= need and (linear or r["b0"] > r["b_pairs"])):
+        if not (r["a_pairs"] > 0 and rho <= -0.9 and falls and _lo(r2) >= need
+                and (linear or r["b0"] > r["b_pairs"])):
             ok = False
     return _verdict(reasons, effects, fails=bad, holds=ok)
 
@@ -216,11 +302,33 @@ def judge_attention_cluster(rows: Sequence[dict]) -> Judgement:
 
 # ----------------------------------------------------------------------------------- context-mixing
 RULES["context-mixing"] = (
-    "per (m, L, d), seeds averaged: misclassification (prediction != y1) against r; effect = rise from the "
-    "smallest to the largest r (paired by seed, 95% CI); holds if in every configuration it rises with r "
-    "(Spearman >= 0.9), the rise is >= 0.2 with its CI above 0, and predicting y2 also rises (Spearman "
-    ">= 0.9); does not hold if in some configuration misclassification at the largest r is not above that "
-    "at the smallest; inconclusive otherwise")
+    "per (m, L, d), seeds averaged: misclassification (prediction != y1) against r, beside the Bayes "
+    "classifier of the clean task on the same mixed contexts (at r = 1 every context token is drawn for y2, "
+    "so any classifier errs: a rise alone tests the task, not the transformer); effects = rise from the "
+    "smallest to the largest r and the excess rise over Bayes = mean over 0 < r < 1 of (transformer − Bayes "
+    "misclassification at r) − (the same at the smallest r), paired by seed, 95% CIs; holds if in every "
+    "configuration misclassification rises with r (Spearman >= 0.9, rise >= 0.2 with its CI above 0, "
+    "predicting y2 rises too, Spearman >= 0.9) and the excess rise's CI lies above 0 (the transformer is "
+    "hijacked beyond what the task forces); does not hold if in some configuration misclassification at the "
+    "largest r is not above that at the smallest; inconclusive otherwise (e.g. the rise is the task's own)")
+
+
+def _excess_rise(sel: Sequence[dict], name: str) -> Effect:
+    """Mean over interior r of (transformer − Bayes misclassification) minus the same at the smallest r,
+    one value per seed (Bayes per seed where the rows have it, else its seed mean)."""
+    inner = [r for r in sel[1:] if r["r"] < 1.0] or sel[1:]
+
+    def excess(r):
+        runs = r.get("mis_runs") or [r["misclassified"]]
+        bayes = r.get("bayes_mis_runs") or [r["bayes_misclassified"]] * len(runs)
+        return [a - b for a, b in zip(runs, bayes)]
+
+    base = excess(sel[0])
+    per = [excess(r) for r in inner]
+    if not per:
+        return Effect(name, float("nan"))
+    vals = [sum(p[i] for p in per) / len(per) - base[i] for i in range(min(len(base), *(len(p) for p in per)))]
+    return mean_ci(name, vals)
 
 
 def judge_context_mixing(rows: Sequence[dict]) -> Judgement:
@@ -228,32 +336,55 @@ def judge_context_mixing(rows: Sequence[dict]) -> Judgement:
     if not cells:
         return Judgement(UNSURE, ("no rows",))
     reasons, effects, ok, bad = [], [], True, False
+    task_only = []
     for cell in cells:
         sel = sorted([r for r in rows if (r["m"], r["L"], r["d"]) == cell], key=lambda r: r["r"])
         rs = [r["r"] for r in sel]
         mis = [r["misclassified"] for r in sel]
         rho, rho2 = spearman(rs, mis), spearman(rs, [r["predicts_y2"] for r in sel])
-        rise = paired_ci(f"rise m={cell[0]} L={cell[1]} d={cell[2]}", sel[-1].get("mis_runs") or [mis[-1]],
-                         sel[0].get("mis_runs") or [mis[0]])
-        effects.append(rise)
-        reasons.append(f"m={cell[0]}, L={cell[1]}, d={cell[2]}: ρ = {_f(rho)}, ρ(y2) = {_f(rho2)}, {rise.text()}")
+        tag = f"m={cell[0]} L={cell[1]} d={cell[2]}"
+        rise = paired_ci(f"rise {tag}", sel[-1].get("mis_runs") or [mis[-1]], sel[0].get("mis_runs") or [mis[0]])
+        extra = _excess_rise(sel, f"excess rise over Bayes {tag}")
+        effects += [extra, rise]
+        worst = max(sel, key=lambda r: r["misclassified"] - r["bayes_misclassified"])
+        reasons.append(f"{tag}: ρ = {_f(rho)}, ρ(y2) = {_f(rho2)}, {rise.text()}; {extra.text()}; largest gap to "
+                       f"Bayes at r = {worst['r']:g}: {_f(worst['misclassified'])} vs "
+                       f"{_f(worst['bayes_misclassified'])}")
         if not (mis[-1] > mis[0]):
             bad = True
-        if not (rho >= 0.9 and rise.value >= 0.2 and (_lo(rise) > 0 or rise.n < 2) and rho2 >= 0.9):
+        rises = rho >= 0.9 and rise.value >= 0.2 and (_lo(rise) > 0 or rise.n < 2) and rho2 >= 0.9
+        beyond = _lo(extra) > 0
+        if rises and not beyond:
+            task_only.append(tag)
+        if not (rises and beyond):
             ok = False
+    if task_only:
+        reasons.append("the rise is the task's own (no excess over Bayes) in: " + ", ".join(task_only))
     return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 # ----------------------------------------------------------------------------------- context-length
+#: Margin (accuracy) by which the gap to Bayes may widen from the shortest to the longest L.
+LENGTH_MARGIN = 0.05
+
 RULES["context-length"] = (
-    "per (m, d), seeds averaged, accuracy against L; effect = gain from the shortest to the longest L "
-    "(paired by seed, 95% CI); holds if in every (m, d) accuracy rises with L (Spearman >= 0.9), the gain "
-    "is >= 0.05 with its CI above 0, and accuracy never exceeds the Bayes accuracy by more than 0.02; does "
-    "not hold if accuracy at the longest L is not above the shortest, or exceeds Bayes by more than 0.02; "
-    "inconclusive otherwise")
+    "per (m, d), seeds averaged, accuracy and the gap to Bayes (Bayes − accuracy, paired by seed) against L; "
+    "the Bayes accuracy itself rises with L, so a rising accuracy only shows that training works: the "
+    "transformer is judged by its gap to Bayes; effects = change of the gap from the shortest to the longest "
+    "L and the accuracy gain (95% CIs); margin δ = 0.05 fixed before the run; holds if in every (m, d) "
+    "accuracy rises with L (Spearman >= 0.9, gain >= 0.05 with its CI above 0) and the gap's change has its "
+    "CI below δ (the transformer keeps up with Bayes as L grows); does not hold if accuracy at the longest L "
+    "is not above the shortest, accuracy exceeds Bayes by more than 0.02, or the gap's change has its CI "
+    "above δ (it falls behind Bayes); inconclusive otherwise")
 
 
-def judge_context_length(rows: Sequence[dict], tol: float = 0.02) -> Judgement:
+def _gap_runs(r: dict) -> list[float]:
+    acc = r.get("accuracy_runs") or [r["accuracy"]]
+    bayes = r.get("bayes_runs") or [r["bayes"]] * len(acc)
+    return [b - a for a, b in zip(acc, bayes)]
+
+
+def judge_context_length(rows: Sequence[dict], tol: float = 0.02, delta: float = LENGTH_MARGIN) -> Judgement:
     cells = sorted({(r["m"], r["d"]) for r in rows})
     if not cells:
         return Judgement(UNSURE, ("no rows",))
@@ -265,11 +396,16 @@ def judge_context_length(rows: Sequence[dict], tol: float = 0.02) -> Judgement:
         rho = spearman(Ls, acc)
         gain = paired_ci(f"gain m={m} d={d}", sel[-1].get("accuracy_runs") or [acc[-1]],
                          sel[0].get("accuracy_runs") or [acc[0]])
-        effects.append(gain)
-        reasons.append(f"m={m}, d={d}: ρ = {_f(rho)}, {gain.text()}, max(accuracy − Bayes) = {_f(over)}")
-        if not (acc[-1] > acc[0]) or over > tol:
+        widen = paired_ci(f"gap to Bayes at L={Ls[-1]} − at L={Ls[0]}, m={m} d={d}", _gap_runs(sel[-1]),
+                          _gap_runs(sel[0]))
+        effects += [widen, gain]
+        peak = max(sel, key=lambda r: r["bayes"] - r["accuracy"])
+        hi = widen.hi if math.isfinite(widen.hi) else float("nan")
+        reasons.append(f"m={m}, d={d}: ρ = {_f(rho)}, {gain.text()}; {widen.text()}; largest gap to Bayes "
+                       f"{_f(peak['bayes'] - peak['accuracy'])} at L = {peak['L']}; max(accuracy − Bayes) = {_f(over)}")
+        if not (acc[-1] > acc[0]) or over > tol or _lo(widen) > delta:
             bad = True
-        if not (rho >= 0.9 and gain.value >= 0.05 and (_lo(gain) > 0 or gain.n < 2)):
+        if not (rho >= 0.9 and gain.value >= 0.05 and (_lo(gain) > 0 or gain.n < 2) and hi < delta):
             ok = False
     return _verdict(reasons, effects, fails=bad, holds=ok)
 
@@ -305,11 +441,11 @@ def judge_theorem1(rows: Sequence[dict]) -> Judgement:
 
 RULES["lemma2"] = (
     "error 0 is read where the Bayes classifier is perfect on every seed's samples (the context determines "
-    "y): there the constructed model must be right on every sample; W_V = I (orthonormal W_E) must have "
-    "error > 0 with the Wilson 95% lower bound of its error above 0 at every (m, L), for uniform attention "
-    "AND for the attention columns measured with other W_K, W_Q (random sharp and trained, `identity_*` "
-    "columns); holds if both parts pass; does not hold if either fails; inconclusive if no L is long enough "
-    "for Bayes to be perfect")
+    "y): there the constructed model must be right on every sample; W_V = I (orthonormal W_E, uniform "
+    "attention) must have error > 0 with the Wilson 95% lower bound of its error above 0 at every (m, L) — "
+    "a trivial half: with ω = 1 the answer never appears in its context, so its logit is 0 and the error is 1 "
+    "under any attention (no attention variants are judged); holds if both parts pass; does not hold if "
+    "either fails; inconclusive if no L is long enough for Bayes to be perfect")
 
 
 def judge_lemma2(rows: Sequence[dict]) -> Judgement:
@@ -449,68 +585,113 @@ def judge_theorem3(rows: Sequence[dict]) -> Judgement:
 
 
 RULES["theorem4"] = (
-    "per m (seeds averaged), error of the eq. 5.2 model against (b_0 − b, L); 'falls' = never rises by more "
-    "than 0.01 from one grid value to the next and ends below where it starts (or is 0 throughout); holds if "
-    "at the largest b_0 the error falls with L, at the largest L it falls with b_0, and the error at the "
-    "largest (b_0, L) is <= 0.01; does not hold if at the largest b_0 the error at the largest L is not below "
-    "that at the smallest L; inconclusive otherwise")
+    "per (m, a, b) (seeds averaged), error of the eq. 5.2 model against (b_0 − b, L), for (a, b) on both sides "
+    "of b = a·m/2 and a = 0, over the b_0 for which eq. 5.2 is a Gram matrix; 'falls' = never rises by more than "
+    "the noise allowance τ = max(0.01, 2·√(0.5/N)) (two standard errors of a difference of two error rates at "
+    "p = 1/2, N = samples per point) from one grid value to the next and ends more than τ below where it "
+    "starts (a curve that is 0 throughout does not fall: it cannot tell); L* = the largest L at which the error "
+    "at the smallest b_0 exceeds 0.05 (where b_0 can matter); holds if in every (m, a, b) at the largest b_0 "
+    "the error falls with L and is <= 0.01 at the largest L, and at L* it falls with b_0; does not hold if in "
+    "some (m, a, b) at the largest b_0 the error at the largest L is not below that at the smallest L (which "
+    "is > 0), or at L* the error at the largest b_0 is above that at the smallest b_0 by more than τ; "
+    "inconclusive otherwise (also when no L* exists: b_0 does not matter anywhere on the grid)")
+
+
+def _noise(rows: Sequence[dict]) -> float:
+    """τ: max(0.01, 2·√(0.5/N)) for N samples per point (the rows' ``samples``; 0.01 without it)."""
+    n = min((int(r.get("samples") or 0) for r in rows), default=0)
+    return max(0.01, 2 * math.sqrt(0.5 / n)) if n > 0 else 0.01
 
 
 def _falls(errs: Sequence[float], tol: float = 0.01) -> bool:
-    if all(e == 0 for e in errs):
-        return True
-    return all(b <= a + tol for a, b in zip(errs, errs[1:])) and errs[-1] < errs[0]
+    return len(errs) >= 2 and all(b <= a + tol for a, b in zip(errs, errs[1:])) and errs[-1] < errs[0] - tol
 
 
-def judge_theorem4(rows: Sequence[dict]) -> Judgement:
-    ms = sorted({r["m"] for r in rows})
-    if not ms:
+def judge_theorem4(rows: Sequence[dict], floor: float = 0.05) -> Judgement:
+    combos = sorted({(r["m"], r.get("a", 1.0), r.get("b", r["m"] / 2)) for r in rows})
+    if not combos:
         return Judgement(UNSURE, ("no rows",))
     reasons, effects, ok, bad = [], [], True, False
-    for m in ms:
-        sel = [r for r in rows if r["m"] == m]
-        bmax, Lmax = max(r["b0-b"] for r in sel), max(r["L"] for r in sel)
+    for m, a, b in combos:
+        sel = [r for r in rows if (r["m"], r.get("a", 1.0), r.get("b", r["m"] / 2)) == (m, a, b)]
+        tag = f"m={m}, a={a:g}, b={b:g}"
+        tau = _noise(sel)
+        bmin, bmax, Lmax = min(r["b0-b"] for r in sel), max(r["b0-b"] for r in sel), max(r["L"] for r in sel)
         along_L = sorted([r for r in sel if r["b0-b"] == bmax], key=lambda r: r["L"])
-        along_b = sorted([r for r in sel if r["L"] == Lmax], key=lambda r: r["b0-b"])
         errs_L = [r["error"] for r in along_L]
-        errs_b = [r["error"] for r in along_b]
         corner = along_L[-1]
-        e = mean_ci(f"error m={m} b0-b={bmax:g} L={Lmax}", [1 - a for a in (corner.get("accuracy_runs")
+        e = mean_ci(f"error {tag} b0-b={bmax:g} L={Lmax}", [1 - x for x in (corner.get("accuracy_runs")
                                                                             or [corner["accuracy"]])])
         effects.append(e)
-        reasons.append(f"m={m}: error against L at b0−b={bmax:g}: {', '.join(_f(x) for x in errs_L)}; against "
-                       f"b0−b at L={Lmax}: {', '.join(_f(x) for x in errs_b)}; {e.text()}")
+        low_b = {r["L"]: r["error"] for r in sel if r["b0-b"] == bmin}
+        Lstar = max([L for L, err in low_b.items() if err > floor], default=None)
+        txt = (f"{tag}: error against L at b0−b={bmax:g}: {', '.join(_f(x) for x in errs_L)}; {e.text()}; "
+               f"τ = {_f(tau)}")
+        falls_b = False
+        if Lstar is None:
+            txt += f"; the error at b0−b={bmin:g} is <= {floor:g} at every L: b_0 cannot matter on this grid"
+        else:
+            along_b = sorted([r for r in sel if r["L"] == Lstar], key=lambda r: r["b0-b"])
+            errs_b = [r["error"] for r in along_b]
+            falls_b = _falls(errs_b, tau)
+            b0s = ", ".join(f"{r['b0-b']:g}" for r in along_b)
+            txt += (f"; against b0−b ({b0s}) at L* = {Lstar}: "
+                    f"{', '.join(_f(x) for x in errs_b)}")
+            if len(errs_b) >= 2 and errs_b[-1] > errs_b[0] + tau:
+                bad = True
+                txt += (f"; at L* = {Lstar} the error rises with b_0 ({_f(errs_b[0])} -> {_f(errs_b[-1])}): a larger "
+                        "b_0 does not help at this L" + ("; the joint limit (the largest b_0 and L) still reaches "
+                                                          f"{_f(corner['error'])}" if corner["error"] <= 0.01 else ""))
+        reasons.append(txt)
         if not (errs_L[-1] < errs_L[0]) and errs_L[0] > 0:
             bad = True
-        if not (_falls(errs_L) and _falls(errs_b) and corner["error"] <= 0.01):
+        if not (_falls(errs_L, tau) and falls_b and corner["error"] <= 0.01):
             ok = False
     return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
 RULES["lemma5"] = (
     "for random a > 0 and b = b_0 >= a·m/2 (a valid Gram matrix), the numerical rank of the eq. 5.2 embedding "
-    "(= the rank of its Gram matrix); holds if every draw has rank <= m + 2 and the b_0 > b control draws "
-    "have rank > m + 2 (the count can tell); does not hold if some b = b_0 draw exceeds m + 2; inconclusive "
-    "if the controls do not exceed m + 2")
+    "(= the rank of its Gram matrix) beside its exact rank (m + 1, or m at b = a·m/2, from the Gram matrix's "
+    "eigenvalues); effects = the bound's slack (m + 2) − max rank; holds if every draw has rank <= m + 2, the "
+    "b_0 > b control draws have rank > m + 2 (the count can tell) and every numerical rank equals the exact "
+    "one; does not hold if some b = b_0 draw exceeds m + 2; inconclusive otherwise (controls not above m + 2, "
+    "or the numerical rank disagrees with the algebra)")
 
 
 def judge_lemma5(rows: Sequence[dict]) -> Judgement:
     if not rows:
         return Judgement(UNSURE, ("no rows",))
-    reasons = tuple(f"m={r['m']}: rank with b = b_0 in [{r['min_rank_b0=b']}, {r['max_rank_b0=b']}] over "
-                    f"{r['draws']} draws (m + 2 = {r['m+2']}); control b_0 > b: rank >= {r['min_rank_b0>b']}"
+
+    def matched(r) -> bool:
+        v = r.get("exact_matches")
+        if not (isinstance(v, str) and "/" in v):
+            return False
+        k, n = (int(x) for x in v.split("/"))
+        return k == n
+
+    reasons = [f"m={r['m']}: rank with b = b_0 in [{r['min_rank_b0=b']}, {r['max_rank_b0=b']}] over "
+               f"{r['draws']} draws (m + 2 = {r['m+2']}, exact m + 1 = {r['m'] + 1}); at b = a·m/2: "
+               + (f"[{r['min_rank_b=am/2']}, {r['max_rank_b=am/2']}] (exact m = {r['m']})"
+                  if "min_rank_b=am/2" in r else "not drawn")
+               + f"; control b_0 > b: rank >= {r['min_rank_b0>b']}; numerical = exact rank in "
+               f"{r.get('exact_matches', 'no')} cases" for r in rows]
+    effects = tuple(Effect(f"slack (m + 2) − max rank, m={r['m']}", r["m+2"] - r["max_rank_b0=b"], n=r["draws"])
                     for r in rows)
-    effects = tuple(Effect(f"max rank − (m + 2), m={r['m']}", r["max_rank_b0=b"] - r["m+2"], n=r["draws"])
-                    for r in rows)
+    if all(r["m+2"] - r["max_rank_b0=b"] == 1 for r in rows):
+        reasons.append("the bound is never tight: the rank is m + 1 (slack 1)")
     return _verdict(reasons, effects,
                     fails=any(r["max_rank_b0=b"] > r["m+2"] for r in rows),
-                    holds=all(r["min_rank_b0>b"] > r["m+2"] for r in rows))
+                    holds=all(r["min_rank_b0>b"] > r["m+2"] and matched(r) for r in rows))
 
 
 RULES["lemma6"] = (
-    "autograd ∂ℓ/∂u(t, t_L) (float64) against the closed form as stated, per (m, L) over seeds and samples; "
-    "holds if the largest relative error is <= 1e-6 everywhere; does not hold if it exceeds 1e-3 somewhere "
-    "(the reasons say whether the variant with α_t on both terms matches instead); inconclusive otherwise")
+    "autograd ∂ℓ/∂u(t, t_L) (float64) against the closed form, per (m, L) over seeds and samples: the "
+    "formula as stated (α_t on the first term only) and the corrected one (α_t on both terms, "
+    "α_t p̂_t (W_E(t) − Σ_l p̂_(t_l) W_E(t_l)), derived in the section's note); holds if the stated form's "
+    "largest relative error is <= 1e-6 everywhere; holds once corrected if it exceeds 1e-3 somewhere while "
+    "the corrected form is <= 1e-6 everywhere (an erratum in the formula; the gradient still grows with α_t, "
+    "the lemma's point); does not hold if both exceed 1e-3 somewhere; inconclusive otherwise")
 
 
 def judge_lemma6(rows: Sequence[dict], tol: float = 1e-6) -> Judgement:
@@ -523,4 +704,9 @@ def judge_lemma6(rows: Sequence[dict], tol: float = 1e-6) -> Judgement:
                + (" (matches autograd)" if worst_a <= tol else ""))
     effects = (Effect("max relative error (stated)", worst, n=len(rows)),
                Effect("max relative error (α_t on both terms)", worst_a, n=len(rows)))
-    return _verdict(reasons, effects, fails=worst > 1e-3 and not worst <= tol, holds=worst <= tol)
+    if worst <= tol:
+        return Judgement(HOLDS, reasons, effects)
+    if worst > 1e-3 and worst_a <= tol:
+        return Judgement(CORRECTED, reasons + ("the stated formula is off; with α_t on both terms it is exact",),
+                         effects)
+    return _verdict(reasons, effects, fails=worst > 1e-3 and worst_a > 1e-3, holds=False)

@@ -47,6 +47,76 @@ direction at equal budget.
 """
 
 
+#: What each section must say besides its numbers (the numbers all come from the result files).
+ABOUT: dict[str, str] = {
+    "hijack-curves": (
+        "**Records.** The built-in record set (`engine/hijack/data/counterfact_builtin.json`, `dataset = "
+        "builtin`) is written for this project in CounterFact's (ROME) schema; it is *not* taken from "
+        "CounterFact (record 0 is \"The Colosseum is located in the country of\" Italy / Greece). ES numbers "
+        "here are on these records, not on CounterFact; `--set dataset=...` runs a CounterFact file or "
+        "dataset id. **Sign convention.** ES is the share of records with P(target_false) > P(target_true), "
+        "so a hijack *raises* ES (the forward schemes should push it up); the reverse schemes, with the "
+        "true target, are scored by accuracy (P(true) > P(false)), which they should raise."),
+    "value-swap": (
+        "**Margin.** The paper says replacing W_V by the constructed one 'does not drop accuracy "
+        "significantly'. That is an equivalence claim, so it is tested as one: the drop trained − "
+        "constructed must have its 95% CI below δ = 0.05 accuracy in every cell. The paper gives no number; "
+        "δ = 0.05 (five accuracy points, the margin embedding-dim uses for 'frozen is as good') is a judgment "
+        "call, fixed before the rerun of issue 20 but after the earlier results were seen, so it is listed "
+        "among the rule changes below. A drop whose CI lies above δ is reported as 'lower by X'."),
+    "value-angles": (
+        "**Baseline W_E.** For eq. 5.2-like embeddings the constructed W_V = W_E A W_Eᵀ shares its top-m "
+        "subspace with W_E's own top-m left singular subspace (A and the Gram matrix share the Walsh "
+        "basis; `angles_constructed_vs_W_E` shows how close). A trained W_V that merely follows W_E's "
+        "dominant directions would then look 'close to the constructed one'. So the angle to W_E's top-m "
+        "subspace (the same subspace for W_E and for W_E W_Eᵀ, so one column covers both) is a baseline "
+        "the constructed W_V must beat; where it does not, the claim reduces to 'W_V follows W_E'."),
+    "embedding-dim": (
+        "**Per d.** The verdict is judged for each d on its own (a pooled gap let d = 2V decide it); d/V "
+        "runs over {1/8, 1/4, 1/2, 1, 2, 4, 8} with 5 seeds, both arms trained until the plateau rule "
+        "(step cap raised to 15000 on the paper grid); convergence is reported per arm, and a d whose runs "
+        "did not all converge decides nothing. At d = V a third arm freezes W_E at an orthonormal matrix "
+        "(the Theorem 1 embedding) beside the frozen Gaussian one."),
+    "embedding-geometry": (
+        "**Falling means.** 'Falls with D_H' is read literally: every per-distance mean is below the one "
+        "before it (k = 1..m), and the R²_pairs threshold applies to the lower bound of its 95% CI, not "
+        "to its mean."),
+    "context-mixing": (
+        "**Against Bayes.** At r = 1 every context token is drawn for y2, so every classifier errs, the "
+        "Bayes one too: a rising misclassification only shows the task. The transformer is judged by its "
+        "excess over the clean task's Bayes classifier on the same mixed contexts (`bayes_*` columns)."),
+    "context-length": (
+        "**Against Bayes.** The Bayes accuracy itself rises with L, so a rising accuracy only shows that "
+        "training works; the rule judges the gap to Bayes against L."),
+    "lemma2": (
+        "**A trivial half.** With ω = 1 the answer never appears in its own context, so with orthonormal "
+        "W_E and W_V = I its logit Σ_l σ_l [t_l = y] is exactly 0 while every token in the context has a "
+        "positive one: the error is 1 under any attention. The 'error > 0' half of the lemma therefore "
+        "cannot fail; the random- and trained-attention variants of W_V = I that earlier results scored "
+        "were vacuous and are dropped. The non-trivial half is the constructed W_V's error 0."),
+    "theorem4": (
+        "**Where b_0 matters.** The Gram matrix of eq. 5.2 is G = (b − a·m/2)·J + (a/2)·Σ_i χ_i χ_iᵀ + "
+        "(b_0 − b)·I (χ_i the ±1 bit vectors), so (a, b) = (1, m/2) is the boundary where its all-ones "
+        "component vanishes. The grid sweeps (a, b/m) on both sides of b = a·m/2 and a = 0 (no Hamming "
+        "structure), and context lengths down to L = 1, so that the error at small b_0 is not already 0; "
+        "'falls with b_0' is judged at the longest L where it is not (L*). The formal conditions of the "
+        "paper's Theorem 8 are not restated here; the sweep covers the parameters G's spectrum depends on."),
+    "lemma5": (
+        "**Exact rank.** From G = (b − a·m/2)·J + (a/2)·Σ_i χ_i χ_iᵀ + (b_0 − b)·I: with b_0 = b the "
+        "eigenvalues are (b − a·m/2)·V (all-ones), a·V/2 (each of the m χ_i) and 0, so the rank is exactly "
+        "m + 1, and m at b = a·m/2. Lemma 5's bound m + 2 holds with slack 1."),
+    "lemma6": (
+        "**Erratum.** Write s_l = u(t_l, t_L), σ_l = e^{s_l} / Σ_l' e^{s_l'}, p̂_t = e^{u(t, t_L)} / Σ_l' "
+        "e^{s_l'} (the weight of one position holding t) and α_t = #{l : t_l = t}. Since u(t, t_L) is the "
+        "score of α_t positions, ∂σ_l/∂u(t, t_L) = σ_l([t_l = t] − α_t p̂_t), so for h = Σ_l σ_l W_E(t_l): "
+        "∂h/∂u(t, t_L) = α_t p̂_t W_E(t) − α_t p̂_t Σ_l p̂_{t_l} W_E(t_l) = α_t p̂_t (W_E(t) − Σ_l "
+        "p̂_{t_l} W_E(t_l)), and ∂ℓ/∂u(t, t_L) = ∇ℓ(f)ᵀ W_Eᵀ W_V ∂h/∂u(t, t_L). The lemma as printed has "
+        "α_t on the first term only. The corrected form matches autograd to rounding; the paper's point, "
+        "that the gradient grows with α_t (tokens repeated in the context get more attention), survives "
+        "the correction, hence the verdict 'holds once corrected'."),
+}
+
+
 def format_value(v, markdown: bool = True) -> str:
     """One table cell: '–' for None, yes/no, integral floats plain, else 4 significant digits;
     lists element-wise; with ``markdown`` a '|' is escaped. The CLI's tables use it too."""
@@ -85,6 +155,9 @@ def _table(rows: list[dict]) -> list[str]:
 
 def _effect_text(e: dict) -> str:
     lo, hi = (e.get("ci95") or [None, None])[:2]
+    v, n = e.get("value"), int(e.get("n") or 0)
+    if n >= 2 and v is not None and lo == hi == v:          # a constant: no interval to print
+        return f"{e['name']}: all {n} runs = {_fmt(v)}"
     ci = f" (95% CI [{_fmt(lo)}, {_fmt(hi)}])" if lo is not None and hi is not None else ""
     n = f", n = {e['n']}" if e.get("n") else ""
     return f"{e['name']} = {_fmt(e.get('value'))}{ci}{n}"
@@ -110,6 +183,8 @@ def _section(name: str, by_level: dict[str, dict]) -> list[str]:
     first = next(iter(by_level.values()))
     out = [f"## `{name}` — {first.get('title', '')} ({first.get('figure', '')})", "",
            f"**Paper.** {first.get('claim', '')}", ""]
+    if name in ABOUT:
+        out += [ABOUT[name], ""]
     for level, data in by_level.items():
         run = data.get("run") or {}
         out += [f"### {level} grid", "", "```", _command(data, level), "```", ""]
@@ -190,6 +265,7 @@ def render_markdown(root: str | Path) -> str:
     out.append("")
     for n in names:
         out += _section(n, {lvl: res[n] for lvl, res in levels.items() if n in res})
+    out += _rule_changes(root, levels)
     out += ["## Closing note", ""]
     for lvl, res in levels.items():
         by_v: dict[str, list[str]] = {}
@@ -204,6 +280,36 @@ def render_markdown(root: str | Path) -> str:
                    + (f"; not run: {', '.join(missing)}" if missing else "") + "." + _all_run_text(res))
     out.append("")
     return "\n".join(out)
+
+
+RULE_CHANGES = "rule-changes.json"
+
+
+def _rule_changes(root: str | Path, levels: dict[str, dict]) -> list[str]:
+    """The section listing every rule changed after results existed (``root/rule-changes.json``: a list
+    of {"experiment", "date", "why", "old_rule", "old_verdicts": {level: verdict}, "rows"}), beside each
+    experiment's verdict now (read from the current result files)."""
+    import json
+
+    path = Path(root) / RULE_CHANGES
+    if not path.is_file():
+        return []
+    changes = json.loads(path.read_text(encoding="utf-8"))
+    out = ["## Rule changes after results existed", "",
+           "A verdict rule should be fixed before its run. Every rule changed after results under it "
+           "existed is listed here with the old rule and the verdicts it gave; the verdict now is the "
+           "current result's. `rows`: whether the experiment was rerun after the change or its saved rows "
+           "were re-judged (`lca-tui experiment rejudge`).", ""]
+    for c in changes:
+        name = c["experiment"]
+        old = c.get("old_verdicts") or {}
+        now = {lvl: res[name]["verdict"] for lvl, res in levels.items() if name in res}
+        lv = [lvl for lvl in LEVEL_ORDER if lvl in old or lvl in now]
+        verdicts = "; ".join(f"{lvl}: {old.get(lvl, 'not recorded')} → {now.get(lvl, 'not run')}" for lvl in lv)
+        out += [f"- **`{name}`** ({c.get('date', '')}; {c.get('rows', '')}). {c.get('why', '')} "
+                f"Verdicts (old → now): {verdicts}.", f"  *Old rule:* {c.get('old_rule', '')}"]
+    out.append("")
+    return out
 
 
 def _all_run_text(res: dict) -> str:

@@ -26,12 +26,11 @@ GRIDS = {
                       omega=1.0, beta=1.0, device="auto"),
     },
     "lemma2": {
-        "tiny": Grid("tiny", m=(3,), L=(2, 8, 32), n=512, seeds=(0,), omega=1.0, beta=1.0, device="cpu",
-                     attn_steps=20, attn_L=8),
+        "tiny": Grid("tiny", m=(3,), L=(2, 8, 32), n=512, seeds=(0,), omega=1.0, beta=1.0, device="cpu"),
         "quick": Grid("quick", m=(3, 5, 8), L=(1, 2, 4, 8, 16, 32, 64, 128), n=1024, seeds=(0, 1),
-                      omega=1.0, beta=1.0, device="auto", attn_steps=100, attn_L=16),
+                      omega=1.0, beta=1.0, device="auto"),
         "paper": Grid("paper", m=(3, 5, 6, 7, 8), L=(1, 2, 4, 8, 16, 32, 64, 128, 256), n=8192,
-                      seeds=(0, 1, 2), omega=1.0, beta=1.0, device="auto", attn_steps=300, attn_L=16),
+                      seeds=(0, 1, 2), omega=1.0, beta=1.0, device="auto"),
     },
 }
 
@@ -48,31 +47,13 @@ def tie_safe_accuracy(model, x, y, decimals: int = 4) -> float:
         return (logits.argmax(1) == y.to(logits.device)).double().mean().item()
 
 
-def _train_attention(model, task, steps: int, lr: float, batch: int, seed: int) -> None:
-    """AdamW on W_K, W_Q only (W_E and W_V kept): the attention a W_V = I model would learn."""
-    import torch
-    import torch.nn.functional as F
-
-    model.W_K.requires_grad_(True)
-    model.W_Q.requires_grad_(True)
-    opt = torch.optim.AdamW([model.W_K, model.W_Q], lr=lr, weight_decay=0.0)
-    gen = torch.Generator(device=task.device).manual_seed(20_000 + seed)
-    for _ in range(steps):
-        x, y = task.sample(batch, gen)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    model.W_K.requires_grad_(False)
-    model.W_Q.requires_grad_(False)
-
-
 def _constructed_job(spec: dict) -> dict:
     """One (m, seed): accuracy of the constructed model (eq. 5.1), of W_V = I and of Bayes at every L,
-    all scored on the same samples. With ``attention_variants`` (Lemma 2) W_V = I is also scored with
-    sharp random attention (W_K, W_Q ~ N(0, 9/d)) and with attention trained for ``attn_steps`` AdamW
-    steps at L = ``attn_L`` (W_E orthonormal and W_V = I kept), since Lemma 2 is about any attention."""
-    import copy
+    all scored on the same samples.
+
+    No attention variants for W_V = I: with ω = 1 the answer y never appears in its own context, so with
+    orthonormal W_E and W_V = I its logit Σ_l σ_l [t_l = y] is exactly 0 while every context token's is
+    positive; the error is 1 under any attention (issue 20), and other W_K, W_Q cannot tell anything."""
     from dataclasses import replace
 
     import torch
@@ -87,20 +68,6 @@ def _constructed_job(spec: dict) -> dict:
     models = {v: theorem1_model(m, generator=torch.Generator().manual_seed(seed), value=v,
                                 neighborhood=spec["neighborhood"]).to(dev)
               for v in ("constructed", "identity")}
-    if spec.get("attention_variants"):
-        ident = models["identity"]
-        d = ident.W_E.shape[0]
-        g = torch.Generator().manual_seed(30_000 + seed)
-        sharp = copy.deepcopy(ident)
-        sharp.cfg = replace(sharp.cfg, uniform_attention=False)
-        with torch.no_grad():
-            sharp.W_K.copy_(3.0 * torch.randn(d, d, generator=g) / d ** 0.5)
-            sharp.W_Q.copy_(3.0 * torch.randn(d, d, generator=g) / d ** 0.5)
-        trained = copy.deepcopy(sharp)
-        task_a = LCATask(replace(base, L=int(spec["attn_L"])), dev)
-        _train_attention(trained, task_a, int(spec["attn_steps"]), 0.01, 64, seed)
-        models["identity_random_attention"] = sharp
-        models["identity_trained_attention"] = trained
     gen = torch.Generator(device=dev).manual_seed(10_000 + seed)
     out = {"m": m, "seed": seed, "L": list(spec["L"]), "bayes": [], **{v: [] for v in models}}
     chunk = max(1, (1 << 24) // (max(spec["L"]) * 2 ** m))  # bounds the B x L x d embedding block
@@ -116,11 +83,10 @@ def _constructed_job(spec: dict) -> dict:
     return out
 
 
-def _sweep(grid: Grid, neighborhood: str, progress, cancel, jobs, attention_variants: bool = False):
+def _sweep(grid: Grid, neighborhood: str, progress, cancel, jobs):
     Ls = [int(x) for x in as_list(grid["L"])]
     specs = [{"m": m, "seed": s, "L": Ls, "n": grid["n"], "omega": grid["omega"], "beta": grid["beta"],
-              "neighborhood": neighborhood, "device": grid["device"], "attention_variants": attention_variants,
-              "attn_steps": grid.get("attn_steps", 0), "attn_L": grid.get("attn_L", max(Ls))}
+              "neighborhood": neighborhood, "device": grid["device"]}
              for m in as_list(grid["m"]) for s in as_list(grid["seeds"])]
     res = run_jobs(_constructed_job, specs, jobs=jobs, progress=progress, cancel=cancel)
     keys = [k for k in res[0] if k not in ("m", "seed", "L", "bayes")] if res else []
@@ -156,13 +122,13 @@ def run_theorem1(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
 
 def run_lemma2(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
-    rows, curves = _sweep(grid, "hamming1", progress, cancel, jobs, attention_variants=True)
+    rows, curves = _sweep(grid, "hamming1", progress, cancel, jobs)
     return SPECS["lemma2"].result(grid, rows, curves, t.seconds,
                                    notes=["at short L even the Bayes classifier errs (the context does not yet "
                                           "determine y); Lemma 2's zero error is read where Bayes is perfect",
-                                          "identity_random_attention: W_V = I with sharp random W_K, W_Q; "
-                                          f"identity_trained_attention: W_K, W_Q trained for {grid['attn_steps']} "
-                                          f"AdamW steps at L = {grid['attn_L']} with W_E, W_V = I kept"])
+                                          "W_V = I: with ω = 1 the answer never appears in its context, so its logit "
+                                          "is exactly 0 and the error is 1 under any attention: this half of the "
+                                          "lemma is trivial, and no attention variants are scored (issue 20)"])
 
 
 # =================================================================================== Sec. 5 checks
@@ -219,6 +185,14 @@ def run_theorem3(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
 # ----------------------------------------------------------------------------------- theorem4
 
 
+def eq52_is_gram(m: int, a: float, b: float, b0: float) -> bool:
+    """Whether eq. 5.2 is a Gram matrix: G = (b − a·m/2)·J + (a/2)·Σ_i χ_i χ_iᵀ + (b0 − b)·I with χ_i the
+    ±1 bit vectors, so its eigenvalues are (b − a·m/2)·V + b0 − b (all-ones), a·V/2 + b0 − b (each χ_i)
+    and b0 − b (the rest), V = 2^m."""
+    V = 2 ** m
+    return b0 - b >= 0 and (b - a * m / 2) * V + b0 - b >= 0 and a * V / 2 + b0 - b >= 0
+
+
 def _theorem4_job(spec: dict) -> dict:
     from dataclasses import replace
 
@@ -227,29 +201,35 @@ def _theorem4_job(spec: dict) -> dict:
     from engine.lca.constructed import constructed_value_matrix, theorem1_model
     from engine.lca.task import LCATask, TaskConfig
 
-    m, seed, a, b = spec["m"], spec["seed"], spec["a"], spec["b"]
+    m, seed = spec["m"], spec["seed"]
     base = TaskConfig(m=m, L=2, omega=1.0, beta=spec["beta"], neighborhood="all")
-    out = {"m": m, "seed": seed, "b0": [], "L": [], "accuracy": [], "bayes": []}
+    out = {"m": m, "seed": seed, "a": [], "b": [], "b0": [], "L": [], "accuracy": [], "bayes": []}
     gen = torch.Generator().manual_seed(40_000 + seed)
     samples = {}
     for L in spec["L"]:
         task = LCATask(replace(base, L=int(L)), "cpu")
         samples[L] = (task, *task.sample(spec["n"], gen))
-    for b0 in spec["b0"]:
-        model = theorem1_model(m, generator=torch.Generator().manual_seed(seed), value="identity")
-        W_E = torch.tensor(eq52_embedding(m, a, b, b + b0), dtype=torch.float32)
-        with torch.no_grad():
-            model.W_E.copy_(W_E)
-            model.W_V.copy_(constructed_value_matrix(W_E, m, "all"))
-        for L in spec["L"]:
-            task, x, y = samples[L]
-            out["b0"].append(b0)
-            out["L"].append(L)
-            chunk = max(1, (1 << 24) // (int(L) * 2 ** m))     # bounds the B x L x V block
-            hits = sum(tie_safe_accuracy(model, x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
-                       for i in range(0, len(y), chunk))
-            out["accuracy"].append(hits / len(y))
-            out["bayes"].append(task.bayes_accuracy(x, y))
+    for a, b_per_m in spec["ab"]:
+        b = b_per_m * m
+        for b0 in spec["b0"]:
+            if not eq52_is_gram(m, a, b, b + b0):
+                continue
+            model = theorem1_model(m, generator=torch.Generator().manual_seed(seed), value="identity")
+            W_E = torch.tensor(eq52_embedding(m, a, b, b + b0), dtype=torch.float32)
+            with torch.no_grad():
+                model.W_E.copy_(W_E)
+                model.W_V.copy_(constructed_value_matrix(W_E, m, "all"))
+            for L in spec["L"]:
+                task, x, y = samples[L]
+                out["a"].append(a)
+                out["b"].append(b)
+                out["b0"].append(b0)
+                out["L"].append(L)
+                chunk = max(1, (1 << 24) // (int(L) * 2 ** m))     # bounds the B x L x V block
+                hits = sum(tie_safe_accuracy(model, x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
+                           for i in range(0, len(y), chunk))
+                out["accuracy"].append(hits / len(y))
+                out["bayes"].append(task.bayes_accuracy(x, y))
     return out
 
 
@@ -257,29 +237,44 @@ def run_theorem4(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exper
     t = Timer()
     b0s = [float(v) for v in as_list(grid["b0_minus_b"])]
     Ls = [int(v) for v in as_list(grid["L"])]
-    specs = [{"m": m, "seed": s, "a": grid["a"], "b": grid["b_per_m"] * m, "b0": b0s, "L": Ls, "n": grid["n"],
-              "beta": grid["beta"]} for m in as_list(grid["m"]) for s in as_list(grid["seeds"])]
+    ab = [(float(a), float(b)) for a, b in as_list(grid["ab"])]
+    specs = [{"m": m, "seed": s, "ab": ab, "b0": b0s, "L": Ls, "n": grid["n"], "beta": grid["beta"]}
+             for m in as_list(grid["m"]) for s in as_list(grid["seeds"])]
     res = run_jobs(_theorem4_job, specs, jobs=jobs, progress=progress, cancel=cancel)
     rows, curves = [], {}
     for m in as_list(grid["m"]):
         mine = [r for r in res if r["m"] == m]
-        for j, (b0, L) in enumerate(zip(mine[0]["b0"], mine[0]["L"])):
+        for j, (a, b, b0, L) in enumerate(zip(mine[0]["a"], mine[0]["b"], mine[0]["b0"], mine[0]["L"])):
             accs = [r["accuracy"][j] for r in mine]
-            rows.append({"m": m, "a": grid["a"], "b": grid["b_per_m"] * m, "b0-b": b0, "L": L,
+            rows.append({"m": m, "a": a, "b": b, "b-am/2": b - a * m / 2, "b0-b": b0, "L": L,
                          "accuracy": mean_std(accs)[0], "error": 1 - mean_std(accs)[0],
                          "bayes": mean_std([r["bayes"][j] for r in mine])[0], "seeds": len(mine),
-                         "accuracy_runs": accs})
-        for b0 in b0s:
-            sel = [r for r in rows if r["m"] == m and r["b0-b"] == b0]
-            curves[f"m={m} b0-b={b0:g}"] = curve([r["L"] for r in sel], [r["error"] for r in sel])
+                         "samples": grid["n"] * len(mine), "accuracy_runs": accs})
+        for a, b_per_m in ab:
+            for b0 in b0s:
+                sel = [r for r in rows if r["m"] == m and r["a"] == a and r["b"] == b_per_m * m and r["b0-b"] == b0]
+                if sel:
+                    curves[f"m={m} a={a:g} b={b_per_m * m:g} b0-b={b0:g}"] = curve([r["L"] for r in sel],
+                                                                                 [r["error"] for r in sel])
     return SPECS["theorem4"].result(grid, rows, curves, t.seconds,
                                    notes=["no training: W_E = the symmetric square root of the eq. 5.2 Gram matrix "
                                           "(d = V), W_K = W_Q = 0, W_V = eq. 5.1 from that W_E; ω = 1, N = all",
-                                          "b = b_per_m · m keeps the Gram matrix positive semidefinite for every "
-                                          "b_0 >= b (its smallest eigenvalues are b_0 − b and b_0 − b + a·2^(m−1))"])
+                                          "ab: the (a, b/m) pairs swept, on both sides of b = a·m/2 (where the Gram "
+                                          "matrix's all-ones component (b − a·m/2)·J vanishes) and with a = 0 (no "
+                                          "Hamming structure); a (b_0 − b) for which eq. 5.2 is not a Gram matrix "
+                                          "(eigenvalue (b − a·m/2)·V + b_0 − b < 0) has no row"])
 
 
 # ----------------------------------------------------------------------------------- lemma5
+
+
+def eq52_rank(m: int, a: float, b: float, b0: float) -> int:
+    """The exact rank of the eq. 5.2 Gram matrix from its eigenvalues (``eq52_is_gram``): with b0 = b it is
+    m + 1, or m when b = a·m/2 (the all-ones component vanishes), for a != 0 — one below Lemma 5's m + 2."""
+    V = 2 ** m
+    eig = [(b - a * m / 2) * V + b0 - b, a * V / 2 + b0 - b, b0 - b]
+    mult = [1, m, V - m - 1]
+    return sum(k for e, k in zip(eig, mult) if abs(e) > 1e-9 * max(1.0, *(abs(x) for x in eig)))
 
 
 def _lemma5_job(spec: dict) -> dict:
@@ -292,9 +287,11 @@ def _lemma5_job(spec: dict) -> dict:
         a = float(rng.uniform(0.1, 3.0))
         b = float(a * m / 2 + rng.uniform(0.0, 3.0))       # keeps the Gram matrix PSD
         row = {"a": a, "b": b}
-        for tag, b0 in (("b0=b", b), ("b0>b", b + float(rng.uniform(0.1, 2.0)))):
+        for tag, bb, b0 in (("b0=b", b, b), ("b0>b", b, b + float(rng.uniform(0.1, 2.0))),
+                            ("b=am/2", a * m / 2, a * m / 2)):
             # rank(W_E) = rank(W_Eᵀ W_E) for any factorisation of the eq. 5.2 Gram matrix
-            row[f"rank {tag}"] = int(np.linalg.matrix_rank(eq52_gram(m, a, b, b0), hermitian=True))
+            row[f"rank {tag}"] = int(np.linalg.matrix_rank(eq52_gram(m, a, bb, b0), hermitian=True))
+            row[f"exact {tag}"] = eq52_rank(m, a, bb, b0)
         out.append(row)
     return {"m": m, "seed": spec["seed"], "draws": out}
 
@@ -307,9 +304,13 @@ def run_lemma5(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Experim
     for m in as_list(grid["m"]):
         draws = [d for r in res if r["m"] == m for d in r["draws"]]
         ranks = [d["rank b0=b"] for d in draws]
+        edge = [d["rank b=am/2"] for d in draws]
+        match = sum(d[f"rank {t}"] == d[f"exact {t}"] for d in draws for t in ("b0=b", "b0>b", "b=am/2"))
         rows.append({"m": m, "V": 2 ** m, "m+2": m + 2, "draws": len(draws), "max_rank_b0=b": max(ranks),
-                     "min_rank_b0=b": min(ranks), "min_rank_b0>b": min(d["rank b0>b"] for d in draws),
-                     "rank_runs": ranks})
+                     "min_rank_b0=b": min(ranks), "exact_rank_b0=b": m + 1, "slack": m + 2 - max(ranks),
+                     "max_rank_b=am/2": max(edge), "min_rank_b=am/2": min(edge),
+                     "min_rank_b0>b": min(d["rank b0>b"] for d in draws),
+                     "exact_matches": f"{match}/{3 * len(draws)}", "rank_runs": ranks})
     curves = {"max rank (b0 = b)": curve([r["m"] for r in rows], [r["max_rank_b0=b"] for r in rows]),
               "m + 2": curve([r["m"] for r in rows], [r["m+2"] for r in rows])}
     return SPECS["lemma5"].result(grid, rows, curves, t.seconds,
@@ -317,7 +318,11 @@ def run_lemma5(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Experim
                                           "eq. 5.2 Gram matrix W_Eᵀ W_E for any W_E realising it (numpy matrix_rank, "
                                           "default tolerance)",
                                           "min_rank_b0>b: the same draws with b_0 > b (full rank expected), so the "
-                                          "rank count can tell the two apart"])
+                                          "rank count can tell the two apart",
+                                          "exact rank: G = (b − a·m/2)·J + (a/2)·Σ_i χ_i χ_iᵀ + (b_0 − b)·I, "
+                                          "so with b_0 = b the rank is exactly m + 1, and m at b = a·m/2: "
+                                          "Lemma 5's m + 2 has slack 1; exact_matches: draws whose numerical rank "
+                                          "equals that count (b_0 = b, b_0 > b and b = a·m/2 cases)"])
 
 
 # ----------------------------------------------------------------------------------- lemma6
@@ -399,13 +404,15 @@ GRIDS["theorem3"] = {
     "paper": Grid("paper", m=(5, 8), L=64, d=(32, 64), seeds=(0, 1, 2), beta=1.0,
                   **{k: v for k, v in PAPER_TRAIN.items()}),
 }
+#: (a, b/m) of eq. 5.2 for Theorem 4: b below, at and above a·m/2, a smaller a, and a = 0 (issue 20)
+_AB = ((1.0, 0.4), (1.0, 0.5), (1.0, 1.0), (0.25, 0.5), (0.0, 0.5))
 GRIDS["theorem4"] = {
-    "tiny": Grid("tiny", m=(3,), a=1.0, b_per_m=0.5, b0_minus_b=(0.0, 1.0, 16.0), L=(4, 64), n=256, seeds=(0,),
-                 beta=1.0),
-    "quick": Grid("quick", m=(3, 5), a=1.0, b_per_m=0.5, b0_minus_b=(0.0, 1.0, 4.0, 16.0, 64.0),
-                  L=(4, 16, 64, 256), n=1024, seeds=(0, 1), beta=1.0),
-    "paper": Grid("paper", m=(3, 5, 6, 7, 8), a=1.0, b_per_m=0.5, b0_minus_b=(0.0, 1.0, 4.0, 16.0, 64.0, 256.0),
-                  L=(4, 16, 64, 256), n=2048, seeds=(0, 1, 2), beta=1.0),
+    "tiny": Grid("tiny", m=(3,), ab=((1.0, 0.4), (1.0, 0.5)), b0_minus_b=(0.0, 1.0, 16.0), L=(1, 4, 64), n=256,
+                 seeds=(0,), beta=1.0),
+    "quick": Grid("quick", m=(3, 5), ab=_AB, b0_minus_b=(0.0, 1.0, 4.0, 16.0, 64.0, 256.0),
+                  L=(1, 2, 4, 8, 16, 64, 256), n=1024, seeds=(0, 1), beta=1.0),
+    "paper": Grid("paper", m=(3, 5, 6, 7, 8), ab=_AB, b0_minus_b=(0.0, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0),
+                  L=(1, 2, 4, 8, 16, 64, 256), n=2048, seeds=(0, 1, 2), beta=1.0),
 }
 GRIDS["lemma5"] = {
     "tiny": Grid("tiny", m=(3, 4), draws=4, seeds=(0,)),

@@ -71,7 +71,7 @@ def make_trainer(spec: Mapping[str, Any]):
     return Trainer(lca_config(spec))
 
 
-def _cache_path(tr, patience: int):
+def _cache_path(tr, patience: int, tag: str = ""):
     import hashlib
     import json
     import os
@@ -82,7 +82,8 @@ def _cache_path(tr, patience: int):
         return None
     cfg = tr.cfg.to_dict()
     cfg.get("train", {}).pop("device", None)
-    key = hashlib.sha256(json.dumps({"cfg": cfg, "patience": patience}, sort_keys=True).encode()).hexdigest()[:32]
+    keyed = {"cfg": cfg, "patience": patience, **({"tag": tag} if tag else {})}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
     return Path(root) / f"{key}.safetensors"
 
 
@@ -122,11 +123,12 @@ def _store_cached(tr, path) -> None:
     os.replace(tmp, path)
 
 
-def run_trainer(tr, patience: int = 0):
+def run_trainer(tr, patience: int = 0, cache_tag: str = ""):
     """Train to the end (or to the validation-loss plateau when ``patience`` > 0, see the module
     docstring); stops between steps when the in-process cancel event is set. With
-    ``LCA_TUI_TRAIN_CACHE`` set, an identical earlier run's weights are loaded instead."""
-    path = _cache_path(tr, patience)
+    ``LCA_TUI_TRAIN_CACHE`` set, an identical earlier run's weights are loaded instead; ``cache_tag``
+    keeps apart runs whose RunConfig is the same but whose initial weights were changed by hand."""
+    path = _cache_path(tr, patience, cache_tag)
     if _load_cached(tr, path):
         return tr
     cancel = current_cancel()

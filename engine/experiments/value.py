@@ -51,7 +51,8 @@ def _value_job(spec: dict) -> dict:
     import torch
 
     from engine.experiments.training import held_out_test_set
-    from engine.lca.analysis import value_angles_report, value_swap_report
+    from engine.lca.analysis import principal_angles, value_angles_report, value_swap_report
+    from engine.lca.constructed import constructed_value_matrix
 
     tr = make_trainer(spec)
     W_V0 = tr.model.W_V.detach().clone()
@@ -62,6 +63,14 @@ def _value_job(spec: dict) -> dict:
     ang = value_angles_report(tr.model.W_V.detach(), tr.model.W_E.detach(), spec["m"],
                               generator=torch.Generator().manual_seed(2000 + spec["seed"]),
                               neighborhood=tr.cfg.task.neighborhood, W_V_init=W_V0, all_angles=True)
+    W_E = tr.model.W_E.detach().double().cpu()
+    W_c = constructed_value_matrix(W_E, spec["m"], tr.cfg.task.neighborhood)
+    # W_E's own top-m left singular subspace (= that of W_E W_Eᵀ): the baseline a W_V would match by merely
+    # following the embedding's dominant directions (issue 20)
+    we = principal_angles(tr.model.W_V.detach(), W_E, spec["m"])
+    c_we = principal_angles(W_c, W_E, spec["m"])
+    out.update({"angle_W_E": float(we[0]), "angles_W_E": [float(a) for a in we],
+                "constructed_vs_W_E": [float(a) for a in c_we]})
     out.update({"trained": swap["trained"], "constructed": swap["constructed"],
                 "random_constructed": swap["random_constructed"],
                 "angle_constructed": ang["constructed"], "angle_random": ang["random_constructed"],
@@ -159,14 +168,24 @@ def run_value_angles(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> E
         row["constructed_runs"] = [r["angle_constructed"] for r in runs]
         row["random_runs"] = [r["angle_random"] for r in runs]
         row["initial_runs"] = [r["angle_initial"] for r in runs]
+        if all("angle_W_E" in r for r in runs):
+            row["W_E_top_m"] = mean_std([r["angle_W_E"] for r in runs])[0]
+            row["W_E_runs"] = [r["angle_W_E"] for r in runs]
+            row["angles_W_E"] = [mean_std([r["angles_W_E"][i] for r in runs])[0] for i in range(m)]
+            row["angles_constructed_vs_W_E"] = [mean_std([r["constructed_vs_W_E"][i] for r in runs])[0]
+                                                for i in range(m)]
         for key, col in (("constructed", "angles_constructed"), ("random_constructed", "angles_random"),
                          ("gaussian", "angles_initial")):
             row[col] = [mean_std([r["angles"][key][i] for r in runs])[0] for i in range(m)]
         rows.append(row)
-    curves = _curves_by_m(rows, ("constructed", "random_constructed", "initial_W_V"))
+    curves = _curves_by_m(rows, ("constructed", "random_constructed", "initial_W_V", "W_E_top_m"))
     return SPECS["value-angles"].result(grid, rows, curves, t.seconds,
                                    notes=["angles_*: all m principal angles (degrees, ascending, seed means); "
-                                          "initial_W_V: the run's own W_V before training"])
+                                          "initial_W_V: the run's own W_V before training",
+                                          "W_E_top_m: the angle to W_E's own top-m left singular subspace (the "
+                                          "same subspace as W_E W_Eᵀ's), the baseline a W_V reaches by following "
+                                          "the embedding's dominant directions; angles_constructed_vs_W_E: the "
+                                          "constructed W_V = W_E A W_Eᵀ against that subspace"])
 
 
 def _curves_by_m(rows: list[dict], keys) -> dict:

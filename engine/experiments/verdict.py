@@ -1,5 +1,9 @@
-"""The verdict vocabulary, a leaf module: the three verdict words, ``Effect`` (an effect size with its
-95% CI) and ``Judgement`` (what every ``judge_<name>(rows)`` returns). Imports nothing of the suite."""
+"""The verdict vocabulary, a leaf module: the verdict words, ``Effect`` (an effect size with its 95% CI)
+and ``Judgement`` (what every ``judge_<name>(rows)`` returns). Imports nothing of the suite.
+
+Besides "holds", "does not hold" and "inconclusive" there is "holds once corrected": the statement as
+printed fails, a stated correction (an erratum in a formula, given in the reasons) holds, and the
+paper's qualitative point survives it (Lemma 6)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from dataclasses import dataclass
 from engine.atomic import jsonable
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
-VERDICTS = (HOLDS, FAILS, UNSURE)
+CORRECTED = "holds once corrected"
+VERDICTS = (HOLDS, FAILS, UNSURE, CORRECTED)
 
 
 def check_verdict(verdict: str) -> None:
@@ -32,9 +37,17 @@ class Effect:
     def to_dict(self) -> dict:
         return jsonable({"name": self.name, "value": self.value, "ci95": [self.lo, self.hi], "n": self.n})
 
+    @property
+    def degenerate(self) -> bool:
+        """True when the interval is a single point (every run gave the same value): a constant, not
+        a precise estimate."""
+        return self.n >= 2 and math.isfinite(self.value) and self.lo == self.hi == self.value
+
     def text(self) -> str:
         def f(x):
             return "nan" if x is None or not math.isfinite(x) else f"{x:.4g}"
+        if self.degenerate:
+            return f"{self.name}: all {self.n} runs = {f(self.value)}"
         return f"{self.name} = {f(self.value)} (95% CI [{f(self.lo)}, {f(self.hi)}], n = {self.n})"
 
 

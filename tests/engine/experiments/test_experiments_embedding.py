@@ -8,12 +8,41 @@ from engine.experiments.embedding import _gap_stat, _means_fit
 
 def test_embedding_dim_covers_both_sides_of_V():
     d = E.run("embedding-dim", "tiny").to_dict()
-    regimes = {r["regime"] for r in d["rows"]}
-    assert regimes == {"d < V", "d > V"}
+    regimes = [r["regime"] for r in d["rows"]]
+    assert regimes == ["d < V", "d = V", "d > V"]
     for r in d["rows"]:
         assert 0 <= r["frozen_W_E"] <= 1 and 0 <= r["trained_W_E"] <= 1
         assert r["gap"] == r["trained_W_E"] - r["frozen_W_E"]
-    assert d["curves"]["trained W_E m=3"]["x"] == [4, 16]
+        assert r["converged_trained"].endswith("/2") and r["converged_frozen"].endswith("/2")
+        assert ("orthonormal_runs" in r) == (r["d"] == r["V"])      # the orthonormal control at d = V only
+    assert d["curves"]["trained W_E m=3"]["x"] == [4, 8, 16]
+    (dv,) = [r for r in d["rows"] if r["d"] == r["V"]]
+    assert len(dv["orthonormal_runs"]) == 2 and dv["orthonormal_runs"] != dv["frozen_runs"]
+
+
+def test_orthonormal_embedding_and_its_frozen_run():
+    import torch
+
+    from engine.experiments.embedding import _dim_job, orthonormal_embedding
+
+    Q = orthonormal_embedding(8, 0).double()
+    assert torch.allclose(Q.T @ Q, torch.eye(8, dtype=torch.float64), atol=1e-6)
+    assert not torch.equal(orthonormal_embedding(8, 1), orthonormal_embedding(8, 0))
+    spec = {"m": 3, "L": 8, "d": 8, "lr": 0.01, "seed": 0, "steps": 5, "batch_size": 16, "eval_size": 64,
+            "freeze_embedding": True, "orthonormal": True, "device": "cpu"}
+    assert 0 <= _dim_job(spec)["accuracy"] <= 1
+    import pytest
+
+    with pytest.raises(ValueError, match="d = V"):
+        _dim_job({**spec, "d": 4})
+
+
+def test_orthonormal_runs_are_kept_apart_in_the_model_cache(tmp_path, monkeypatch):
+    from engine.experiments.training import _cache_path, make_trainer
+
+    monkeypatch.setenv("LCA_TUI_TRAIN_CACHE", str(tmp_path))
+    tr = make_trainer({"m": 3, "L": 8, "d": 8, "lr": 0.01, "seed": 0, "steps": 5, "freeze_embedding": True})
+    assert _cache_path(tr, 0) != _cache_path(tr, 0, "orthonormal W_E") and _cache_path(tr, 0) == _cache_path(tr, 0)
 
 
 def test_embedding_geometry_rows_and_fit():

@@ -38,12 +38,34 @@ def test_value_angles_shape():
     d = E.run("value-angles", "tiny").to_dict()
     (row,) = d["rows"]
     assert row["k"] == row["m"]
-    for key in ("constructed", "random_constructed", "initial_W_V"):
+    for key in ("constructed", "random_constructed", "initial_W_V", "W_E_top_m"):
         assert 0.0 <= row[key] <= 90.0
-    for key in ("angles_constructed", "angles_random", "angles_initial"):   # all m angles, ascending
+    for key in ("angles_constructed", "angles_random", "angles_initial", "angles_W_E",
+                "angles_constructed_vs_W_E"):   # all m angles, ascending
         assert len(row[key]) == row["m"] and row[key] == sorted(row[key])
     assert row["angles_constructed"][0] == pytest.approx(row["constructed"])
-    assert set(d["curves"]) == {"constructed", "random_constructed", "initial_W_V"}
+    assert row["angles_W_E"][0] == pytest.approx(row["W_E_top_m"])
+    assert set(d["curves"]) == {"constructed", "random_constructed", "initial_W_V", "W_E_top_m"}
+
+
+def test_W_E_baseline_is_the_top_m_subspace_of_W_E_and_of_its_gram():
+    """The W_E baseline: W_E's top-m left singular subspace, the same as W_E W_Eᵀ's; the constructed
+    W_V = W_E A W_Eᵀ of eq. 5.2-like (here: eq. 5.2) embeddings lies almost inside it (issue 20)."""
+    import torch
+
+    from engine.experiments.theory import eq52_embedding
+    from engine.lca.analysis import principal_angles
+    from engine.lca.constructed import constructed_value_matrix
+
+    m = 4
+    for b, b0 in ((2.0, 2.5), (2.0, 6.0)):          # b = a·m/2: the top-m subspace is unique (the χ_i)
+        W_E = torch.tensor(eq52_embedding(m, 1.0, b, b0))
+        assert principal_angles(W_E, W_E @ W_E.T, m).max() < 1e-4
+        W_c = constructed_value_matrix(W_E, m, "all")
+        assert principal_angles(W_c, W_E, m).max() < 1e-4
+    # a generic W_E does not share its subspace with a random matrix
+    g = torch.Generator().manual_seed(0)
+    assert principal_angles(torch.randn(16, 16, generator=g), torch.randn(16, 16, generator=g), m).max() > 10
 
 
 def test_swap_and_angles_share_the_same_trained_models(swap):

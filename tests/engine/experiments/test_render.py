@@ -80,3 +80,19 @@ def test_committed_experiments_md_is_the_rendering_of_committed_results(tmp_path
         data = json.loads(f.read_text())
         assert rejudge(data)["verdict"] == data["verdict"], f   # every saved verdict is its rows' judgement
     assert (ROOT / "EXPERIMENTS.md").read_text(encoding="utf-8") == render_markdown(results)
+
+
+def test_rule_changes_are_listed_with_the_old_rule_and_old_and_new_verdicts(tmp_path):
+    save_result(tmp_path, _result("lemma5", "inconclusive", "paper"))
+    assert "Rule changes after results existed" not in render_markdown(tmp_path)     # none recorded
+    (tmp_path / "rule-changes.json").write_text(json.dumps([
+        {"experiment": "lemma5", "date": "2026-12-02", "why": "the exact rank.", "old_rule": "rank <= m + 2",
+         "old_verdicts": {"paper": "holds", "quick": "holds"}, "rows": "rerun"}]), encoding="utf-8")
+    text = render_markdown(tmp_path)
+    assert "## Rule changes after results existed" in text
+    assert "- **`lemma5`** (2026-12-02; rerun). the exact rank. Verdicts (old → now): paper: holds → " \
+           "inconclusive; quick: holds → not run." in text
+    assert "*Old rule:* rank <= m + 2" in text
+    # the experiment's own prose (what the section must say besides its numbers) is rendered too
+    assert "**Exact rank.**" in text
+    assert "rule-changes" not in load_results(tmp_path, "paper")          # not taken for a result
