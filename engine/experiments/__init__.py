@@ -15,7 +15,8 @@ Registry API (importing this module does not import torch):
         progress=None, cancel=None) -> ExperimentResult
 
 Families: ``hijack`` (hijack-curves), ``mechanism`` (hijack-mechanism: the causal trace over records),
-``value`` (value-matrix, value-swap, value-angles), ``embedding`` (embedding-dim, embedding-geometry, spectrum), ``attention`` (attention-cluster),
+``value`` (value-matrix, value-swap, value-angles), ``embedding`` (embedding-dim, embedding-geometry,
+spectrum), ``attention`` (attention-cluster),
 ``context`` (context-mixing, context-length), ``theory`` (theorem1, lemma2, theorem3, theorem4, lemma5,
 lemma6). Shared pieces, one thing per module: ``specs`` (``ExperimentSpec``: name, title, figure, claim,
 chart, declared once per experiment), ``verdict`` (Effect, Judgement, the verdict words; a leaf),
