@@ -89,6 +89,18 @@ def test_last_position_only_equals_the_plain_loop(tiny_lm_dir, one_torch_thread)
         assert max(_close(a, b) for a, b in zip(fast[key], plain[key])) < TOL
 
 
+def test_device_check_of_a_model_against_itself(tiny_lm_dir, one_torch_thread):
+    from engine.hijack.lm import load_lm
+
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    other = load_lm(str(tiny_lm_dir), device="cpu", dtype="bfloat16")
+    kw = dict(prompt=PROMPT, prepend=PREPEND, targets=TINY)
+    diff, tol = T.device_check(lm, lm, **kw)
+    assert diff == 0.0 and tol == 1e-3
+    diff, tol = T.device_check(lm, other, **kw)
+    assert 0 < diff and tol == 0.5  # bf16 rounding shows, and the half-precision tolerance applies
+
+
 def test_joint_head_ablation_equals_the_plain_forward(tiny_lm_dir, one_torch_thread):
     from engine.hijack.lm import load_lm
 
