@@ -116,6 +116,7 @@ class JobStore:
     code: str = ""
     warn: Callable[[str], None] | None = None
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    hits: int = 0  # entries ``get`` found (jobs taken from the store)
 
     def __post_init__(self):
         self.root = Path(self.root).expanduser()
@@ -167,7 +168,10 @@ class JobStore:
     def get(self, fn, spec):
         """``(True, result)`` of a finished job, else ``(False, None)``."""
         entry = self.entry(fn, spec)
-        return (False, None) if entry is None else (True, entry["result"])
+        if entry is None:
+            return False, None
+        self.hits += 1
+        return True, entry["result"]
 
     def put(self, fn, spec, result, seconds: float = 0.0, worker: str = "") -> object:
         """Write the job's entry atomically; returns the result as ``get`` reads it back."""

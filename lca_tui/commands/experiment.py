@@ -291,24 +291,38 @@ def _render(args) -> int:
 
 
 def _run_with_progress(exp, grid, jobs: int, main: bool):
+    import time
+
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from lca_tui.commands.sweep_options import eta_text
 
     err = Console(stderr=True)
     fn = exp.function()
     if not main or not err.is_terminal:
         if main:
             print(f"lca-tui: running {exp.name} ({grid.level} grid, jobs={jobs})", file=sys.stderr, flush=True)
-        last = {"done": -1}
+        last = {"done": -1, "t0": time.perf_counter(), "d0": None}
 
         def report(done, total):
+            if last["d0"] is None:  # a first report at once counts jobs read from the store, not run
+                last["d0"] = done if time.perf_counter() - last["t0"] < 1.0 else 0
             if main and done != last["done"]:
                 last["done"] = done
-                print(f"lca-tui: {exp.name}: {done}/{total} jobs", file=sys.stderr, flush=True)
+                eta = eta_text(done, total, last["d0"], time.perf_counter() - last["t0"])
+                print(f"lca-tui: {exp.name}: {done}/{total} jobs, ETA {eta}", file=sys.stderr, flush=True)
 
         return fn(grid, progress=report, jobs=jobs)
     with Progress(TextColumn(f"{exp.name} ({grid.level})"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("jobs", total=None)
         return fn(grid, progress=lambda done, total: bar.update(task, completed=done, total=total), jobs=jobs)
 

@@ -72,6 +72,17 @@ def _slurm_settings(args, store) -> dict:
             "cluster": os.environ.get("LCA_TUI_SUBMITIT_CLUSTER", "slurm")}  # "local": submitit's local executor
 
 
+def eta_text(done: int, total: int, done_at_start: int, elapsed: float) -> str:
+    """The time left at the rate of the work done in this run (work read from the store excluded)."""
+    ran = done - done_at_start
+    if ran <= 0 or elapsed <= 0:
+        return "?"
+    left = (total - done) * elapsed / ran
+    m, s = divmod(int(round(left)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
 def _warn(line: str) -> None:
     print(f"lca-tui: {line}", file=sys.stderr, flush=True)
 

@@ -79,3 +79,32 @@ def test_bad_sweep_flags_are_one_clear_line(tmp_path):
         proc = subprocess.run(_cmd(*extra), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2
         assert words in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_hijack_streams_to_the_store_and_resumes(capsys, tiny_lm_dir, tmp_path):
+    from lca_tui.cli import main
+
+    argv = ["hijack", "--model", str(tiny_lm_dir), "--scheme", "not-think", "--max-prepends", "2", "--limit", "3",
+            "--json", "--store", str(tmp_path)]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert "from the store" not in first.err
+    assert len(JobStore(tmp_path)) == 1
+    assert main(argv) == 0
+    again = capsys.readouterr()
+    assert f"took 1 chunks of records from the store {tmp_path}" in again.err
+    assert json.loads(again.out) == json.loads(first.out)
+    assert main(argv[:-2] + ["--store", "none"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(first.out)
+
+
+def test_hijack_max_prepends_beyond_the_window_is_one_line(capsys, tiny_lm_dir, tmp_path):
+    from lca_tui.cli import main
+
+    rc = main(["hijack", "--model", str(tiny_lm_dir), "--scheme", "not-think", "--max-prepends", "100000",
+               "--limit", "1", "--store", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    line = [ln for ln in err.splitlines() if ln.startswith("lca-tui: error:")]
+    assert len(line) == 1 and "window" in line[0] and "at most" in line[0]
+    assert len(JobStore(tmp_path)) == 0
