@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import time
 import traceback
 from collections import deque
@@ -337,8 +338,11 @@ class Slurm:
         while todo:
             for i, _ in todo:
                 attempts[i] += 1
-            jobs = ex.map_array(_remote_job, [fn] * len(todo), [s for _, s in todo],
-                                [str(store.root)] * len(todo), [store.code] * len(todo))
+            try:
+                jobs = ex.map_array(_remote_job, [fn] * len(todo), [s for _, s in todo],
+                                    [str(store.root)] * len(todo), [store.code] * len(todo))
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:  # no sbatch, refused
+                raise UserError(f"could not submit the Slurm job array: {describe(exc)}") from None
             running = dict(zip(jobs, todo))
             again = []
             try:

@@ -171,6 +171,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_its_job_reruns(tmp_path, schedu
     assert starts == {**dict.fromkeys(range(5), 1), 1: 2}
 
 
+@pytest.mark.slow
 def test_a_job_whose_worker_always_dies_fails_after_max_attempts(tmp_path, monkeypatch):
     log = tmp_path / "log"
     specs = _specs(log, 3)
@@ -205,6 +206,7 @@ def _sweep_cmd(store, log, n, jobs):
     return [sys.executable, str(HERE / "sweep_jobs.py"), str(store), str(log), str(n), str(jobs)], env
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_whole_sweep_then_a_rerun_loses_nothing_and_runs_nothing_twice(tmp_path):
     log, root, n = tmp_path / "log", tmp_path / "store", 10
     cmd, env = _sweep_cmd(root, log, n, 2)
@@ -244,6 +246,7 @@ def test_per_gpu_executor_pins_one_device_per_worker(tmp_path):
     assert len(pids) == 2  # two worker processes shared the six jobs
 
 
+@pytest.mark.slow
 def test_round_robin_and_dynamic_give_the_same_results(tmp_path):
     outs = []
     for schedule in X.SCHEDULES:
