@@ -16,11 +16,9 @@ import sys
 from collections.abc import Iterator
 
 
-def add_sweep_flags(p, jobs: bool = False) -> None:
+def add_sweep_flags(p) -> None:
+    """The store and executor flags (``--jobs`` stays with each command)."""
     g = p.add_argument_group("sweep: job store and executor")
-    if jobs:
-        g.add_argument("--jobs", type=int, default=1, metavar="N",
-                       help="parallel worker processes on this machine (default: 1)")
     g.add_argument("--store", metavar="DIR", default=None,
                    help="job store: finished jobs are written here and a rerun takes them instead of running "
                         "them again (default: LCA_TUI_STORE or the user cache folder; `none`: no store)")
