@@ -43,7 +43,10 @@ def parse_gpus(text: str | None) -> tuple[str, ...]:
     if text.strip().lower() == "all":
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         if visible is not None:
-            return tuple(v.strip() for v in visible.split(",") if v.strip())
+            ids = tuple(v.strip() for v in visible.split(",") if v.strip())
+            if not ids:
+                raise UserError("--gpus all: CUDA_VISIBLE_DEVICES lists no GPU")
+            return ids
         import torch
 
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
