@@ -108,3 +108,16 @@ def test_hijack_max_prepends_beyond_the_window_is_one_line(capsys, tiny_lm_dir, 
     line = [ln for ln in err.splitlines() if ln.startswith("lca-tui: error:")]
     assert len(line) == 1 and "window" in line[0] and "at most" in line[0]
     assert len(JobStore(tmp_path)) == 0
+
+
+def test_parse_gpus(monkeypatch):
+    from engine.errors import UserError
+    from lca_tui.commands.sweep_options import parse_gpus
+
+    assert parse_gpus(None) == () and parse_gpus("0,1") == ("0", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert parse_gpus("all") == ("3", "5")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    for bad in ("all", "0,0", "x", ""):
+        with pytest.raises(UserError):
+            parse_gpus(bad)
