@@ -218,8 +218,15 @@ class LocalPool:
                 for k in range(n):
                     if current[k] is None and queues[k]:
                         i = queues[k].popleft()
+                        try:
+                            conns[k].send((i, fn, specs[i]))
+                        except (OSError, EOFError):  # the worker died while idle: replace it, keep the job
+                            queues[k].appendleft(i)
+                            procs[k].join(timeout=1)
+                            stats.restarts += 1
+                            start(k)
+                            continue
                         attempts[i] += 1
-                        conns[k].send((i, fn, specs[i]))
                         current[k] = (i, time.perf_counter())
                 busy_conns = [conns[k] for k in range(n) if current[k] is not None]
                 wait(busy_conns + [procs[k].sentinel for k in range(n) if current[k] is not None], timeout=0.2)
