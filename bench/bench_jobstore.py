@@ -235,7 +235,8 @@ def _resume_lines(s_: dict | None) -> list[str]:
         return []
     return [f"Resume ({s_['experiment']}, {s_['jobs']} jobs; {s_['machine']['date']}, load average {s_['loadavg']}): "
             f"one uninterrupted run {s_['uninterrupted_s']:.1f} s; killed with SIGKILL after {s_['killed_after_s']:.1f} s "
-            f"({s_['jobs_kept']} jobs in the store), the rerun took {s_['resumed_jobs']} from the store and ran "
+            f"= {s_['killed_after_s'] / s_['uninterrupted_s']:.0%} of the uninterrupted time (longest jobs start first, "
+            f"so half the jobs is more than half the work) ({s_['jobs_kept']} jobs in the store), the rerun took {s_['resumed_jobs']} from the store and ran "
             f"in {s_['rerun_s']:.1f} s: together **{s_['ratio']:.2f}x** the uninterrupted run (goal ≤ 1.1x); "
             f"same rows: {s_['same_rows']}, same verdict: {s_['same_verdict']} ({s_['verdict']}).", ""]
 
@@ -295,7 +296,7 @@ def render_markdown(r: dict) -> str:
                               f"({x['seconds']:.0f} s)") if x else "–"
             lines.append(f"| {k:,} | {cell(by[k].get(True))} | {cell(by[k].get(False))} |")
         lines.append("")
-    missing = [k for k in ("overhead", "resume", "memory") if k not in r]
+    missing = [k for k in ("overhead", "resume", "memory") if k not in r and f"{k}_1" not in r]
     if missing:
         lines += [f"Not measured yet: {', '.join(missing)} (`bench/bench_jobstore.py {' '.join(missing)}`).", ""]
     return "\n".join(lines)
