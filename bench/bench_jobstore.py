@@ -295,6 +295,13 @@ def render_markdown(r: dict) -> str:
             cell = lambda x: (f"{x['py_peak_mib']:.1f} / {x['py_held_after_mib']:.1f} / {x['rss_growth_mib']:.0f} MiB "  # noqa: E731
                               f"({x['seconds']:.0f} s)") if x else "–"
             lines.append(f"| {k:,} | {cell(by[k].get(True))} | {cell(by[k].get(False))} |")
+        lo, hi = min(by), max(by)
+        if all(by[x].get(f) for x in (lo, hi) for f in (True, False)):
+            per = {f: (by[hi][f]["py_held_after_mib"] - by[lo][f]["py_held_after_mib"]) * 2**20 / (hi - lo)
+                   for f in (True, False)}
+            lines += ["", f"Held per extra record: {per[True]:.0f} bytes streamed (one flip point per record, which the "
+                          f"output lists) against {per[False]:.0f} bytes with every record's scores and prompts kept: "
+                          "nearly flat, not constant."]
         lines.append("")
     missing = [k for k in ("overhead", "resume", "memory") if k not in r and f"{k}_1" not in r]
     if missing:
