@@ -235,8 +235,8 @@ def _resume_lines(s_: dict | None) -> list[str]:
         return []
     return [f"Resume ({s_['experiment']}, {s_['jobs']} jobs; {s_['machine']['date']}, load average {s_['loadavg']}): "
             f"one uninterrupted run {s_['uninterrupted_s']:.1f} s; killed with SIGKILL after {s_['killed_after_s']:.1f} s "
-            f"= {s_['killed_after_s'] / s_['uninterrupted_s']:.0%} of the uninterrupted time (longest jobs start first, "
-            f"so half the jobs is more than half the work) ({s_['jobs_kept']} jobs in the store), the rerun took {s_['resumed_jobs']} from the store and ran "
+            f"= {s_['killed_after_s'] / s_['uninterrupted_s']:.0%} of the uninterrupted time ({s_['jobs_kept']} jobs in "
+            f"the store), the rerun took {s_['resumed_jobs']} from the store and ran "
             f"in {s_['rerun_s']:.1f} s: together **{s_['ratio']:.2f}x** the uninterrupted run (goal ≤ 1.1x); "
             f"same rows: {s_['same_rows']}, same verdict: {s_['same_verdict']} ({s_['verdict']}).", ""]
 
@@ -276,6 +276,8 @@ def render_markdown(r: dict) -> str:
                       f"the rerun read every chunk back in {e['resumed_s']:.2f} s.", ""]
     for key in ("resume", "resume_1", "resume_quick"):
         lines += _resume_lines(r.get(key))
+        if key == "resume_1" and r.get(key):
+            lines[-1:-1] = ["The same measurement at a higher load, an earlier run (the machine is shared).", ""]
         if key == "resume_quick" and r.get(key):
             lines[-1:-1] = ["Its jobs take well under a second each, so the rerun's fixed start-up (the interpreter, the "
                             "torch import, two spawned workers) is most of its time: this small grid cannot show the "
