@@ -127,6 +127,7 @@ def main() -> int:
     ap.add_argument("--naive-limit", type=int, default=None, help="run the naive loop on the first K only")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--probe-only", action="store_true", help="skip the ES sweep (a)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: the GPU figures (bench/device_check.sh)")
     args = ap.parse_args()
 
     import gc
@@ -137,7 +138,7 @@ def main() -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for name in args.model or ["smollm2-135m", "gemma3-270m"]:
-        lm = load_lm(name, device="cpu", progress=lambda m: print(m, file=sys.stderr))
+        lm = load_lm(name, device=args.device, progress=lambda m: print(m, file=sys.stderr))
         window = "none" if lm.kv_limit is None else lm.kv_limit
         show([("model", f"{lm.name} ({lm.n_layers} layers, sliding window {window}, {lm.device}, "
                         f"{torch.get_num_threads()} threads)", "")])

@@ -254,10 +254,14 @@ def render_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def update_benchmarks_md(section: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace the LCA section (from its heading to the next ``## ``) with ``section``."""
+def update_benchmarks_md(section: str, path: Path = ROOT / "BENCHMARKS.md", heading: str = "## LCA ") -> None:
+    """Replace the section starting with ``heading`` (up to the next ``## ``) with ``section``; a missing
+    section is appended."""
     text = path.read_text()
-    start = text.index("## LCA ")
+    if heading not in text:
+        atomic_write_text(path, text.rstrip() + "\n\n" + section.rstrip() + "\n")
+        return
+    start = text.index(heading)
     end = text.find("\n## ", start + 1)
     end = len(text) if end < 0 else end + 1
     atomic_write_text(path, text[:start] + section.rstrip() + "\n\n" + text[end:])

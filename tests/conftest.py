@@ -10,10 +10,11 @@ import pytest
 @pytest.fixture(autouse=True)
 def _own_user_dirs(tmp_path_factory, monkeypatch):
     """Every test gets its own sessions folder and settings folder, so no test reads or writes the
-    user's (``last.json``, settings, keymap), and no earlier shared trained-model cache is used."""
+    user's (``last.json``, settings, keymap), and no earlier shared trained-model cache or job store is used."""
     base = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("LCA_TUI_DATA_DIR", str(base / "data"))
     monkeypatch.setenv("LCA_TUI_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("LCA_TUI_STORE", str(base / "jobs"))  # the job store (engine/jobstore.py)
     monkeypatch.delenv("LCA_TUI_TRAIN_CACHE", raising=False)
 
 

@@ -5,7 +5,9 @@ For every model, relation id and scheme, ES(n) for n = 0..N prepended sentences
 efficacy score, the share of records with P(target_false) > P(target_true); reverse schemes report
 accuracy, P(true) > P(false). Jobs are (model, relation id); each loads its model once per process.
 The verdict uses an exact one-sided sign test on the records whose outcome differs between n = 0 and
-n = N (pooled over relation ids).
+n = N (pooled over relation ids). Over a large dataset the jobs are chunks of ``CHUNK_RECORDS``
+records (``engine.hijack.efficacy``), each returning O(N) sums, so a sweep over the full CounterFact
+keeps memory flat, streams each chunk to the job store as it finishes and resumes from it.
 """
 
 from __future__ import annotations
@@ -46,24 +48,25 @@ def _lm(name: str, device: str):
 
 
 def _hijack_job(spec: dict) -> dict:
+    """One (model, relation id, chunk of at most ``CHUNK_RECORDS`` records) job: per scheme the chunk's
+    ``tally`` (per-n sums, up/down counts), so a result never grows with the records' prompts."""
     from engine.hijack.counterfact import FactRecord
-    from engine.hijack.efficacy import efficacy_curve
+    from engine.hijack.efficacy import check_window, efficacy_curve, tally
 
     lm = _lm(spec["model"], spec.get("device") or "auto")
     records = [FactRecord.from_dict(r) for r in spec["records"]]
+    for scheme in spec["schemes"]:
+        check_window(lm, records, scheme, spec["max_prepends"])
     cancel = current_cancel()
     out = {"model": spec["model"], "relation": spec["relation"], "schemes": {}}
     for scheme in spec["schemes"]:
         res = efficacy_curve(lm, records, scheme, spec["max_prepends"], scoring=spec["scoring"],
-                             batch_size=spec["batch_size"], cancel=cancel)
+                             batch_size=spec["batch_size"], cancel=cancel, index_offset=spec.get("offset", 0))
         if res.cancelled:
             raise Cancelled()
-        out["schemes"][scheme] = {
-            "metric": res.metric,
-            "curve": [{"n": p.n, "es": p.es, "p_true": p.p_true, "p_false": p.p_false, "count": p.count}
-                      for p in res.curve],
-            "success": [[s.case_id, s.n, bool(s.success)] for s in res.records],
-        }
+        part = tally(res)
+        out["schemes"][scheme] = {"metric": res.metric, "per_n": part["per_n"], "up": part["up"],
+                                  "down": part["down"]}
     return out
 
 
@@ -78,6 +81,7 @@ def _prepare_models(models) -> None:
 
 def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
     from engine.hijack.counterfact import load_counterfact
+    from engine.hijack.efficacy import tally_curve
     from engine.hijack.schemes import check_scheme, is_reverse
 
     t = Timer()
@@ -94,10 +98,13 @@ def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
     recs = {rel: load_counterfact(grid["dataset"], relation=rel, limit=grid["limit"], seed=grid["seed"])
             for rel in relations}
     _prepare_models(models)
-    specs = [{"model": model, "relation": rel, "records": [r.to_dict() for r in recs[rel]], "schemes": schemes,
+    from engine.hijack.efficacy import CHUNK_RECORDS
+
+    specs = [{"model": model, "relation": rel, "offset": start,
+              "records": [r.to_dict() for r in recs[rel][start:start + CHUNK_RECORDS]], "schemes": schemes,
               "max_prepends": N, "scoring": grid["scoring"], "batch_size": grid["batch_size"],
               "device": grid["device"]}
-             for model in models for rel in relations]
+             for model in models for rel in relations for start in range(0, max(len(recs[rel]), 1), CHUNK_RECORDS)]
     try:
         res = run_jobs(_hijack_job, specs, jobs=jobs, progress=progress, cancel=cancel)
     finally:
@@ -106,28 +113,26 @@ def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
     rows, curves = [], {}
     for model in models:
         for scheme in schemes:
-            mine = [r for r in res if r["model"] == model]
-            pooled = {n: [0, 0] for n in range(N + 1)}  # n -> [successes, count]
-            first = {}
-            last = {}
-            for r in mine:
-                s = r["schemes"][scheme]
-                row = {"model": model, "scheme": scheme, "metric": s["metric"], "relation": r["relation"],
-                       "records": s["curve"][0]["count"]}
-                for p in s["curve"]:
-                    row[f"n={p['n']}"] = p["es"]
-                row[f"p_false@{N}"] = s["curve"][-1]["p_false"]
-                row[f"p_true@{N}"] = s["curve"][-1]["p_true"]
+            pooled = [[0, 0] for _ in range(N + 1)]  # n -> [successes, count]
+            k_up = k_down = 0
+            for rel in relations:
+                parts = [r["schemes"][scheme] for r in res if r["model"] == model and r["relation"] == rel]
+                if not parts:
+                    continue
+                curve_ = tally_curve(parts, N)
+                row = {"model": model, "scheme": scheme, "metric": parts[0]["metric"], "relation": rel,
+                       "records": curve_[0].count}
+                for p in curve_:
+                    row[f"n={p.n}"] = p.es
+                row[f"p_false@{N}"] = curve_[-1].p_false
+                row[f"p_true@{N}"] = curve_[-1].p_true
                 rows.append(row)
-                for cid, n, ok in s["success"]:
-                    pooled[n][0] += int(ok)
-                    pooled[n][1] += 1
-                    if n == 0:
-                        first[(r["relation"], cid)] = ok
-                    elif n == N:
-                        last[(r["relation"], cid)] = ok
-            k_up = sum(1 for key, ok in last.items() if ok and not first.get(key, False))
-            k_down = sum(1 for key, ok in last.items() if not ok and first.get(key, False))
+                for part in parts:
+                    for n, (succ, _pt, _pf, count) in enumerate(part["per_n"]):
+                        pooled[n][0] += succ
+                        pooled[n][1] += count
+                    k_up += part["up"]
+                    k_down += part["down"]
             es = [pooled[n][0] / pooled[n][1] if pooled[n][1] else float("nan") for n in range(N + 1)]
             row = {"model": model, "scheme": scheme, "metric": "accuracy" if is_reverse(scheme) else "efficacy",
                    "relation": "all", "records": pooled[0][1]}

@@ -6,13 +6,18 @@
     lca-tui experiment render                          # EXPERIMENTS.md from results/ (--check: compare)
     lca-tui experiment rejudge                         # recompute saved verdicts from their rows
     lca-tui experiment value-matrix --jobs 8           # the paper's grid, 8 processes
+    lca-tui experiment value-matrix --gpus all         # one process per GPU
+    lca-tui experiment value-matrix --executor slurm --store /shared/lca-jobs --slurm-partition gpu
     torchrun --nproc_per_node 4 -m lca_tui experiment embedding-dim --out result.json
 
 Grids: ``--tiny`` (seconds, for tests), ``--quick`` (a 2-core CPU) or the paper's (the default, for a
 GPU). ``--set KEY=VALUE`` changes one grid parameter (JSON values or comma lists, e.g.
 ``--set models=smollm2-135m,openai-community/gpt2``). The result is recorded in the session
 (``experiments/<name>-<id>.json``) or written to ``--out``; ``--json`` prints it as one JSON object.
-Progress goes to stderr. Under ``torchrun`` jobs are sharded over the ranks and rank 0 reports.
+Progress goes to stderr. Every finished job is kept in the job store (``--store DIR``, default the
+user cache folder): the same command run again takes them from there (``resumed_jobs`` in the JSON, and
+a line on stderr) and runs only the rest. Under ``torchrun`` jobs are sharded over the ranks (through
+the same store) and rank 0 reports.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ def add_parser(sub):
     p.add_argument("--check", action="store_true",
                    help="with `render`: do not write, exit 1 if the file differs from the rendering")
     p.add_argument("--no-save", action="store_true", help="do not record the result in the session")
+    from lca_tui.commands.sweep_options import add_sweep_flags
+
+    add_sweep_flags(p)
     return p
 
 
@@ -128,14 +136,17 @@ def run(args) -> int:
                         overrides=_overrides(args.overrides))
 
     from engine.experiments import distributed
+    from lca_tui.commands.sweep_options import open_sweep
 
     ctx = distributed.auto_init()
     main = distributed.is_main()
     try:
-        result = _run_with_progress(exp, grid, args.jobs, main)
+        with open_sweep(args, quiet=not main) as sw:
+            result = _run_with_progress(exp, grid, args.jobs, main)
         if not main:
             return 0
         data = result.to_dict()
+        data["resumed_jobs"] = sw.resumed  # jobs taken from the store (--store)
         where = _save(args, data)
         if args.results:
             from engine.experiments.results import save_result
@@ -223,11 +234,15 @@ def _all(args) -> int:
     if only:  # --set only=a,b,c: these, in this order
         wanted = only if isinstance(only, list) else [only]
         names = [E.get(n).name for n in wanted]
+    from lca_tui.commands.sweep_options import open_sweep
+
     for name in names:
         exp = E.get(name)
         grid = E.build_grid(name, args.level, seeds=args.seeds, device=args.device)
-        result = _run_with_progress(exp, grid, args.jobs, True)
+        with open_sweep(args) as sw:
+            result = _run_with_progress(exp, grid, args.jobs, True)
         data = result.to_dict()
+        data["resumed_jobs"] = sw.resumed
         info = _run_info(args, name)
         info["command"] = f"lca-tui experiment {name} --{args.level} --jobs {args.jobs} --results results"
         info["all_run"] = {"started": started, "elapsed_s": round(time.perf_counter() - t0, 1),
@@ -276,24 +291,38 @@ def _render(args) -> int:
 
 
 def _run_with_progress(exp, grid, jobs: int, main: bool):
+    import time
+
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from lca_tui.commands.sweep_options import eta_text
 
     err = Console(stderr=True)
     fn = exp.function()
     if not main or not err.is_terminal:
         if main:
             print(f"lca-tui: running {exp.name} ({grid.level} grid, jobs={jobs})", file=sys.stderr, flush=True)
-        last = {"done": -1}
+        last = {"done": -1, "t0": time.perf_counter(), "d0": None}
 
         def report(done, total):
+            if last["d0"] is None:  # a first report at once counts jobs read from the store, not run
+                last["d0"] = done if time.perf_counter() - last["t0"] < 1.0 else 0
             if main and done != last["done"]:
                 last["done"] = done
-                print(f"lca-tui: {exp.name}: {done}/{total} jobs", file=sys.stderr, flush=True)
+                eta = eta_text(done, total, last["d0"], time.perf_counter() - last["t0"])
+                print(f"lca-tui: {exp.name}: {done}/{total} jobs, ETA {eta}", file=sys.stderr, flush=True)
 
         return fn(grid, progress=report, jobs=jobs)
     with Progress(TextColumn(f"{exp.name} ({grid.level})"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("jobs", total=None)
         return fn(grid, progress=lambda done, total: bar.update(task, completed=done, total=total), jobs=jobs)
 

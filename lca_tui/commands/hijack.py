@@ -34,6 +34,9 @@ def add_parser(sub):
                    help="sequences per forward pass (default: 16; lower it if memory runs out)")
     p.add_argument("--scoring", default="whole", choices=("whole", "first", "nll"),
                    help="whole-target probability (default), first-token probability, or mean NLL (ROME)")
+    p.add_argument("--store", metavar="DIR", default=None,
+                   help="job store: each chunk of records is written here as it is scored, and a rerun resumes "
+                        "from it (default: LCA_TUI_STORE or the user cache folder; `none`: no store)")
     p.add_argument("--json", action="store_true",
                    help='print {"scheme", "metric", "scoring", "records", "max_prepends", "models": [{"model", '
                         '"curve": [{"n", "es", "p_true", "p_false"}], "flips": {"records", "flipped", "never", '
@@ -55,7 +58,12 @@ def run(args) -> int:
         raise UserError(f"--model {twice[0]} is given twice: name each model once")
     records = load_counterfact(args.dataset, relation=args.relation, limit=args.limit, seed=args.seed)
     check_request(records, args.scheme, args.max_prepends, args.scoring, args.batch_size, args.template)
-    results = [_evaluate(args, name, records) for name in names]
+    from engine.jobstore import open_store
+
+    store = open_store(args.store, warn=lambda line: print(f"lca-tui: {line}", file=sys.stderr, flush=True))
+    results = [_evaluate(args, name, records, store) for name in names]
+    if store is not None and store.hits:
+        print(f"lca-tui: took {store.hits} chunks of records from the store {store.root}", file=sys.stderr)
     for res in results:
         for note in res.notes:
             print(f"lca-tui: note: {res.model}: {note}", file=sys.stderr)
@@ -68,29 +76,58 @@ def run(args) -> int:
     return 0
 
 
-def _evaluate(args, name, records):
-    """Load one model, evaluate it (with a progress bar unless ``--json``), and let it go."""
+def _evaluate(args, name, records, store=None):
+    """Load one model, check the window, evaluate it in chunks streamed to the job store (progress with
+    an ETA on stderr: a bar on a terminal, else a line every 10%), and let it go."""
     import gc
 
-    from engine.hijack.efficacy import efficacy_curve
+    from engine.hijack.efficacy import efficacy_streamed
     from lca_tui.commands.probe import load_model
 
     lm = load_model(args, name)
-    kwargs = dict(template=args.template, scoring=args.scoring, batch_size=args.batch_size)
+    kwargs = dict(template=args.template, scoring=args.scoring, batch_size=args.batch_size, store=store)
     try:
-        if args.json:
-            return efficacy_curve(lm, records, args.scheme, args.max_prepends, **kwargs)
         from rich.console import Console
+
+        err = Console(stderr=True)
+        if args.json or not err.is_terminal:
+            return efficacy_streamed(lm, records, args.scheme, args.max_prepends,
+                                     progress=_progress_lines(lm.name), **kwargs)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn(f"scoring prompts ({lm.name})"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+                      TimeRemainingColumn(), console=err, transient=True) as bar:
             task = bar.add_task("eval", total=len(records) * (args.max_prepends + 1))
-            return efficacy_curve(lm, records, args.scheme, args.max_prepends,
-                                  progress=lambda done, total: bar.update(task, completed=done), **kwargs)
+            return efficacy_streamed(lm, records, args.scheme, args.max_prepends,
+                                     progress=lambda done, total: bar.update(task, completed=done), **kwargs)
     finally:
         del lm  # one model in memory at a time
         gc.collect()
+
+
+def _progress_lines(label: str):
+    """``progress(done, total)`` printing a stderr line at every further 10% with the ETA (from the rate
+    of the prompts scored in this run, so prompts read from the store do not skew it)."""
+    import time
+
+    from lca_tui.commands.sweep_options import eta_text
+
+    state = {"t0": None, "d0": 0, "next": 0.1}
+
+    def report(done, total):
+        now = time.perf_counter()
+        if state["t0"] is None:
+            state["t0"], state["d0"] = now, done
+            return
+        if total <= 0 or done / total < state["next"]:
+            return
+        while state["next"] <= done / total:
+            state["next"] += 0.1
+        eta = eta_text(done, total, state["d0"], now - state["t0"])
+        print(f"lca-tui: {label}: {done}/{total} prompts ({done / total:.0%}), ETA {eta}", file=sys.stderr,
+              flush=True)
+
+    return report
 
 
 def to_json(results) -> dict:
