@@ -138,12 +138,13 @@ class PtyApp:
     def events(self):
         import json
 
-        with open(self.log_path) as f:
+        with open(self.log_path, "rb") as f:
             f.seek(self._pos)
-            for line in f:
-                if line.endswith("\n"):
-                    self._buf.append(json.loads(line))
-            self._pos = f.tell()
+            data = f.read()
+        done = data.rfind(b"\n") + 1  # a line still being written is read next time, whole
+        for line in data[:done].splitlines():
+            self._buf.append(json.loads(line))
+        self._pos += done
         return self._buf
 
     def wait(self, pred, timeout=600.0):

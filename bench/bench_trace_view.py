@@ -49,7 +49,7 @@ def run(args) -> dict:
     rows = []
     try:
         app.wait(lambda ev: ev["ev"] == "ready", timeout=900)
-        app.type(KEYS["home"])
+        app.type(KEYS["pageup"] * 4 + KEYS["home"])  # to the very start of the prompt
         time.sleep(1.0)
         typed = ""
         for i in range(args.keys):

@@ -29,10 +29,16 @@ def evaluate(host, job_id, records, scheme, top, template=None):
                                 cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())
 
 
+#: Rows per batched forward of the app's trace: the longest a waiting probe waits is one such
+#: forward (SmolLM2, 78 tokens, 2 cores: at most 0.22 s with 16 rows, 0.76 s with 64; the whole
+#: trace takes 8.7 s instead of 6.4 s: bench/bench_trace_view.py, BENCHMARKS.md).
+APP_TRACE_CHUNK = 16
+
+
 def trace(host, job_id, prompt, prepend, target_true, target_false, mention=None, window=None):
     """The causal trace of ``prepend + prompt`` against ``prompt`` (``engine.hijack.trace``); between
-    its batched forwards it answers a waiting probe (no trace hook is installed then) and stops at a
-    cancel (the result is then None)."""
+    its batched forwards (``APP_TRACE_CHUNK`` rows each) it answers a waiting probe (no trace hook is
+    installed then) and stops at a cancel (the result is then None)."""
     from engine.hijack.trace import Cancelled, prepare
     from engine.hijack.trace import trace as run
 
@@ -45,6 +51,6 @@ def trace(host, job_id, prompt, prepend, target_true, target_false, mention=None
         return host.cancel_event.is_set()
 
     try:
-        return run(host.lm, pair, window=window, cancel=cancel)
+        return run(host.lm, pair, window=window, cancel=cancel, chunk=APP_TRACE_CHUNK)
     except Cancelled:
         return None
