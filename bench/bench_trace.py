@@ -13,7 +13,7 @@
     of one record scored by ``efficacy_curve``).
 
 Usage: ``.venv/bin/python bench/bench_trace.py [--model M] [--repeats 3] [--records 8] [--nnsight DIR]``.
-Writes ``bench/results/trace.json``.
+Writes ``bench/results/trace.json``; ``--markdown`` prints the BENCHMARKS.md section from the results.
 """
 
 from __future__ import annotations
@@ -80,8 +80,54 @@ def nnsight_loop(lm, pair, window: int):
     return out
 
 
+def markdown(res: dict, view: dict | None = None, view64: dict | None = None) -> str:
+    """The BENCHMARKS.md section from ``trace.json`` (and ``trace_view.json``, its 64-row run)."""
+    lp, ds = res["last_position"], res["dataset"]
+    lines = [f"Measured {res['machine']['date']} UTC, {res['machine']['cpus']} cores, {res['threads']} torch threads, "
+             f"load average {res['load']['start'][0]:.2f} at the start, {res['load']['end'][0]:.2f} at the end. "
+             f"Model {res['model']}, the Figure 1 prompt ({res['tokens']} tokens, {res['blocks']} blocks). "
+             "Data: `bench/results/trace.json`.", "",
+             "| what | ours | other | ratio | goal | numbers |", "|---|---|---|---|---|---|",
+             f"| last-position trace: restore_last + knockout at every block ({res['interventions']} interventions) "
+             f"vs the plain loop (one full forward each) | {lp['ours_s']:.3f} s | {lp['plain_s']:.2f} s | "
+             f"**{lp['ratio']:.1f}x** | ≥ 15x {'✓' if lp['ratio'] >= 15 else '✗'} | max abs diff {lp['max_abs_diff']:.1e} |"]
+    if "nnsight_s" in lp:
+        lines.append(f"| the same vs the loop written with nnsight {lp['nnsight_version']} (one `model.trace` per "
+                     f"intervention) | {lp['ours_s']:.3f} s | {lp['nnsight_s']:.2f} s | **{lp['nnsight_ratio']:.1f}x** | "
+                     f"| max abs diff {lp['nnsight_max_abs_diff']:.1e} |")
+    lines += [f"| the full trace ({res['full_trace_rows']} interventions: restores at every prompt position, six "
+              f"knockouts and every head at every block) | {res['full_trace_s']:.2f} s | | | | |",
+              f"| dataset trace, {ds['records']} built-in records, not-think n = 5 (last position, heads included) | "
+              f"{ds['records_per_s']:.2f} records/s | one ES sweep point {ds['es_point_s'] * 1000:.0f} ms | one record = "
+              f"**{ds['record_vs_es_point']:.0f}** ES points | | |"]
+    if view:
+        m = view["median"]
+        lines += ["", f"The Trace view (`bench/bench_trace_view.py`, {view['machine']['date']} UTC, load "
+                  f"{view['load']['start'][0]:.2f}): keys typed at the start of the Figure 1 prompt in the app (120 x 40), "
+                  "medians over keys. Data: `bench/results/trace_view.json`.", "",
+                  "| rows per batched forward | key → bars | key → bars while a trace runs | key → trace on screen | "
+                  "probe alone | trace alone |", "|---|---|---|---|---|---|"]
+        for label, v in (("64 (before)", view64), ("16 (the app's)", view)):
+            if v:
+                m = v["median"]
+                lines.append(f"| {label} | {m['key_to_bars_s'] * 1000:.0f} ms | {m['key_to_bars_during_trace_s'] * 1000:.0f}"
+                             f" ms | {m['key_to_trace_s']:.2f} s | {m['probe_alone_s'] * 1000:.0f} ms | "
+                             f"{m['trace_alone_s']:.2f} s |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     from app_harness import machine, write_result
+
+    if sys.argv[1:2] == ["--markdown"]:
+        import json
+
+        def read(name):
+            path = Path(__file__).parent / "results" / name
+            return json.loads(path.read_text()) if path.is_file() else None
+
+        print(markdown(read("trace.json"), read("trace_view.json"), read("trace_view_chunk64.json")))
+        return 0
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")

@@ -541,7 +541,7 @@ def judge_hijack_mechanism(rows: Sequence[dict]) -> Judgement:
         e = Effect(f"{r['model']} {r['scheme']} mentions knockout Δ (block {r[f'{m}_layer']})", r[m],
                    r[f"{m}_lo"], r[f"{m}_hi"], n)
         rest = r.get("knockout_rest_window")
-        effects += [d, e]
+        effects += [e, d]  # the main effect first (the summary table shows it)
         present = math.isfinite(d.lo) and d.lo > 0
         supports = present and math.isfinite(e.lo) and e.lo >= 0.5 * d.value
         refutes = present and math.isfinite(e.hi) and e.hi < 0.25 * d.value

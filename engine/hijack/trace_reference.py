@@ -41,10 +41,26 @@ def clean_activation(lm, pair: Pair, kind: str, layer: int, clean_index: int):
     return got["x"][clean_index].clone()
 
 
-def restore(lm, pair: Pair, kind: str, layer: int, j: int) -> Measure:
-    """Block ``layer``'s ``kind`` output at ``pair.positions[j]`` replaced by the clean run's."""
+def clean_last(lm, pair: Pair) -> list:
+    """Every block's clean ``resid_post`` at the last position, from one clean forward."""
+    blocks = locate(lm).blocks
+    got: dict = {}
+    handles = [b.module.register_forward_hook(
+        lambda _m, _a, out, i=b.index: got.__setitem__(i, first_tensor(out)[0, -1].clone())) for b in blocks]
+    try:
+        _forward(lm, pair.clean_ids)
+    finally:
+        for hd in handles:
+            hd.remove()
+    return [got[b.index] for b in blocks]
+
+
+def restore(lm, pair: Pair, kind: str, layer: int, j: int, value=None) -> Measure:
+    """Block ``layer``'s ``kind`` output at ``pair.positions[j]`` replaced by the clean run's
+    (``value``, else read from a clean forward of its own)."""
     h, c = pair.positions[j]
-    value = clean_activation(lm, pair, kind, layer, c)
+    if value is None:
+        value = clean_activation(lm, pair, kind, layer, c)
     block = locate(lm).blocks[layer]
     module = {"resid": block.module, "attn": block.attn, "mlp": block.mlp}[kind]
 
@@ -130,7 +146,8 @@ def last_position_trace(lm, pair: Pair, window: int, variants=KNOCKOUTS) -> dict
     plain loop)."""
     n_layers = locate(lm).n_layers
     last = len(pair.positions) - 1
-    out = {"restore_last": [restore(lm, pair, "resid", layer, last) for layer in range(n_layers)]}
+    clean = clean_last(lm, pair)  # one clean forward, then one full forward per intervention
+    out = {"restore_last": [restore(lm, pair, "resid", layer, last, clean[layer]) for layer in range(n_layers)]}
     for v in variants:
         out[v] = [knockout(lm, pair, v, layer, window) for layer in range(n_layers)]
     return out
