@@ -100,6 +100,11 @@ def markdown(res: dict, view: dict | None = None, view64: dict | None = None) ->
               f"| dataset trace, {ds['records']} built-in records, not-think n = 5 (last position, heads included) | "
               f"{ds['records_per_s']:.2f} records/s | one ES sweep point {ds['es_point_s'] * 1000:.0f} ms | one record = "
               f"**{ds['record_vs_es_point']:.0f}** ES points | | |"]
+    if res.get("chunks"):
+        lines += ["", "| rows per batched forward (the trace above) | whole trace | longest gap between two chances to "
+                  "answer a probe | median gap |", "|---|---|---|---|"]
+        lines += [f"| {c['rows']} | {c['trace_s']:.2f} s | {c['max_gap_s']:.3f} s | {c['median_gap_s']:.3f} s |"
+                  for c in res["chunks"]]
     if view:
         m = view["median"]
         lines += ["", f"The Trace view (`bench/bench_trace_view.py`, {view['machine']['date']} UTC, load "
@@ -184,6 +189,16 @@ def main() -> int:
                       "record_vs_es_point": (ds_s / len(traced)) / per_point}
     print(f"(c) dataset trace: {len(traced) / ds_s:.2f} records/s; one record costs "
           f"{(ds_s / len(traced)) / per_point:.0f} ES sweep points ({per_point * 1000:.0f} ms each)")
+    chunks = []
+    for chunk in (64, 32, 16, 8):  # (d) the longest wait a probe has while the app's trace runs
+        stamps = []
+        t0 = time.perf_counter()
+        T.trace(lm, pair, chunk=chunk, cancel=lambda: stamps.append(time.perf_counter()) and False)
+        total = time.perf_counter() - t0
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        chunks.append({"rows": chunk, "trace_s": total, "max_gap_s": max(gaps), "median_gap_s": statistics.median(gaps)})
+        print(f"(d) {chunk} rows per forward: trace {total:.2f} s, longest gap between probe chances {max(gaps):.3f} s")
+    res["chunks"] = chunks
     res["load"] = {"start": list(load0), "end": list(os.getloadavg())}
     write_result(args.out, res)
     return 0

@@ -30,8 +30,7 @@ def evaluate(host, job_id, records, scheme, top, template=None):
 
 
 #: Rows per batched forward of the app's trace: the longest a waiting probe waits is one such
-#: forward (SmolLM2, 78 tokens, 2 cores: at most 0.22 s with 16 rows, 0.76 s with 64; the whole
-#: trace takes 8.7 s instead of 6.4 s: bench/bench_trace_view.py, BENCHMARKS.md).
+#: forward (measured in bench/bench_trace.py: BENCHMARKS.md, causal trace).
 APP_TRACE_CHUNK = 16
 
 
