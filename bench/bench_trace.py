@@ -193,7 +193,7 @@ def main() -> int:
     for chunk in (64, 32, 16, 8):  # (d) the longest wait a probe has while the app's trace runs
         stamps = []
         t0 = time.perf_counter()
-        T.trace(lm, pair, chunk=chunk, cancel=lambda: stamps.append(time.perf_counter()) and False)
+        T.trace(lm, pair, chunk=chunk, cancel=lambda s=stamps: s.append(time.perf_counter()) and False)
         total = time.perf_counter() - t0
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         chunks.append({"rows": chunk, "trace_s": total, "max_gap_s": max(gaps), "median_gap_s": statistics.median(gaps)})
