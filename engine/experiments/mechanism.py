@@ -108,19 +108,47 @@ def held_out_heads(lm, traces: Sequence, top_k: Sequence[int] = TOP_K) -> dict:
             "ablation": ablation}
 
 
+_STORE_FN = "engine.hijack.trace:record"  # the job-store name of one record's trace
+
+
 def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
-              cancel: Callable[[], bool] | None = None, progress=None) -> tuple[list, list[dict]]:
-    """(traces, skipped records with their reasons) of every record, streamed one record at a time."""
+              cancel: Callable[[], bool] | None = None, progress=None, store=None) -> tuple[list, list[dict]]:
+    """(traces, skipped records with their reasons) of every record, one record at a time. With a job
+    store (``engine.jobstore``) each record's trace is written as it finishes and a rerun reads it
+    (resume; ``store.hits`` counts them)."""
     from engine.hijack.trace import Cancelled as TraceCancelled
+    from engine.hijack.trace import Trace
     from engine.hijack.trace_dataset import trace_records
 
     done, skipped = [], []
+
+    def spec(rec) -> dict:
+        return {"model": lm.name, "source": lm.source, "device": str(lm.device), "dtype": str(lm.dtype),
+                "record": rec.to_dict(), "scheme": scheme, "n": n, "template": template, "window": window}
+
+    todo, stored = [], {}
+    for i, rec in enumerate(records):
+        hit, data = store.get(_STORE_FN, spec(rec)) if store is not None else (False, None)
+        if hit:
+            stored[i] = data
+        else:
+            todo.append(i)
+    it = iter(trace_records(lm, [records[i] for i in todo], scheme, n, template, window=window, cancel=cancel,
+                            progress=(lambda d, t, eta: progress(d + len(stored), len(records), eta))
+                            if progress else None))
     try:
-        for rt in trace_records(lm, records, scheme, n, template, window=window, cancel=cancel, progress=progress):
-            if rt.trace is None:
-                skipped.append({"case_id": rt.case_id, "reason": rt.skipped})
+        for i, rec in enumerate(records):
+            if i in stored:
+                data = stored[i]
             else:
-                done.append(rt.trace)
+                rt = next(it)
+                data = {"skipped": rt.skipped} if rt.trace is None else {"trace": rt.trace.to_dict()}
+                if store is not None:
+                    data = store.put(_STORE_FN, spec(rec), data)
+            if data.get("trace") is None:
+                skipped.append({"case_id": rec.case_id, "reason": data.get("skipped")})
+            else:
+                done.append(Trace.from_dict(data["trace"]))
     except TraceCancelled as exc:
         raise Cancelled() from exc
     if not done:
@@ -129,13 +157,16 @@ def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None =
 
 
 def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
-                  cancel: Callable[[], bool] | None = None, progress=None, per_record: bool = False) -> dict:
+                  cancel: Callable[[], bool] | None = None, progress=None, per_record: bool = False,
+                  store=None) -> dict:
     """The dataset trace as ``lca-tui trace --dataset`` prints it: the summaries over all and over the
     flipped records, the held-out head ablation, the skipped records; ``per_record`` adds each trace."""
-    done, skipped = trace_all(lm, records, scheme, n, template, window, cancel, progress)
+    hits = store.hits if store is not None else 0
+    done, skipped = trace_all(lm, records, scheme, n, template, window, cancel, progress, store)
     out = {"model": lm.name, "scheme": scheme, "n": n, "window": done[0].window, "records": len(done),
            "skipped": skipped, "all": summarise(done), "flipped": summarise([t for t in done if t.hijacked.flipped]),
-           "heads": held_out_heads(lm, done), "ablation": "zero"}
+           "heads": held_out_heads(lm, done), "ablation": "zero",
+           "resumed_records": (store.hits - hits) if store is not None else 0}
     if template is not None:
         out["template"] = template
     if per_record:

@@ -114,12 +114,33 @@ class Trace:
         heads = [[{"dla": self.dla["heads"][i][h], "ablated": m.to_dict()} for h, m in enumerate(row)]
                  for i, row in enumerate(self.heads)]
         return {"model": self.model, "prompt": p.prompt, "prepend": p.prepend, "target_true": p.target_true,
-                "target_false": p.target_false, "tokens": list(p.tokens), "prepended": list(p.prepended),
+                "target_false": p.target_false, "ids": list(p.ids), "clean_ids": list(p.clean_ids),
+                "true_id": p.true_id, "false_id": p.false_id, "tokens": list(p.tokens), "prepended": list(p.prepended),
                 "mentions": list(p.mentions),
                 "positions": [{"index": h, "clean_index": c, "token": p.tokens[h]} for h, c in p.positions],
                 "window": self.window, "ablation": ABLATION, "clean": self.clean.to_dict(),
                 "hijacked": self.hijacked.to_dict(), "dla_embed": self.dla["embed"], "dla_bias": self.dla["bias"],
                 "layers": layers, "heads": heads, "notes": list(self.notes)}
+
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Trace:
+        """The trace ``to_dict`` wrote (a job-store entry of the dataset trace)."""
+        def m(x):
+            return Measure(float(x["p_true"]), float(x["p_false"]), float(x["logit_diff"]))
+
+        pair = Pair(d["prompt"], d["prepend"], d["target_true"], d["target_false"], tuple(d["clean_ids"]),
+                    tuple(d["ids"]), tuple(d["tokens"]), tuple(d["prepended"]), tuple(d["mentions"]),
+                    tuple((p["index"], p["clean_index"]) for p in d["positions"]), int(d["true_id"]),
+                    int(d["false_id"]))
+        layers = d["layers"]
+        restore = {k: [[m(x) for x in e["restore"][k]] for e in layers] for k in KINDS}
+        knockout = {v: [m(e["knockout" if v == "all" else f"knockout_{v}"]) for e in layers] for v in KNOCKOUTS}
+        heads = tuple(tuple(m(h["ablated"]) for h in row) for row in d["heads"])
+        dla = {"embed": d["dla_embed"], "bias": d["dla_bias"], "attn": [e["dla_attn"] for e in layers],
+               "mlp": [e["dla_mlp"] for e in layers], "heads": [[h["dla"] for h in row] for row in d["heads"]]}
+        return cls(d["model"], pair, m(d["clean"]), m(d["hijacked"]), restore, knockout, heads, dla,
+                   int(d["window"]), tuple(d.get("notes") or ()))
 
 
 # --- preparing a pair --------------------------------------------------------------------------------

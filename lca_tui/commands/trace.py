@@ -40,6 +40,9 @@ def add_parser(sub):
     p.add_argument("--relation", metavar="ID", help="keep only these relation ids")
     p.add_argument("--window", type=int, metavar="W", help="blocks of the windowed knockouts (default 5, at most all)")
     p.add_argument("--per-record", action="store_true", help="--dataset --json: add every record's trace")
+    p.add_argument("--store", metavar="DIR", default=None,
+                   help="--dataset: job store; each record's trace is written as it finishes and a rerun resumes "
+                        "from it (default: LCA_TUI_STORE or the user cache folder; `none`: no store)")
     p.add_argument("--no-save", action="store_true", help="do not record the trace in the session")
     p.add_argument("--json", action="store_true", help=(
         'one prompt: {"clean", "hijacked": {"p_true", "p_false", "logit_diff"}, "layers": [{"restore_last", '
@@ -107,10 +110,21 @@ def run(args) -> int:
 
 
 def _dataset(args, lm, records) -> dict:
+    from engine.jobstore import open_store
+
+    store = open_store(args.store, warn=lambda line: print(f"lca-tui: {line}", file=sys.stderr, flush=True))
+    kwargs = dict(template=args.template, window=args.window, per_record=args.per_record, store=store)
+    data = _traced(args, lm, records, kwargs)
+    if data.get("resumed_records"):
+        print(f"lca-tui: took {data['resumed_records']} of {len(records)} records from the store {store.root}",
+              file=sys.stderr)
+    return data
+
+
+def _traced(args, lm, records, kwargs) -> dict:
     from engine.atomic import jsonable
     from engine.experiments.mechanism import dataset_trace
 
-    kwargs = dict(template=args.template, window=args.window, per_record=args.per_record)
     if args.json:
         return jsonable(dataset_trace(lm, records, args.scheme, args.n, **kwargs))
     from rich.console import Console

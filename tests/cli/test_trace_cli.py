@@ -43,13 +43,35 @@ def test_one_prompt_human_table(capsys, tiny_lm_dir):
     assert "L0H" in out or "L1H" in out
 
 
-def test_dataset_json(capsys, tiny_lm_dir, tmp_path):
+def _facts(tmp_path):
     rows = [{"case_id": i, "requested_rewrite": {"prompt": "{} is located in the city of", "subject": s,
                                                  "relation_id": "P131", "target_true": {"str": "Paris"},
                                                  "target_new": {"str": "London"}}}
             for i, s in enumerate(["The Eiffel Tower", "The Colosseum", "Lyon", "Toko Yasuda"])]
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(rows))
+    return path
+
+
+def test_dataset_trace_resumes_from_the_store(capsys, tiny_lm_dir, tmp_path):
+    argv = ["trace", "--model", str(tiny_lm_dir), "--dataset", str(_facts(tmp_path)), "--scheme", "not-think",
+            "--n", "1", "--window", "1", "--json", "--no-save", "--store", str(tmp_path / "store")]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["resumed_records"] == 0
+    entries = sorted((tmp_path / "store").rglob("*.json"))
+    assert len(entries) == 4  # one per record
+    entries[0].write_text(entries[0].read_text()[:50])  # a truncated entry: named and rerun
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    again = json.loads(captured.out)
+    assert again["resumed_records"] == 3 and "took 3 of 4 records from the store" in captured.err
+    for key in ("all", "flipped", "heads", "records"):
+        assert again[key] == first[key]  # read back = computed
+
+
+def test_dataset_json(capsys, tiny_lm_dir, tmp_path):
+    path = _facts(tmp_path)
     rc = main(["trace", "--model", str(tiny_lm_dir), "--dataset", str(path), "--scheme", "not-think", "--n", "2",
                "--window", "1", "--json", "--no-save"])
     captured = capsys.readouterr()
