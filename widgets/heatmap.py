@@ -209,8 +209,9 @@ class Heatmap(Widget):
                 row = min(2 * y + 1, rows - 1) // k
                 if k >= 2 and (y == 0 or row != (2 * y - 1) // k):
                     text = self._row_labels[row] if row < len(self._row_labels) else ""
-                elif k == 1 and rows == n_src:  # one pixel row per matrix row: the upper one's label
-                    text = self._row_labels[2 * y] if 2 * y < len(self._row_labels) else ""
+                elif k == 1 and (rows == n_src or self.stretch):  # the first matrix row of the line
+                    first = round(2 * y * n_src / rows)  # _block_mean's block edges
+                    text = self._row_labels[first] if first < len(self._row_labels) else ""
                 segs.append(Segment(f"{text[:gutter - 1]:>{gutter - 1}} ", label_style))
             if 2 * y + 1 < rows:
                 seg = self._segment

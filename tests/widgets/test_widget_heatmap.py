@@ -140,3 +140,21 @@ def test_fit_grid_stretch_fits_rows_and_columns_each_on_their_own():
     assert grid[0, 0] == round((tall[0, 0] + tall[1, 0]) / 2) and (grid[:, :12] == grid[:, :1]).all()
     wide = np.zeros((2, 50), dtype=np.int16)
     assert fit_grid(wide, 4, 20, stretch=True)[0].shape == (4, 20)
+
+
+async def test_stretched_rows_keep_labels_when_averaged():
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield Heatmap(id="h", stretch=True)
+
+    app = One()
+    async with app.run_test(size=(40, 12)) as pilot:
+        h = app.query_one("#h", Heatmap)
+        h.set_matrix(np.arange(60.0).reshape(30, 2), row_labels=[str(i) for i in range(30)], col_labels=["a", "b"])
+        await pilot.pause()
+        lines = [h.render_line(y).text for y in range(h.size.height)]
+        labels = [line.split()[0] for line in lines[:-2] if line.strip() and line.split()[0].isdigit()]
+        assert labels[0] == "0" and len(labels) >= 5  # 30 rows averaged into fewer lines, still labelled
+        assert [int(x) for x in labels] == sorted(int(x) for x in labels)
