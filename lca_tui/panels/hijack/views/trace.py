@@ -69,7 +69,8 @@ class TraceView(View):
         if self.panel.view != self.ID:
             return
         args, why = pair_args(self.panel, res.prompt)
-        key = (self.panel.record, args, why)
+        model = (getattr(self.panel.app, "model_info", None) or {}).get("name")  # a new model traces again
+        key = (model, self.panel.record, args, why)
         if key == self.asked:
             return
         self.asked = key
