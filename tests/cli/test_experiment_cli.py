@@ -15,12 +15,14 @@ def _data_dir(tmp_path, monkeypatch):
 def test_list_text_and_json(capsys):
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("hijack-curves", "value-matrix", "context-mixing", "theorem1", "lemma2", "theorem3", "theorem4",
-                 "lemma5", "lemma6"):
+    for name in ("hijack-curves", "hijack-mechanism", "value-matrix", "context-mixing", "theorem1", "lemma2",
+                 "theorem3", "theorem4", "lemma5", "lemma6"):
         assert name in out
     assert main(["experiment", "list", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert len(data["experiments"]) == 16
+    from engine import experiments as E
+
+    assert [e["name"] for e in data["experiments"]] == E.names() and len(E.names()) == 17
     assert all({"name", "title", "figure", "claim"} <= set(e) for e in data["experiments"])
 
 
