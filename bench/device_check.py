@@ -1,5 +1,5 @@
 """The prepared GPU check (issue 21), run by ``bench/device_check.sh``: the CUDA and bf16 paths of the
-probe, the ES sweep, the trainer and (when present) the dataset trace against CPU fp32, the per-GPU
+probe, the ES sweep, the trainer and the causal trace against CPU fp32, the per-GPU
 executor with two workers when two GPUs are present, each with its stated tolerance; one JSON file
 (``device_check.json``) and a line per check under the output folder.
 
@@ -89,16 +89,9 @@ def check_trainer(results, device, steps):
 
 
 def check_trace(results, ref, dev):
-    try:
-        from engine.hijack import trace  # the dataset causal trace (added by another issue)
-    except ImportError:
-        _check(results, "trace", True, skipped="engine.hijack.trace is not in this tree yet")
-        return
-    fn = getattr(trace, "device_check", None)
-    if fn is None:
-        _check(results, "trace", True, skipped="engine.hijack.trace has no device_check(ref_lm, lm) -> (diff, tol)")
-        return
-    diff, tol = fn(ref, dev)
+    from engine.hijack import trace  # the causal trace (issue 19)
+
+    diff, tol = trace.device_check(ref, dev)
     _check(results, "trace", diff <= tol, max_abs_diff=diff, tolerance=tol)
 
 

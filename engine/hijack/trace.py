@@ -430,17 +430,30 @@ def direct_attribution(lm, layout, store: dict, true_id: int, false_id: int) -> 
     return {"embed": embed, "attn": attn, "mlp": mlp, "heads": heads, "bias": bias}
 
 
+#: Target pairs ``device_check`` tries in turn (the first whose first tokens differ in the tokenizer).
+CHECK_TARGETS = ((" Paris", " Chicago"), (" Paris", " London"), (" Rome", " London"))
+
+
 def device_check(ref_lm, lm, prompt: str = "The Eiffel Tower is in",
                  prepend: str = "The Eiffel Tower is not in Chicago. " * 4,
-                 targets: tuple[str, str] = (" Paris", " Chicago")) -> tuple[float, float]:
+                 targets: tuple[str, str] | None = None) -> tuple[float, float]:
     """The last-position trace of a Figure 1 style prompt on ``lm`` (e.g. CUDA, bf16) against
     ``ref_lm`` (CPU fp32): (largest difference of ``logit_diff`` over every restore_last and knockout,
     the tolerance: 1e-3 in fp32, 0.5 logits in half precision, where the rounding of ~30 blocks
-    accumulates). Used by ``bench/device_check.py``."""
+    accumulates). ``targets``: the first of ``CHECK_TARGETS`` the tokenizer can tell apart. Used by
+    ``bench/device_check.py``."""
     import torch
 
-    got = [last_position(m, prepare(m, prompt, prepend, *targets),
-                         variants=("all", "mentions")) for m in (ref_lm, lm)]
+    for pair_targets in [targets] if targets else CHECK_TARGETS:
+        try:
+            prepare(ref_lm, prompt, prepend, *pair_targets)
+        except UserError:
+            if targets:
+                raise
+            continue
+        break
+    got = [last_position(m, prepare(m, prompt, prepend, *pair_targets), variants=("all", "mentions"))
+           for m in (ref_lm, lm)]
     diff = max(abs(a.logit_diff - b.logit_diff) for key in got[0] for a, b in zip(got[0][key], got[1][key]))
     half = getattr(lm, "dtype", torch.float32) in (torch.bfloat16, torch.float16)
     return float(diff), (0.5 if half else 1e-3)
