@@ -268,3 +268,38 @@ async def test_custom_scheme_is_checked_inline_then_probed_and_evaluated(tiny_lm
         ref = efficacy_curve(app.model_host.lm, p.records, "custom", 5, good)
         assert [pt.es for pt in r.curve] == [pt.es for pt in ref.curve]
         assert (r.model, "custom") in p.eval_results
+
+
+async def test_reverse_scheme_axis_says_accuracy(tiny_lm_dir):
+    from engine.hijack.efficacy import efficacy_curve
+    from engine.hijack.lm import load_lm
+
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        curve = app.query_one("#eval-curve")
+        for scheme, label in (("reverse-not-think", "accuracy"), ("not-think", "ES")):
+            res = efficacy_curve(lm, p.records[:2], scheme, 1)
+            p.views["efficacy"].draw(res, {}, p.records)
+            assert curve.ylabel == label and curve.title.startswith(res.metric)
+
+
+async def test_the_record_line_never_wraps_inside_n_at_80_columns(tiny_lm_dir):
+    import re
+
+    from engine.hijack.counterfact import FactRecord
+
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        p.use_record(FactRecord(case_id=7, subject="The Hungarian Parliament Building", prompt="{} is located in",
+                                relation_id="P131", target_true="Budapest", target_false="Vienna"))
+        for _ in range(12):
+            await pilot.press("escape", "plus")
+            await pilot.pause()
+            svg = app.export_screenshot()
+            assert re.search(r"n=\d+", svg), "the record line shows n=<count> as one word"
+            assert not re.search(r"n&#160;=", svg)

@@ -164,7 +164,8 @@ class HijackPanel(Panel):
             mark = "  [b]HIJACKED: false target ahead[/b]"
         elif hijacked is False:
             mark = "  true target ahead"
-        text = f"record [b]{rec}[/b] · scheme [b]{self.scheme}[/b] · n = [b]{self.n}[/b]{mark}"
+        # "n=0" is one word, so a narrow screen never wraps inside it
+        text = f"record [b]{rec}[/b] · scheme [b]{self.scheme}[/b] · [b]n={self.n}[/b]{mark}"
         bar = self.query_one("#hijack-toolbar", Static)
         if text != self._shown.get("toolbar"):  # unchanged on most keystrokes: no relayout
             self._shown["toolbar"] = text

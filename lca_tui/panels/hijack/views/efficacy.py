@@ -86,6 +86,7 @@ class EfficacyView(View):
         c = self.query_one("#eval-curve", LiveCurve)
         c.clear()
         c.title = f"{current.metric} vs n · {current.scheme} · one curve per model"
+        c.ylabel = "ES" if current.metric == "efficacy" else current.metric  # reverse schemes: accuracy
         for model, result in shown.items():
             c.set_series(short_name(model), [p.n for p in result.curve if p.count],
                          [p.es for p in result.curve if p.count])
