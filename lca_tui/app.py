@@ -178,6 +178,11 @@ class LcaApp(App):
         self._host().load(name, device=self.device)
 
     def on_probe_wanted(self, msg: ProbeWanted) -> None:
+        self.want_probe(msg)
+
+    def want_probe(self, msg: ProbeWanted) -> None:
+        """Hand a probe request to the model thread (panels call it directly: a keystroke's probe
+        starts without waiting for a message to bubble up through the DOM)."""
         if self.model_host is None:  # no model asked for yet: the newest request waits for one
             self._waiting_probe = msg
             return
@@ -283,6 +288,9 @@ class LcaApp(App):
     def _refresh_status(self) -> None:
         if not self.is_running or not self.screen_stack:
             return
+        if self.model_host is not None and self.model_host.probing:
+            return  # no repaint beside a keystroke's probe: the next tick catches up
+
         try:
             jobs = int(self.model_host is not None and self.model_host.busy)
             jobs += int(self.experiments.running)

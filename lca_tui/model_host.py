@@ -51,6 +51,7 @@ class ModelHost:
         self._cancels: dict[int, threading.Event] = {}
         self._current: threading.Event | None = None
         self._last_probe: tuple[ProbeRequest, Any] | None = None
+        self._probing = False
         self._stop = threading.Event()
         self.running_job: str | None = None
         self._reply_to = None
@@ -107,6 +108,11 @@ class ModelHost:
             ev = threading.Event()
             ev.set()
         return ev
+
+    @property
+    def probing(self) -> bool:
+        """A probe is waiting or running (the UI keeps its periodic repaints off meanwhile)."""
+        return self._pending is not None or self._probing
 
     @property
     def busy(self) -> bool:
@@ -194,10 +200,11 @@ class ModelHost:
             pending = self._pending
             if pending is None or (not force and time.monotonic() - self._pending_at < self.debounce):
                 return
-            self._pending = None
+            self._pending, self._probing = None, True  # never seen as neither pending nor running
         req, reply_to = pending
         self._last_probe = pending
         if self.prober is None:  # answered after the load; an error only if no load is coming
+            self._probing = False
             if not self._loads:
                 self._reply(reply_to, ProbeAnswered(req, error="no model is loaded yet"))
             return
@@ -214,6 +221,8 @@ class ModelHost:
             self._reply(reply_to, ProbeAnswered(req, error=describe(exc)))
             self._idle_since = time.monotonic()
             return
+        finally:
+            self._probing = False
         self._reply(reply_to, ProbeAnswered(req, result=res, seconds=time.perf_counter() - t0))
         self._idle_since = time.monotonic()
 

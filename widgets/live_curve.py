@@ -1,7 +1,11 @@
-"""Live line plot (textual-plotext) that downsamples its series and redraws at most 4 Hz."""
+"""Live line plot (textual-plotext) that downsamples its series and redraws at most 4 Hz.
+
+A change arms one timer (at once after a quiet spell, else a redraw interval after the last
+redraw); a plot that does not change keeps no timer, so an idle screen stays idle."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,7 +14,7 @@ from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 REDRAW_INTERVAL = 0.25
-"""Seconds between redraw checks: data changes only mark the plot dirty."""
+"""Least seconds between two redraws: data changes only mark the plot dirty and arm the redraw."""
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], n_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,12 +67,21 @@ class LiveCurve(Widget):
         self._hlines: dict[str, float] = {}
         self._plotted: dict[str, int] = {}
         self._dirty = True
+        self._timer = None  # the armed redraw, if any
+        self._drawn_at = -REDRAW_INTERVAL  # time.monotonic() of the last redraw
 
     def compose(self) -> ComposeResult:
         yield PlotextPlot()
 
     def on_mount(self) -> None:
-        self.set_interval(REDRAW_INTERVAL, self._tick)
+        self._touch()
+
+    def _touch(self) -> None:
+        """Mark the plot dirty and arm its redraw (throttled to one per ``REDRAW_INTERVAL``)."""
+        self._dirty = True
+        if self._timer is None and self.is_mounted:
+            delay = max(0.001, self._drawn_at + REDRAW_INTERVAL - time.monotonic())  # Timer needs > 0
+            self._timer = self.set_timer(delay, self._tick)
 
     # -- data (all of these only mark the plot dirty) -----------------------------------------
     def set_series(self, name: str, xs: Sequence[float], ys: Sequence[float]) -> None:
@@ -76,14 +89,14 @@ class LiveCurve(Widget):
         if len(xs) != len(ys):
             raise ValueError(f"series {name!r}: {len(xs)} xs but {len(ys)} ys")
         self._series[name] = ([float(v) for v in xs], [float(v) for v in ys])
-        self._dirty = True
+        self._touch()
 
     def append(self, name: str, x: float, y: float) -> None:
         """Add one point to series ``name`` (created if new)."""
         xs, ys = self._series.setdefault(name, ([], []))
         xs.append(float(x))
         ys.append(float(y))
-        self._dirty = True
+        self._touch()
 
     def set_hline(self, name: str, y: float | None) -> None:
         """Draw a horizontal reference line at ``y`` (``None`` removes it)."""
@@ -91,13 +104,13 @@ class LiveCurve(Widget):
             self._hlines.pop(name, None)
         else:
             self._hlines[name] = float(y)
-        self._dirty = True
+        self._touch()
 
     def clear(self) -> None:
         """Remove all series and reference lines."""
         self._series.clear()
         self._hlines.clear()
-        self._dirty = True
+        self._touch()
 
     @property
     def series_names(self) -> list[str]:
@@ -114,11 +127,13 @@ class LiveCurve(Widget):
 
     # -- drawing ------------------------------------------------------------------------------
     def on_resize(self) -> None:
-        self._dirty = True
+        self._touch()
 
     def _tick(self) -> None:
+        self._timer = None
         if self._dirty:
             self._dirty = False
+            self._drawn_at = time.monotonic()
             self._replot()
 
     def _replot(self) -> None:

@@ -2,9 +2,10 @@
 
 Every number shown comes from the engine (``engine.hijack``) through the app's model thread; this
 module only wires keys, state and requests; each tab is a view (``views/``) that draws what it is
-given. It posts its requests upward (``ProbeWanted``,
-``ModelJobWanted``, ``RecordResult``, ``PinProbe``) and the model thread answers it directly
-(``ProbeAnswered``, ``JobProgress``, ``JobFinished``). Answers to stale requests are dropped.
+given. A keystroke's probe goes straight to the app's model thread (``app.want_probe``: no
+bubbling between the key and the probe); the rest it posts upward (``ModelJobWanted``,
+``RecordResult``, ``PinProbe``) and the model thread answers it directly (``ProbeAnswered``,
+``JobProgress``, ``JobFinished``). Answers to stale requests are dropped.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ VIEW_IDS = tuple(v.ID for v in VIEWS)
 DEFAULT_SUBJECT = "The Eiffel Tower"
 #: The first screen teaches how to leave the editor and switch panels (digits are text in it).
 EDITOR_HINT = "esc: leave editor · alt+1/2/3: panels"
+
+
+def lines_change(widget: Static, markup: str) -> bool:
+    """Whether ``markup`` wraps to another number of lines than ``widget`` (height auto) now shows."""
+    from rich.text import Text
+
+    width, height = widget.content_size
+    if width <= 0:
+        return True
+    return len(Text.from_markup(markup).wrap(widget.app.console, width)) != height
 
 
 class HijackPanel(Panel):
@@ -95,6 +106,7 @@ class HijackPanel(Panel):
         self.sweep_result = None
         self._setting_text = False
         self._shown: dict[str, str] = {}  # text now in the toolbar / error line (skip same updates)
+        self._hijacked: bool | None = None  # the toolbar's mark, from the newest answer
         self.views = {v.ID: v(self) for v in VIEWS}
 
     # ------------------------------------------------------------------ layout
@@ -156,9 +168,14 @@ class HijackPanel(Panel):
     def prompt_text(self) -> str:
         return self.query_one("#prompt", TextArea).text
 
-    def _refresh_toolbar(self, hijacked: bool | None = None) -> None:
+    def _refresh_toolbar(self, hijacked: bool | None = None, keep: bool = False) -> None:
+        """The record line; ``hijacked`` is the newest answer's mark (None: no true/false pair), and
+        ``keep`` keeps the last answer's mark while a new request is on its way (no repaint per key)."""
         r = self.record
         rec = f"{r.subject} ({r.relation_id}) {r.target_true}→{r.target_false}" if r else "no record"
+        if keep:
+            hijacked = self._hijacked
+        self._hijacked = hijacked
         mark = ""
         if hijacked is True:
             mark = "  [b]HIJACKED: false target ahead[/b]"
@@ -167,9 +184,9 @@ class HijackPanel(Panel):
         # "n=0" is one word, so a narrow screen never wraps inside it
         text = f"record [b]{rec}[/b] · scheme [b]{self.scheme}[/b] · [b]n={self.n}[/b]{mark}"
         bar = self.query_one("#hijack-toolbar", Static)
-        if text != self._shown.get("toolbar"):  # unchanged on most keystrokes: no relayout
+        if text != self._shown.get("toolbar"):  # unchanged on most keystrokes: no repaint at all
             self._shown["toolbar"] = text
-            bar.update(text)
+            bar.update(text, layout=lines_change(bar, text))  # a relayout only if it wraps anew
         bar.set_class(bool(hijacked), "-hijacked")
 
     # ------------------------------------------------------------------ probing
@@ -178,7 +195,7 @@ class HijackPanel(Panel):
         return self.query_one("#hijack-views", TabbedContent).active or "surprise"
 
     def request_probe(self) -> None:
-        self._refresh_toolbar()
+        self._refresh_toolbar(keep=True)
         prompt = self.prompt_text()
         if not prompt.strip():
             self.show_error("the prompt is empty: type some text to probe")
@@ -188,7 +205,7 @@ class HijackPanel(Panel):
         req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, analyses=(wants,) if wants else ())
         self.last_request = req
         instrument.emit("request", prompt=prompt)
-        self.post_message(ProbeWanted(req, reply_to=self))
+        self.app.want_probe(ProbeWanted(req, reply_to=self))  # straight to the model thread, no bubbling
 
     @on(TextArea.Changed, "#prompt")
     def _prompt_changed(self, event: TextArea.Changed) -> None:

@@ -45,7 +45,8 @@ class EfficacyView(View):
     ID, TITLE = "efficacy", "ES"
 
     def compose(self) -> ComposeResult:
-        yield ProgressBar(id="eval-progress", classes="-idle", show_eta=True)
+        # a total from the start: an indeterminate bar animates at 15 Hz even while hidden
+        yield ProgressBar(total=1, id="eval-progress", classes="-idle", show_eta=True)
         yield Label("e evaluates ES(n) over the built-in records of this scheme", id="eval-info",
                     classes="hint")
         yield LiveCurve(title="ES vs n, one curve per model", xlabel="n prepended sentences",
