@@ -1,1 +1,1 @@
-"""Modal screens: help, record picker, model picker."""
+"""Modal screens: help, record picker, model picker, run directory, experiment, resume-or-new."""

@@ -154,18 +154,16 @@ def _runs_section(session) -> Section:
         diverged = [m for m in metrics if m.get("event") == "diverged"]
         last_eval = evals[-1] if evals else {}
         bayes = r.bayes_accuracy if r.bayes_accuracy is not None else num(last_eval.get("bayes_accuracy"))
-        best = r.best_accuracy
-        if best is None and evals:
-            best = max((num(e.get("accuracy")) or 0.0) for e in evals)
+        best = r.best_accuracy  # the metrics' best (the listing reads them)
         steps = f"{r.step} / {r.steps}" if r.steps is not None else str(r.step)
         overview_rows.append([r.id, r.summary, r.status, steps, best, num(last_eval.get("accuracy")), bayes,
                               num(last_eval.get("loss"))])
         b = Block(f"Run {r.id}")
         line = f"{r.summary} — status {r.status}, step {steps}"
-        if r.has_checkpoint:
-            line += f", checkpoint at step {r.checkpoint_step if r.checkpoint_step is not None else '?'}"
         if r.resumable:
-            line += " (resumable)"
+            line += f" (resume from step {r.checkpoint_step if r.checkpoint_step is not None else '?'})"
+        elif r.has_checkpoint:
+            line += f", checkpoint at step {r.checkpoint_step if r.checkpoint_step is not None else '?'}"
         b.parts.append(Paragraph(line + "."))
         if diverged:
             d = diverged[-1]

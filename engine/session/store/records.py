@@ -24,21 +24,23 @@ class RunInfo:
     path: Path
     summary: str
     status: str  # created, running, paused, stopped, completed, diverged, interrupted, unknown
-    step: int
+    step: int  # the last step recorded: metrics.jsonl's, or state.json's when that is further
     steps: int | None  # configured
-    best_accuracy: float | None
+    best_accuracy: float | None  # the best eval accuracy in the metrics or the state
     bayes_accuracy: float | None
     has_checkpoint: bool  # present and sound
-    checkpoint_step: int | None = None
+    checkpoint_step: int | None = None  # the step the sound checkpoint holds: where a resume starts
     config: dict | None = None
     updated: float | None = None
     problem: str | None = None
 
     @property
     def resumable(self) -> bool:
-        """Interrupted, stopped or paused short of its configured steps, with a sound checkpoint."""
+        """Interrupted or stopped, with a sound checkpoint short of its configured steps (a paused
+        run is being trained by a live process; a dead one is ``interrupted``)."""
+        at = self.checkpoint_step if self.checkpoint_step is not None else self.step
         return (self.has_checkpoint and self.config is not None and self.steps is not None
-                and self.status in ("interrupted", "stopped", "paused") and self.step < self.steps)
+                and self.status in ("interrupted", "stopped") and at < self.steps)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.atomic import atomic_write_json, jsonable, read_jsonl
 from engine.errors import UserError
-from engine.session.store.checkpoint import check_safetensors
+from engine.session.store.checkpoint import checkpoint_header, checkpoint_step
 from engine.session.store.layout import (
     KIND_ALIASES,
     KIND_DIRS,
@@ -27,6 +27,7 @@ from engine.session.store.layout import (
     slug,
 )
 from engine.session.store.liveness import STALE_AFTER_S, effective_status
+from engine.session.store.progress import metrics_progress
 from engine.session.store.records import Item, RunInfo
 
 
@@ -208,9 +209,9 @@ class Session:
             else:
                 state = data
                 status = effective_status(p, state, self.stale_after)
-        has_ckpt = False
+        has_ckpt, ckpt_meta = False, {}
         if (p / "checkpoint.safetensors").exists():
-            bad = check_safetensors(p / "checkpoint.safetensors")
+            bad, ckpt_meta = checkpoint_header(p / "checkpoint.safetensors")
             if bad:
                 problems.append(f"runs/{p.name}/checkpoint.safetensors: {bad}")
             else:
@@ -222,12 +223,24 @@ class Session:
             v = state.get(key)
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
-        step = state.get("step", 0)
-        ckpt_step = state.get("checkpoint_step")
+        def whole(v):
+            return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+        # a resume starts at the step the checkpoint holds (its header says; the state may not)
+        ckpt_step = None
+        if has_ckpt:
+            ckpt_step = checkpoint_step(ckpt_meta)
+            ckpt_step = whole(state.get("checkpoint_step")) if ckpt_step is None else ckpt_step
+        # state.json is rewritten only at checkpoints; the metrics (flushed every second) are ahead
+        prog = metrics_progress(p / "metrics.jsonl")
+        steps_seen = [s for s in (whole(state.get("step")), prog.last_step, ckpt_step) if s is not None]
+        bests = [b for b in (num("best_accuracy"), prog.best_accuracy) if b is not None]
+        bayes = num("bayes_accuracy")
         return RunInfo(id=p.name, path=p, summary=summary, status=status,
-                       step=step if isinstance(step, int) else 0, steps=steps,
-                       best_accuracy=num("best_accuracy"), bayes_accuracy=num("bayes_accuracy"),
-                       has_checkpoint=has_ckpt, checkpoint_step=ckpt_step if isinstance(ckpt_step, int) else None,
+                       step=max(steps_seen, default=0), steps=steps,
+                       best_accuracy=max(bests, default=None),
+                       bayes_accuracy=bayes if bayes is not None else prog.bayes_accuracy,
+                       has_checkpoint=has_ckpt, checkpoint_step=ckpt_step,
                        config=config, updated=num("updated"), problem="; ".join(problems) or None)
 
     def metrics(self, run_id: str) -> list[dict]:

@@ -11,6 +11,9 @@ UI: it posts ``RunStarted`` (the run's handle), then ``TrainSnapshot`` messages 
 since the previous one (at most ``SNAPSHOT_HZ`` a second, merged if the UI falls behind), then
 ``RunFinished``. The panel folds them into its ``RunState``s on the UI thread and redraws on a 4 Hz
 timer when something changed — never per step. Pause/stop are events the trainer checks between steps.
+
+The session's earlier runs are listed with the step and best accuracy their metrics reached; a
+resumable one says where a resume starts, and F5 offers to resume it (``action_start``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Field
 from lca_tui.panels.trainer import form, worker
 from lca_tui.panels.trainer.form import FORM_FIELDS, TUNING
-from lca_tui.panels.trainer.runs import RunState, refresh_table, table_columns
+from lca_tui.panels.trainer.runs import RunState, newest_resumable, refresh_table, table_columns
 from widgets import LiveCurve
 
 REDRAW_S = 0.25
@@ -183,7 +186,8 @@ class TrainerPanel(Panel):
             if info.id in self.runs:
                 continue
             st = RunState(info.id, info.path, info.summary, info.steps or 0, status=info.status,
-                          step=info.step, best=info.best_accuracy, bayes=info.bayes_accuracy)
+                          step=info.step, best=info.best_accuracy, bayes=info.bayes_accuracy,
+                          resume_from=info.checkpoint_step if info.resumable else None, updated=info.updated)
             for ev in session.metrics(info.id):
                 if ev.get("event") == "train":
                     st.train.append(ev)
@@ -193,11 +197,30 @@ class TrainerPanel(Panel):
         self._refresh_table()
 
     def action_start(self) -> None:
-        sel = self.runs.get(self.selected) if self.selected else None
-        focused_table = self.query_one("#runs-table").has_focus
-        if focused_table and sel is not None and sel.run is None and sel.status in ("interrupted", "stopped", "paused"):
+        """F5: resume the selected run when the runs table has focus and it is resumable; else, while
+        the session holds a resumable run, ask (``ResumeScreen``) whether to resume the newest one
+        or start a new run; else start a new run with the form's settings."""
+        sel = self._current()
+        if self.query_one("#runs-table").has_focus and sel is not None and sel.resumable:
             self._launch(sel, resume=True)
             return
+        offer = newest_resumable(self.runs.values())
+        if offer is None:
+            self._start_new()
+            return
+        from lca_tui.screens.resume import ResumeScreen
+
+        def chosen(choice: str | None) -> None:
+            if choice == "resume" and offer.resumable:
+                self.selected = offer.run_id
+                self._launch(offer, resume=True)
+            elif choice == "new":
+                self._start_new()
+
+        self.app.push_screen(ResumeScreen(offer.run_id, offer.status, offer.resume_from, offer.steps), chosen)
+
+    def _start_new(self) -> None:
+        """A new run with the form's settings."""
         cfg = self.validate()
         if cfg is None:
             self.app.notify("fix the marked settings first", severity="warning")
@@ -284,7 +307,8 @@ class TrainerPanel(Panel):
         rate = f"{st.rate:,.0f} samples/s" if st.rate else "—"
         err = f" · [b]{st.error}[/b]" if st.error else ""
         live = f"{rate} · ETA {st.eta()} · " if st.status in ("running", "paused", "starting") else ""
-        stats.update(f"[b]{st.run_id}[/b] {st.status} · step {st.step}/{st.steps}{err}\n{live}{st.summary}")
+        resume = f" · resumable from step {st.resume_from}" if st.resumable else ""
+        stats.update(f"[b]{st.run_id}[/b] {st.status} · step {st.step}/{st.steps}{resume}{err}\n{live}{st.summary}")
         if st.train:
             loss.set_series("train loss", [e["step"] for e in st.train], [e["loss"] for e in st.train])
         if st.evals:
@@ -349,8 +373,7 @@ class TrainerPanel(Panel):
             self.app.notify(describe(exc), severity="error")
             return
         self.load_values(cfg.flat())
-        self.query_one("#runs-table").blur()
-        self.action_start()
+        self._start_new()
 
     def load_values(self, flat: dict) -> None:
         """Fill the form with a run's settings. A tuning field counts as edited when the recipe
@@ -384,7 +407,8 @@ class TrainerPanel(Panel):
     def commands(self) -> list[tuple[str, str, object]]:
         """This panel's command-palette entries: (label, help, callback)."""
         return [
-            ("Trainer: start run", "Start a run with the form's settings (F5)", self.action_start),
+            ("Trainer: start run", "Start a run with the form's settings, or resume an interrupted one (F5)",
+             self.action_start),
             ("Trainer: recipe", "Every tuning field back on the default recipe for m and L (F4)",
              self.action_recipe),
             ("Trainer: pause / resume", "Pause or resume the selected run (F6)", self.action_pause),

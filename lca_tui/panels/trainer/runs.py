@@ -31,6 +31,14 @@ class RunState:
     evals: list = field(default_factory=list)
     error: str | None = None
     overlay: bool = False
+    #: A run from the session that F5 can resume: the step its checkpoint holds (None otherwise).
+    resume_from: int | None = None
+    updated: float | None = None  # when its state was last written (the newest is offered on F5)
+
+    @property
+    def resumable(self) -> bool:
+        """A session's run that is not training here and can be resumed from its checkpoint."""
+        return self.run is None and self.resume_from is not None and self.status not in ("starting", "error")
 
     def eta(self) -> str:
         if not self.rate or self.status not in ("running",):
@@ -44,6 +52,7 @@ class RunState:
         """The worker's run started (a resumed one at its checkpoint's step: later events of the
         earlier attempt are gone)."""
         self.run, self.bayes, self._batch, self.status = run, bayes, batch_size, "running"
+        self.resume_from = None
         if resumed:
             self.train = deque((e for e in self.train if e["step"] <= step), maxlen=BUFFER)
             self.evals = [e for e in self.evals if e["step"] <= step]
@@ -83,11 +92,23 @@ def short_run_id(run_id: str) -> str:
     return f"{parts[1]}-{parts[-1]}" if len(parts) >= 3 and parts[1].isdigit() else run_id[-12:]
 
 
+def newest_resumable(runs) -> RunState | None:
+    """The resumable run (``RunState.resumable``) whose state was written last, or None."""
+    found = [st for st in runs if st.resumable]
+    return max(found, key=lambda st: (st.updated or 0.0, st.run_id)) if found else None
+
+
 def run_row(st: RunState) -> dict[str, str]:
+    """One row's cells; a resumable run's status says, on a second line, where a resume starts."""
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    status = f"{st.status}\nresume {st.resume_from}" if st.resumable else st.status
     return {"run": short_run_id(st.run_id), "config": "\n".join(textwrap.wrap(st.summary, CONFIG_W)) or "—",
-            "status": st.status, "step": f"{st.step}/{st.steps}", "best": fmt(st.best), "bayes": fmt(st.bayes),
+            "status": status, "step": f"{st.step}/{st.steps}", "best": fmt(st.best), "bayes": fmt(st.bayes),
             "overlay": "●" if st.overlay else ""}
+
+
+def row_height(row: dict[str, str], columns) -> int:
+    return max(row[c].count("\n") for c in columns) + 1
 
 
 def table_columns(width: int) -> tuple[str, ...]:
@@ -100,13 +121,14 @@ def refresh_table(t, runs: dict[str, RunState], selected: str | None) -> None:
     """Update the runs table ``t`` (a DataTable) in place (rebuilt only when runs or its columns change)."""
     columns = table_columns(t.size.width)
     rows = {st.run_id: run_row(st) for st in runs.values()}
-    if [k.value for k in t.rows] != list(rows) or [c.value for c in t.columns] != list(columns):
+    heights = [row_height(row, columns) for row in rows.values()]
+    if ([k.value for k in t.rows] != list(rows) or [c.value for c in t.columns] != list(columns)
+            or [r.height for r in t.rows.values()] != heights):
         t.clear(columns=True)
         for key in columns:
             t.add_column(COLUMN_LABELS[key], key=key)
-        for key, row in rows.items():
-            t.add_row(*[row[c] for c in columns], key=key, height=row["config"].count("\n") + 1
-                      if "config" in columns else 1)
+        for (key, row), height in zip(rows.items(), heights):
+            t.add_row(*[row[c] for c in columns], key=key, height=height)
         if selected in rows:
             t.move_cursor(row=list(rows).index(selected), animate=False)
         return
