@@ -315,7 +315,21 @@ def latency_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def tiny_model() -> str:
+    """A tiny random Llama (the test suite's ``make_tiny_lm``, a 512-token window) in a temporary
+    folder: its probe takes a few milliseconds, standing in for a GPU (issue 22)."""
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import make_tiny_lm
+
+    return str(make_tiny_lm(tempfile.mkdtemp(prefix="lca-bench-tiny-"), "llama", max_positions=512))
+
+
 def run(args) -> None:
+    if args.tiny:
+        args.model = tiny_model()
     if args.profile:
         os.environ["LCA_BENCH_PROFILE"] = os.path.abspath(args.profile)
     res = latency_bench(args.keys, args.keys, args.threads, args.repeats, args.pause, args.model)
@@ -329,6 +343,7 @@ def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads, app and engine alike")
     ap.add_argument("--repeats", type=int, default=5, help="engine-alone repeats per edit (median)")
     ap.add_argument("--pause", type=float, default=0.6, help="seconds between keys (isolated edits)")
+    ap.add_argument("--tiny", action="store_true", help="a tiny random model built like the tests' (a GPU's few-ms probe)")
     ap.add_argument("--profile", metavar="PSTATS", help="cProfile the app's UI thread while the keys are typed")
     ap.add_argument("--out", default=str(RESULTS / "app_latency.json"))
 
