@@ -228,8 +228,10 @@ def test_sigkill_of_the_whole_sweep_then_a_rerun_loses_nothing_and_runs_nothing_
     assert proc.stdout.split()[:4] == ["resumed", str(kept), "ran", str(n - kept)]
     assert proc.stdout.split()[-1] == str(sum(i * i for i in range(n)))
     starts, ends = counts(log)
-    assert ends == dict.fromkeys(range(n), 1)  # every job finished exactly once over the two runs
-    assert sum(starts.values()) - n <= 2  # only the (at most 2) jobs in flight at the kill started again
+    # Every job finished; one that finished in its worker but was killed before its entry reached the
+    # store is rightly run again, so only the (at most 2) jobs in flight at the kill ran twice.
+    assert set(ends) == set(range(n)) and sum(ends.values()) - n <= 2
+    assert sum(starts.values()) - n <= 2
 
 
 # ------------------------------------------------------------------------------------------- executors
