@@ -4,17 +4,11 @@ status bar waits while a probe is in flight."""
 
 from __future__ import annotations
 
+from app_helpers import hijack_ready as _loaded
 from app_helpers import wait_for
 
 from lca_tui.app import LcaApp
 from widgets import LiveCurve
-
-
-async def _loaded(pilot, app):
-    await wait_for(pilot, lambda: app.model_info is not None, timeout=120)
-    p = app.query_one("#hijack")
-    await wait_for(pilot, lambda: p.last_request is not None and p.shown_seq == p.last_request.seq)
-    return p
 
 
 async def test_an_idle_screen_keeps_no_animation_or_redraw_timer(tiny_lm_dir):
