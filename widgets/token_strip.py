@@ -59,6 +59,8 @@ class TokenStrip(Widget):
         self._indices: np.ndarray | None = None
         self._vmax = 0.0
         self._cache: dict[int, list[Strip]] = {}
+        self._style_base: Style | None = None
+        self._style_table: list[Style] = []
 
     def set_tokens(self, tokens: list[str], values: list[float] | None = None,
                    vmax: float | None = None) -> None:
@@ -89,12 +91,18 @@ class TokenStrip(Widget):
             return 1
         return len(self._layout(width)) + (1 if self._indices is not None else 0)
 
+    def _styles(self, base: Style) -> list[Style]:
+        """The token style of each colour index (the last entry: NaN), built once per base style."""
+        if self._style_base != base:
+            self._style_base = base
+            self._style_table = [base + Style(bgcolor=bg, color=contrast_text(bg))
+                                 for bg in (*self._colors, NAN_COLOR)]
+        return self._style_table
+
     def _token_style(self, i: int, base: Style) -> Style:
         if self._indices is None:
             return base + Style(reverse=True, dim=True)
-        idx = int(self._indices[i])
-        bg = NAN_COLOR if idx < 0 else self._colors[idx]
-        return base + Style(bgcolor=bg, color=contrast_text(bg))
+        return self._styles(base)[int(self._indices[i])]  # index -1 (NaN) is the table's last entry
 
     def _build(self, width: int) -> list[Strip]:
         base = self.rich_style

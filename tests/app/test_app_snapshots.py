@@ -144,24 +144,26 @@ async def test_runs_table_shows_every_value_uncut(monkeypatch, tmp_path):
 
 
 async def test_targets_table_updates_in_place_and_marks_the_hijack(monkeypatch, tmp_path):
-    """While the tracked targets stay the same the table keeps its rows (a repaint per answer);
-    the numbers are the new answer's, and the false target is marked once it leads."""
+    """While the tracked targets stay the same the table is repainted, never laid out again (one
+    repaint per answer); the numbers are the new answer's, and the false target is marked once it leads."""
     import dataclasses
 
-    from textual.widgets import DataTable
+    from widgets import RowTable
 
     app = _app(monkeypatch, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await _show_fixed_probe(pilot, view="surprise")
-        panel, table = app.query_one("#hijack"), app.query_one("#targets", DataTable)
-        keys = list(table.rows)
+        panel, table = app.query_one("#hijack"), app.query_one("#targets", RowTable)
+        layouts = []
+        real = table.refresh
+        table.refresh = lambda *a, **kw: (layouts.append(kw.get("layout", False)), real(*a, **kw))[1]
         res = fixed_probe(panel.last_request.prompt)
         t0, t1 = res.targets
         swapped = dataclasses.replace(res, targets=(dataclasses.replace(t0, prob=0.0123, rank=12),
                                                     dataclasses.replace(t1, prob=0.456, rank=1)))
         panel.post_message(ProbeAnswered(panel.last_request, result=swapped))
         await pilot.pause()
-        assert list(table.rows) == keys
+        assert layouts and not any(layouts)
         assert table.get_row_at(0)[1:3] == ["1.23%", "12"] and table.get_row_at(1)[1:] == [
             "45.60%", "1", "22.00%", "▲ hijacked"]
         assert app.query_one("#hijack-toolbar").has_class("-hijacked")

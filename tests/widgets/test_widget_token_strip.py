@@ -89,3 +89,26 @@ async def test_new_tokens_relayout_only_when_the_height_changes():
         # 'no tokens' -> one line + legend (taller), same height, wrapped onto more lines
         assert asked == [True, False, True]
         assert strip.size.height == strip.get_content_height(None, None, strip.content_region.width)
+
+
+async def test_cached_token_styles_equal_the_plain_style_per_token():
+    """The strip builds one style per colour index and reuses it; every token's style must equal the
+    style built directly from its value's colour (a theme change rebuilds the table)."""
+    from rich.style import Style
+
+    from widgets.colors import contrast_text
+
+    app = StripApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        strip = app.query_one(TokenStrip)
+        values = [0.0, 0.3, 1.7, 2.2, float("nan"), 5.0, 4.99, 0.01]
+        strip.set_tokens([f"t{i}" for i in range(len(values))], values, vmax=5.0)
+        await pilot.pause()
+        for theme in (app.theme, "textual-light"):
+            app.theme = theme
+            await pilot.pause()
+            base = strip.rich_style
+            colors = ramp("viridis", N_COLORS)
+            for i, v in enumerate(values):
+                bg = NAN_COLOR if v != v else colors[int(np.clip(np.floor(v / 5.0 * (N_COLORS - 1) + 0.5), 0, N_COLORS - 1))]
+                assert strip._token_style(i, base) == base + Style(bgcolor=bg, color=contrast_text(bg))

@@ -16,7 +16,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Input, Label, Static, TabbedContent, TabPane, TextArea
 
 from engine.hijack import jobs
 from lca_tui import instrument
@@ -33,9 +33,9 @@ from lca_tui.messages import (
 )
 from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
-from lca_tui.panels.hijack.targets import fill_table, target_rows
+from lca_tui.panels.hijack.targets import COLUMNS, fill_table, target_rows
 from lca_tui.panels.hijack.views import VIEWS
-from widgets import BarRow, ProbabilityBars
+from widgets import BarRow, ProbabilityBars, RowTable
 
 VIEW_IDS = tuple(v.ID for v in VIEWS)
 DEFAULT_SUBJECT = "The Eiffel Tower"
@@ -114,7 +114,7 @@ class HijackPanel(Panel):
         with Vertical(id="hijack-left"):
             yield Static("", id="hijack-toolbar")
             yield Editor("", id="prompt", soft_wrap=True, show_line_numbers=False)
-            yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
+            yield RowTable(COLUMNS, id="targets")
             yield Field(placeholder="target to track, e.g. ␣Paris (leading space matters) — enter adds",
                         id="target-input")
             yield Field(placeholder="custom scheme: a sentence with {subject} {target_true} {target_false} — "
@@ -133,8 +133,6 @@ class HijackPanel(Panel):
         prompt = self.query_one("#prompt", TextArea)
         prompt.border_title = "prompt"
         prompt.border_subtitle = EDITOR_HINT
-        t = self.query_one("#targets", DataTable)
-        t.add_columns("target", "P(target)", "rank", "P(1st token)", "")
         from engine.hijack.counterfact import load_counterfact
 
         self.records = load_counterfact("builtin")
@@ -244,7 +242,7 @@ class HijackPanel(Panel):
             info += f" · [b]{res.truncated} tokens cut from the left to fit the window[/b]"
         self.query_one("#probe-info", Static).update(info, layout=False)  # fixed height (tcss)
         rows, hijacked = target_rows(res.targets, self.roles)
-        fill_table(self.query_one("#targets", DataTable), rows)
+        fill_table(self.query_one("#targets", RowTable), rows)
         self._refresh_toolbar(hijacked)
         for view in self.views.values():
             view.draw_probe(res)
@@ -329,7 +327,7 @@ class HijackPanel(Panel):
         self.rebuild_prompt()
 
     def action_remove_target(self) -> None:
-        t = self.query_one("#targets", DataTable)
+        t = self.query_one("#targets", RowTable)
         row = t.cursor_row
         if 0 <= row < len(self.targets):
             self.roles.pop(self.targets.pop(row), None)  # its true/false role and the HIJACKED mark go too
@@ -378,7 +376,7 @@ class HijackPanel(Panel):
         self.query_one("#prompt", TextArea).focus()
 
     def action_leave_editor(self) -> None:
-        self.query_one("#targets", DataTable).focus()
+        self.query_one("#targets", RowTable).focus()
 
     def action_sweep(self) -> None:
         """P(true), P(false) against n = 0..max(n, 5) for this record (a job on the model thread)."""

@@ -3,10 +3,10 @@ first-token probability and role), the false target marked when it beats the tru
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
-
 from lca_tui.panels.hijack.views.base import pct
-from widgets import visible_token
+from widgets import RowTable, visible_token
+
+COLUMNS = ("target", "P(target)", "rank", "P(1st token)", "")
 
 
 def target_rows(targets, roles: dict[str, str]) -> tuple[list[tuple[str, ...]], bool | None]:
@@ -25,17 +25,6 @@ def target_rows(targets, roles: dict[str, str]) -> tuple[list[tuple[str, ...]], 
     return rows, hijacked
 
 
-def fill_table(t: DataTable, rows: list[tuple[str, ...]]) -> None:
-    """Show the rows: cells updated in place while the targets stay the same (a repaint per
-    keystroke), the table rebuilt when they change."""
-    if t.row_count != len(rows) or any(t.get_row_at(i)[0] != row[0] for i, row in enumerate(rows)):
-        t.clear()
-        for row in rows:
-            t.add_row(*row)
-        return
-    widths = [c.content_width for c in t.ordered_columns]
-    for i, row in enumerate(rows):
-        old = t.get_row_at(i)
-        for j, value in enumerate(row):
-            if old[j] != value:
-                t.update_cell_at((i, j), value, update_width=len(value) > widths[j])
+def fill_table(t: RowTable, rows: list[tuple[str, ...]]) -> None:
+    """Show the rows: a repaint per keystroke, a layout only when the number of targets changes."""
+    t.set_rows(rows)
