@@ -23,6 +23,7 @@ from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
 from lca_tui import instrument
 from lca_tui.experiment_runner import ExperimentRunner
+from lca_tui.frames import FrameHold
 from lca_tui.lifecycle import Lifecycle, install_resize_fix
 from lca_tui.messages import (
     CancelModelJob,
@@ -76,6 +77,7 @@ class LcaApp(App):
         self.autoload = load_model
         self.session_arg = session
         self.model_host = None
+        self.frames = FrameHold(self)  # one frame per answer (lca_tui/frames.py)
         self._waiting_probe: ProbeWanted | None = None
         self.model_info: dict | None = None
         self.model_error: str | None = None
@@ -180,13 +182,16 @@ class LcaApp(App):
     def on_probe_wanted(self, msg: ProbeWanted) -> None:
         self.want_probe(msg)
 
-    def want_probe(self, msg: ProbeWanted) -> None:
+    def want_probe(self, msg: ProbeWanted) -> bool:
         """Hand a probe request to the model thread (panels call it directly: a keystroke's probe
-        starts without waiting for a message to bubble up through the DOM)."""
+        starts without waiting for a message to bubble up through the DOM). True when the model
+        thread starts it at once (see ``ModelHost.serves_at_once``)."""
         if self.model_host is None:  # no model asked for yet: the newest request waits for one
             self._waiting_probe = msg
-            return
+            return False
+        at_once = self.model_host.serves_at_once()
         self.model_host.request_probe(msg.request, reply_to=msg.reply_to)
+        return at_once
 
     def on_model_job_wanted(self, msg: ModelJobWanted) -> None:
         host = self._host()

@@ -114,6 +114,12 @@ class ModelHost:
         """A probe is waiting or running (the UI keeps its periodic repaints off meanwhile)."""
         return self._pending is not None or self._probing
 
+    def serves_at_once(self) -> bool:
+        """Whether a probe asked for now starts at once (asked before ``request_probe``): a model is
+        loaded, the model thread is idle, and it has been for the debounce time (the leading edge)."""
+        return (self.prober is not None and self.running_job is None and not self.probing
+                and time.monotonic() - self._idle_since >= self.debounce)
+
     @property
     def busy(self) -> bool:
         return self.running_job is not None

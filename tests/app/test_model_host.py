@@ -235,3 +235,25 @@ def test_model_thread_takes_its_share_of_the_threads(monkeypatch):
     _wait(lambda: len(posted) == 2)
     assert seen == [plan(2)[-1], plan(1)[0]] == [1, 2]
     host.close()
+
+
+def test_serves_at_once_only_when_idle_past_the_debounce():
+    """The frame hold (lca_tui/frames.py) asks this before a request: a probe that waits behind a
+    job or a debounce must not hold the screen."""
+    host, posted = _host(delay=0.2, debounce=0.1)
+    host._idle_since = time.monotonic() - 1.0
+    assert host.serves_at_once()
+    host.request_probe(ProbeRequest(1, "a"))
+    assert not host.serves_at_once()  # one is waiting or running
+    _wait(lambda: posted)
+    assert not host.serves_at_once()  # just answered: a new request is debounced
+    time.sleep(0.15)
+    assert host.serves_at_once()
+    host.submit("slow", lambda job_id: time.sleep(0.3))
+    _wait(lambda: host.busy)
+    assert not host.serves_at_once()  # a job runs
+    _wait(lambda: not host.busy)
+    host.prober = None
+    time.sleep(0.15)
+    assert not host.serves_at_once()  # no model yet
+    host.close()

@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, Static, TabbedContent, TabPane, TextAr
 
 from engine.hijack import jobs
 from lca_tui import instrument
+from lca_tui.frames import HOLD_S
 from lca_tui.messages import (
     CancelModelJob,
     JobFinished,
@@ -97,6 +98,7 @@ class HijackPanel(Panel):
         self.last_request: ProbeRequest | None = None
         self.last_result = None
         self.shown_seq = -1
+        self.probe_s: float | None = None  # the engine time of the newest answer drawn (frame hold)
         self.att_layer = -1
         self.att_head = -1  # -1 = mean over heads
         self.eval_job: int | None = None
@@ -203,7 +205,9 @@ class HijackPanel(Panel):
         req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, analyses=(wants,) if wants else ())
         self.last_request = req
         instrument.emit("request", prompt=prompt)
-        self.app.want_probe(ProbeWanted(req, reply_to=self))  # straight to the model thread, no bubbling
+        at_once = self.app.want_probe(ProbeWanted(req, reply_to=self))  # straight to the model thread
+        if at_once and self.probe_s is not None and self.probe_s <= HOLD_S:
+            self.app.frames.hold()  # the echo waits for the answer: one frame for both (lca_tui/frames.py)
 
     @on(TextArea.Changed, "#prompt")
     def _prompt_changed(self, event: TextArea.Changed) -> None:
@@ -221,12 +225,14 @@ class HijackPanel(Panel):
             return
         if msg.error:
             self.show_error(msg.error)
+            self.app.frames.release()
             return
         t_answer = time.monotonic()
         self.show_error(None)
-        self.last_result, self.shown_seq = msg.result, msg.request.seq
+        self.last_result, self.shown_seq, self.probe_s = msg.result, msg.request.seq, msg.seconds
         self._draw(msg.result, msg.seconds)
         instrument.probe_drawn(msg, t_answer)  # the latency benchmark's stages (off by default)
+        self.app.frames.release()  # the frame that carries the answer (and the held echo)
 
     def _draw(self, res, seconds: float) -> None:
         tracked = {t.target: i for i, t in enumerate(res.targets)}
