@@ -5,6 +5,7 @@ FILE, each with ``ev`` and ``t`` (``time.monotonic()``, which the benchmark shar
 
 - ``request``: the hijack panel asks for a probe (``prompt``);
 - ``probe``: the model thread ran the Prober (``t0`` its start, ``prompt``, torch ``threads``);
+- ``job``: a model-thread job started or ended (``kind``, ``state``: ``start`` / ``end``);
 - ``answer``: the panel drew the newest answer (``seq``, ``prompt``, ``targets``, ``top_k``,
   ``analyses``, ``engine_s``, ``t_answer`` on entry, ``reused``, ``n_tokens``);
 - ``frame``: the first frame after that answer was handed to the terminal's writer thread (the

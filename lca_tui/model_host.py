@@ -4,10 +4,11 @@ Probes arrive through a slot of size one (the newest request wins) and are debou
 an edit that comes after the model has been idle for ``debounce`` seconds is served at once (so a
 single keystroke costs one probe, not one probe plus a wait); during bursts of typing a request is
 served once no newer one has come for ``debounce`` seconds. Long jobs (model loads, efficacy
-evaluations, sweeps) queue up; while one runs it serves a pending probe between its batches, so
-typing keeps getting answers. Results go back as messages to whoever asked (``reply_to``, a widget:
-``post_message`` is thread-safe), else through ``post``. The model is never touched from another
-thread. After a model load the newest probe is served again, so the asker sees the new model.
+evaluations, sweeps, traces) queue up; while one runs it serves a pending probe between its
+forwards, with the same leading edge, so typing keeps getting answers. Results go back as messages
+to whoever asked (``reply_to``, a widget: ``post_message`` is thread-safe), else through ``post``.
+The model is never touched from another thread. After a model load the newest probe is served
+again, so the asker sees the new model.
 
 Every job has its own cancel event, created when it is queued: a cancel pressed while the job still
 waits behind another is kept, and the job then finishes at once as cancelled.
@@ -46,6 +47,7 @@ class ModelHost:
         self._pending: ProbeRequest | None = None
         self._pending_at = 0.0
         self._idle_since = 0.0
+        self._probe_end = 0.0  # when the last probe ended (the leading edge inside jobs)
         self._jobs: queue.Queue = queue.Queue()
         self._wake = threading.Condition()
         self._cancels: dict[int, threading.Event] = {}
@@ -176,6 +178,7 @@ class ModelHost:
         self._current = cancel
         self.running_job = kind
         self._reply_to = reply_to
+        instrument.emit("job", kind=kind, state="start")
         try:
             result = fn(job_id)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message, never a crash
@@ -195,16 +198,23 @@ class ModelHost:
             self._reply_to = None
             self.running_job = None
             self._idle_since = time.monotonic()
+            instrument.emit("job", kind=kind, state="end")
 
     def progress(self, job_id: int, kind: str, done: int, total: int, partial: Any = None) -> None:
         """Post a running job's progress to whoever asked for the job."""
         self._reply(self._reply_to, JobProgress(job_id, kind, done, total, partial))
 
     def serve_probe(self, force: bool = False) -> None:
-        """Answer the pending probe if its debounce time has passed (or ``force``)."""
+        """Answer the pending probe (jobs call this between their forwards): at once when it is the
+        first request after a quiet spell (it came ``debounce`` seconds or more after the last probe
+        ended: the leading edge, as on an idle model thread), else once its debounce time has passed
+        (or ``force``)."""
         with self._wake:
             pending = self._pending
-            if pending is None or (not force and time.monotonic() - self._pending_at < self.debounce):
+            if pending is None:
+                return
+            leading = self._pending_at - self._probe_end >= self.debounce
+            if not (force or leading or time.monotonic() - self._pending_at >= self.debounce):
                 return
             self._pending, self._probing = None, True  # never seen as neither pending nor running
         req, reply_to = pending
@@ -229,6 +239,7 @@ class ModelHost:
             return
         finally:
             self._probing = False
+            self._probe_end = time.monotonic()
         self._reply(reply_to, ProbeAnswered(req, result=res, seconds=time.perf_counter() - t0))
         self._idle_since = time.monotonic()
 

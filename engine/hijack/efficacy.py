@@ -400,6 +400,7 @@ def _run_batch(lm, plans, scoring, batch_size, reverse, cancel, report):
     root_kv = None
     if roots:
         _, _, root_kv = extend(lm, None, [r for _, r in roots], keep=1)
+        report(0)  # a break between forwards (the app's model thread answers a waiting probe there)
 
     # Stage 2: each (record, n) runs its own remaining tokens (+ target continuations) after the prefix.
     work = []  # (item, rows, row index of the true / false continuation)

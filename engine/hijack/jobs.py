@@ -8,13 +8,22 @@ done, total, partial)`` (a partial result for whoever asked).
 
 from __future__ import annotations
 
+#: Rows per forward of the app's ES evaluation and sweep on a CPU: a probe typed meanwhile waits for
+#: at most one forward (bench/bench_probe_priority.py, BENCHMARKS.md); elsewhere the library's 8.
+APP_ES_BATCH_CPU = 4
+
+
+def app_batch_size(lm) -> int:
+    """Rows per forward for the app's efficacy jobs on ``lm``'s device (see ``APP_ES_BATCH_CPU``)."""
+    return APP_ES_BATCH_CPU if str(lm.device) == "cpu" else 8
+
 
 def sweep(host, job_id, record, scheme, top, template=None):
     """P(true), P(false) for n = 0..top sentences of ``scheme`` before ``record``."""
     from engine.hijack.efficacy import efficacy_curve
 
     return efficacy_curve(host.lm, [record], scheme, top, template, cancel=host.cancel_event,
-                          progress=lambda d, t: host.serve_probe())
+                          batch_size=app_batch_size(host.lm), progress=lambda d, t: host.serve_probe())
 
 
 def evaluate(host, job_id, records, scheme, top, template=None):
@@ -26,7 +35,8 @@ def evaluate(host, job_id, records, scheme, top, template=None):
         host.serve_probe()
 
     return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial, template=template,
-                                cancel=host.cancel_event, progress=lambda d, t: host.serve_probe())
+                                batch_size=app_batch_size(host.lm), cancel=host.cancel_event,
+                                progress=lambda d, t: host.serve_probe())
 
 
 #: Rows per batched forward of the app's trace: the longest a waiting probe waits is one such

@@ -257,3 +257,35 @@ def test_serves_at_once_only_when_idle_past_the_debounce():
     time.sleep(0.15)
     assert not host.serves_at_once()  # no model yet
     host.close()
+
+
+def test_a_job_answers_the_first_edit_after_a_quiet_spell_at_its_next_break():
+    """Inside a job the debounce has the same leading edge as on an idle model thread: an isolated
+    edit is answered at the job's next break, not a debounce later; an edit right after that answer
+    (typing on) waits for the debounce, and the newest of a burst wins."""
+    host, posted = _host(debounce=0.5)
+    breaks = []
+
+    def job(job_id):
+        for _ in range(150):  # 1.5 s of work with a break every 10 ms
+            time.sleep(0.01)
+            breaks.append(time.monotonic())
+            host.serve_probe()
+        return "done"
+
+    host.submit("efficacy", job)
+    _wait(lambda: len(breaks) > 5)
+    t0 = time.monotonic()
+    host.request_probe(ProbeRequest(1, "isolated"))
+    _wait(lambda: any(isinstance(m, ProbeAnswered) for m in posted))
+    waited = time.monotonic() - t0
+    assert waited < 0.25, f"the isolated edit waited {waited:.3f} s (the debounce is 0.5 s)"
+    t1 = time.monotonic()
+    host.request_probe(ProbeRequest(2, "typing on"))
+    host.request_probe(ProbeRequest(3, "typing on, newest"))
+    _wait(lambda: len([m for m in posted if isinstance(m, ProbeAnswered)]) == 2)
+    second = [m for m in posted if isinstance(m, ProbeAnswered)][1]
+    assert second.request.seq == 3 and time.monotonic() - t1 >= 0.45
+    _wait(lambda: any(isinstance(m, JobFinished) for m in posted))
+    assert host.prober.seen == ["isolated", "typing on, newest"]
+    host.close()

@@ -150,3 +150,21 @@ def test_sweep_dict_is_what_the_session_stores(records):
     assert res.sweep_dict(records[0]) == {
         "kind": "sweep", "model": "smol", "scheme": "relation", "record": records[0].to_dict(),
         "points": [{"n": 0, "p_true": 0.6, "p_false": 0.1}, {"n": 1, "p_true": 0.2, "p_false": 0.5}]}
+
+
+def test_every_forward_is_followed_by_a_progress_break(tiny, records, monkeypatch):
+    """The app's model thread answers a waiting probe in ``progress``: no two forwards of an
+    evaluation may run back to back without one (the shared-prefix forward included)."""
+    events = []
+    real = eff.extend
+    monkeypatch.setattr(eff, "extend", lambda *a, **k: (events.append("forward"), real(*a, **k))[1])
+    efficacy_curve(tiny, records, "not-think", 2, batch_size=3, progress=lambda d, t: events.append("break"))
+    assert events.count("forward") >= 4
+    assert all(not (a == b == "forward") for a, b in zip(events, events[1:])), events
+    assert events[-1] == "break"
+
+
+def test_the_apps_efficacy_jobs_batch_fewer_rows_on_a_cpu(tiny):
+    from engine.hijack.jobs import APP_ES_BATCH_CPU, app_batch_size
+
+    assert str(tiny.device) == "cpu" and app_batch_size(tiny) == APP_ES_BATCH_CPU < 8
