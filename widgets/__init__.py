@@ -1,7 +1,9 @@
 """Reusable Textual widgets that draw the plain data they are given (lists, arrays, small dataclasses)."""
 
 from .colors import quantize, ramp
+from .column_chart import ColumnChart, bucket_max, column_eighths
 from .heatmap import Heatmap, fit_grid
+from .layer_bars import LayerBars, diverging_eighths, grouped_values, layer_groups
 from .live_curve import LiveCurve, downsample
 from .prob_bars import BarRow, ProbabilityBars, bar_text, format_percent
 from .status_bar import StatusBar
@@ -10,7 +12,8 @@ from .tokens import visible_token
 
 __all__ = [
     "StatusBar",
-    "BarRow", "Heatmap", "LiveCurve", "ProbabilityBars", "TokenStrip",
-    "bar_text", "downsample", "fit_grid", "format_percent", "quantize", "ramp",
+    "BarRow", "ColumnChart", "Heatmap", "LayerBars", "LiveCurve", "ProbabilityBars", "TokenStrip",
+    "bar_text", "bucket_max", "column_eighths", "diverging_eighths", "downsample", "fit_grid", "format_percent",
+    "grouped_values", "layer_groups", "quantize", "ramp",
     "visible_token", "wrap_tokens",
 ]
