@@ -126,8 +126,9 @@ class ColumnChart(Widget):
         if height >= 3:  # the first item under the first column, the last one under the last column
             used = len(buckets) * cell - (cell - bar_w)
             last = str(n)
-            middle = " tokens → " if used >= len(last) + 12 else " "
-            caption = "1" + middle + " " * max(0, used - 1 - len(middle) - len(last)) + last if n > 1 else "1"
+            room = used - 1 - len(last)
+            middle = "token" if room >= 7 else ""
+            caption = "1" + middle.center(room) + last if n > 1 else "1"
             strips.append(Strip([Segment(" " * gutter + caption, axis)]).adjust_cell_length(width, base))
         return strips
 

@@ -21,6 +21,7 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"  # left-aligned partial cells, 0..7 eighths
 _FULL = "█"
 _MAX_NAME = 14
 EMPTY_MESSAGE = "no true/false pair to compare"
+TOO_SHORT = "per-layer bars: no room (3 rows needed)"
 
 
 def layer_groups(n: int, rows: int) -> list[tuple[int, int]]:
@@ -76,7 +77,8 @@ class LayerBars(Widget):
     Positive values grow right in the ``true`` style, negative ones left in the ``false`` style, all on
     one scale: the largest |value| shown (after grouping) fills half the bar area, and the header says
     so (``−s … +s`` at the bar ends). A title line names the quantity (with the two target strings
-    where the width allows) and a legend line puts each target on its side of the centre line.
+    where the width allows) and a legend line puts each target on its side of the centre line; below 6
+    rows the title goes, below 3 one dim line says there is no room.
 
     When there are more layers than rows, consecutive layers share a row (``layer_groups``: sizes
     differ by at most one, labelled "L1–3") that shows their **mean**. Without values (``set_empty``,
@@ -141,34 +143,46 @@ class LayerBars(Widget):
                                              for name in ("true", "false", "axis", "label", "title", "dim")}}
         return self._styles
 
-    def _title(self, width: int) -> str:
+    def _title(self, width: int, suffix: str = "") -> str | None:
+        """The longest title that fits with ``suffix``; None if none does (then without a suffix, cut)."""
         t, f = visible_token(self._true), visible_token(self._false)
         for text in (f"logit({t}) − logit({f}) per layer" if t and f else "", self.title,
-                     "logit(true) − logit(false)", "true − false"):
-            if text and len(text) <= width:
-                return text
-        return self.title[:width]
+                     "logit(true) − logit(false)", "logit true − false", "true − false"):
+            if text and len(text) + len(suffix) <= width:
+                return text + suffix
+        return None if suffix else self.title[:width]
+
+    def _names_fit(self, left_w: int, right_w: int, scale: str) -> bool:
+        """Whether both target names fit uncut in the legend beside the scale at the ends."""
+        need = [len(scale) + 4 + min(_MAX_NAME, len(visible_token(name))) for name in (self._false, self._true)]
+        return need[0] <= left_w and need[1] <= right_w
 
     def _build(self, width: int, height: int) -> list[Strip]:
         styles = self._style_table()
         base = styles["base"]
         if not self._values:
             return [Strip([Segment(self._message[:width], styles["dim"])]).adjust_cell_length(width, base)]
-        header = 2 if height >= 5 else (1 if height >= 2 else 0)
+        if height < 3:
+            return [Strip([Segment(TOO_SHORT[:width], styles["dim"])]).adjust_cell_length(width, base)]
+        header = 2 if height >= 6 else 1  # the title goes first when fewer than 4 rows of bars would remain
         rows = grouped_values(self._values, max(1, height - header))
         finite = [abs(v) for _, v in rows if math.isfinite(v)]
         scale = max(finite, default=0.0)
         texts = [format_value(v) for _, v in rows]
         label_w = max(len(label) for label, _ in rows)
-        value_w = max(len(t) for t in texts)
+        value_w = max(5 if width >= 30 else 4, *(len(t) for t in texts))  # "+10.1" without moving the centre line
         area = max(3, width - label_w - value_w - 2)
         half = (area - 1) // 2
         exact = label_w + value_w + 2 + area == width  # every row is exactly ``width`` cells
         strips = []
-        if header == 2:
-            strips.append(Strip([Segment(self._title(width), styles["title"])]).adjust_cell_length(width, base))
-        if header >= 1:
-            strips.append(self._legend(width, label_w, half, scale, styles))
+        s = format_value(scale).lstrip("+")
+        if header == 2:  # a narrow legend leaves its ends to the names, the title says the scale
+            left_w = label_w + 1 + half
+            title = None if self._names_fit(left_w, width - left_w - 1, "−" + s) else self._title(width, f" · ±{s}")
+            strips.append(Strip([Segment(title or self._title(width), styles["title"])])
+                          .adjust_cell_length(width, base))
+            s = None if title else s
+        strips.append(self._legend(width, label_w, half, s, styles))
         for (label, value), text in zip(rows, texts):
             n = diverging_eighths(value, scale, half)
             side = styles["true"] if n > 0 else styles["false"]
@@ -199,17 +213,17 @@ class LayerBars(Widget):
             segs.append(Segment(_FULL * full, style))
         return segs
 
-    def _legend(self, width: int, label_w: int, half: int, scale: float, styles) -> Strip:
-        """``−s ◀ false│true ▶ +s``: each target on its side of the centre line, the scale at the outer ends
-        (over the label and value columns where they are wide enough; a name is cut to make room)."""
-        s = format_value(scale).lstrip("+")
+    def _legend(self, width: int, label_w: int, half: int, scale: str | None, styles) -> Strip:
+        """``−s ◀ false│true ▶ +s``: each target on its side of the centre line, the scale ``s`` at the outer
+        ends (over the label and value columns where they are wide enough; a name is cut to make room);
+        ``scale=None``: the names only (the title states the scale)."""
         left_w = label_w + 1 + half
         right_w = width - left_w - 1
-        lo, hi = f"−{s}", f"+{s}"
+        lo, hi = (f"−{scale}", f"+{scale}") if scale else ("", "")
 
         def field(name: str, arrow: str, scale_text: str, room: int, left: bool) -> list[Segment]:
             name = visible_token(name)
-            fit = min(_MAX_NAME, room - len(scale_text) - 3)  # the arrow, its space, one gap
+            fit = min(_MAX_NAME, room - len(scale_text) - (3 if scale_text else 2))  # the arrow, a space, a gap
             if not name or fit < 2:
                 name, fit = "", room - len(scale_text) - 2
             label = name if len(name) <= fit else name[: fit - 1] + "…"

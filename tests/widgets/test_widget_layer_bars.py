@@ -128,3 +128,22 @@ async def test_empty_state_is_one_dim_line():
         assert first.text.strip() == EMPTY_MESSAGE and bars.values == []
         assert all(s.style.italic for s in first if s.text.strip())
         assert all(not bars.render_line(y).text.strip() for y in range(1, bars.size.height))
+
+
+@pytest.mark.parametrize("height,first,rows", [(2, None, 0), (4, "legend", 3), (6, "title", 4)])
+async def test_a_short_widget_drops_the_title_then_the_bars(height, first, rows):
+    from widgets.layer_bars import TOO_SHORT
+
+    app = BarsApp()
+    async with app.run_test(size=(40, 20)) as pilot:
+        bars = app.query_one(LayerBars)
+        bars.styles.height = height
+        bars.set_values([float(i) for i in range(30)], true=" Paris", false=" Chicago")
+        await pilot.pause()
+        lines = [bars.render_line(y).text for y in range(height)]
+        if first is None:
+            assert lines[0].strip() == TOO_SHORT
+            return
+        assert ("◀" in lines[0]) == (first == "legend") and lines[0].startswith("logit") == (first == "title")
+        bar_rows = [line for line in lines if line.split() and line.split()[0].startswith("L")]
+        assert len(bar_rows) == rows and bar_rows[-1].split()[0].endswith("30")
