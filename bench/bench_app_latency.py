@@ -5,8 +5,9 @@ single-token forward (a) / one full forward (b) of the model; with the time per 
 request -> model thread -> panel -> bars rebuilt -> frame flushed to the terminal). Written to
 bench/results/app_latency.json.
 
-Usage: python bench/bench_app_latency.py [--keys N] [--threads T] [--repeats R] [--pause S] [--model M]
+Usage: python bench/bench_app_latency.py [--keys N] [--threads T] [--repeats R] [--pause S] [--model M] [--tiny]
        python bench/bench_app_latency.py --markdown RESULT.json
+       python bench/bench_app_latency.py --goals LABEL=RESULT.json [LABEL=RESULT.json ...]  (issue 22's goals)
 """
 
 from __future__ import annotations
@@ -327,6 +328,31 @@ def latency_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def goal_table(results: list[tuple[str, dict]]) -> str:
+    """Issue 22's goals, one row per (label, result) and case, from result files: keystroke -> bars
+    p50 / p95, that minus the engine's probe alone (the UI's share: goal <= 20 ms p50, <= 40 ms p95),
+    the probe inside the app over alone (goal <= 1.1x), the frames and layouts rendered between key
+    and bars, the FPS the app ran at, and the load. The p95 of the UI's share is taken per key."""
+    ms = lambda v: f"{1000 * v:.1f} ms"  # noqa: E731
+    lines = ["| run | case | key → bars p50 / p95 | UI share p50 / p95 (goal ≤ 20 / ≤ 40 ms) "
+             "| probe in app / alone (goal ≤ 1.1x) | frames / layouts | load |",
+             "|---|---|---|---|---|---|---|"]
+    for label, res in results:
+        la = res["load_average"]
+        for case, name in (("a_type_at_end", "(a) typing at the end"), ("b_edit_first_word", "(b) editing the first word")):
+            s, rows = res[case], res["rows"][case]
+            share = [r["key_to_bars_s"] - r["engine_probe_alone_s"] for r in rows]
+            p50, p95 = statistics.median(share), pct(share, 0.95)
+            ratio = s["engine_probe_in_app_p50_s"] / s["engine_probe_alone_p50_s"]
+            u = s["ui_thread_p50"]
+            ok = lambda met: "✓" if met else "✗"  # noqa: E731
+            lines.append(f"| {label} | {name} | {ms(s['key_to_bars_p50_s'])} / {ms(s['key_to_bars_p95_s'])} "
+                         f"| {ms(p50)} {ok(p50 <= 0.020)} / {ms(p95)} {ok(p95 <= 0.040)} "
+                         f"| {ratio:.2f}x {ok(ratio <= 1.1)} | {u['frames_rendered']:.0f} / {u['layouts']:.0f} "
+                         f"| {la['before'][0]:.2f} → {la['after'][0]:.2f} |")
+    return "\n".join(lines)
+
+
 def tiny_model() -> str:
     """A tiny random Llama (the test suite's ``make_tiny_lm``, a 512-token window) in a temporary
     folder: its probe takes a few milliseconds, standing in for a GPU (issue 22)."""
@@ -361,6 +387,13 @@ def add_args(ap: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--goals":  # --goals LABEL=RESULT.json ...
+        import json
+        from pathlib import Path
+
+        pairs = [arg.split("=", 1) for arg in sys.argv[2:]]
+        print(goal_table([(label, json.loads(Path(path).read_text())) for label, path in pairs]))
+        return
     bench_main(__doc__, latency_markdown, add_args, run, child=child_main)
 
 

@@ -134,18 +134,38 @@ class LanguageModel:
         impl = getattr(self.model.config, "_attn_implementation", None) or self.attn_implementation
         return str(impl or "sdpa") in ("eager", "sdpa", "flex_attention")
 
-    def lens_logits(self, hidden):
-        """Logit lens: final norm then unembedding (plus Gemma-2 style soft-capping) of hidden states."""
+    def _lens_head(self):
+        """(final norm, output embedding) of the model, found once; UserError if unknown."""
         if self._lens_parts is None:
             self._lens_parts = (_final_norm(self.model), self.model.get_output_embeddings())
         norm, head = self._lens_parts
         if norm is None or head is None:
             raise UserError(f"the logit lens does not know the final norm of {type(self.model).__name__}")
-        logits = head(norm(hidden.to(head.weight.device))).float()
+        return norm, head
+
+    def _softcap(self, logits):
+        """The model's final-logit soft-capping (Gemma-2 style ``cap·tanh(x/cap)``), if it has one."""
         cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
-        if cap:
-            logits = cap * (logits / cap).tanh()
-        return logits
+        return cap * (logits / cap).tanh() if cap else logits
+
+    def lens_logits(self, hidden):
+        """Logit lens: final norm then unembedding (plus Gemma-2 style soft-capping) of hidden states."""
+        norm, head = self._lens_head()
+        return self._softcap(head(norm(hidden.to(head.weight.device))).float())
+
+    def lens_target_logits(self, hidden, ids):
+        """The logit lens restricted to the vocabulary rows ``ids``: ``lens_logits(hidden)[..., ids]``
+        without the full-vocabulary product (final norm, ``F.linear`` with those rows of the output
+        embedding and of its bias, then the same soft-capping). ``hidden``: (..., d); returns (..., len(ids))."""
+        import torch
+        import torch.nn.functional as F
+
+        norm, head = self._lens_head()
+        rows = torch.as_tensor(list(ids), dtype=torch.long, device=head.weight.device)
+        bias = getattr(head, "bias", None)
+        logits = F.linear(norm(hidden.to(head.weight.device)), head.weight.index_select(0, rows),
+                          None if bias is None else bias.index_select(0, rows))
+        return self._softcap(logits.float())
 
     @contextmanager
     def eager_attention(self):

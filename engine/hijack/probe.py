@@ -63,6 +63,32 @@ class LogitLens:
 
 
 @dataclass(frozen=True)
+class TargetLens:
+    """Per-layer logit-lens logits of each tracked target's first token at the last prompt position.
+
+    ``logits`` is a numpy array of shape (n_layers, n_targets): row i < n_layers − 1 is block i + 1's
+    output read out by the final norm and the target rows of the unembedding (``lm.lens_target_logits``,
+    soft-capped like the model's logits); the last row is the model's own next-token logits. Only the
+    targets' rows are computed, so it costs a few dot products per layer, not a vocabulary matmul.
+    """
+
+    targets: tuple[str, ...]
+    token_ids: tuple[int, ...]  # each target's first token
+    logits: object
+
+    def logit_diff(self, true: str, false: str):
+        """``logit(true) − logit(false)`` per layer (numpy, shape (n_layers,)) of two tracked targets.
+
+        Under the logit lens this is the lens's log-odds of the two targets, log p(true) − log p(false)
+        (the softmax's normaliser cancels), so it equals the difference of ``LogitLens`` log-probs. The
+        last row is the model's own logit difference, the quantity the causal trace measures and the
+        Trace view plots (``engine.hijack.trace``: ``logit_diff = logit_true − logit_false``).
+        """
+        i, j = self.targets.index(true), self.targets.index(false)
+        return self.logits[:, i] - self.logits[:, j]
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     prompt: str
     token_ids: tuple[int, ...]
@@ -71,6 +97,7 @@ class ProbeResult:
     targets: tuple[TargetProb, ...]
     surprise: tuple[float, ...] | None = None  # -log p(token | prefix) in nats; nan for the first token
     logit_lens: LogitLens | None = None
+    target_lens: TargetLens | None = None
     attention: object = None  # numpy (n_layers, n_heads, n_tokens): weights from the last position
     truncated: int = 0  # tokens cut from the left to fit the window
     reused_prefix: int = 0  # tokens served from the cache
@@ -106,8 +133,9 @@ def continuation_ids(lm, prompt: str, prompt_ids: Sequence[int], target: str) ->
 
 
 #: The optional read-outs a probe adds to its top-k, by the ``ProbeResult`` field each fills:
-#: per-token surprise, the logit lens over the blocks, the last position's attention.
-ANALYSES = ("surprise", "logit_lens", "attention")
+#: per-token surprise, the logit lens over the blocks, the last position's attention, and the logit
+#: lens of the tracked targets' first tokens only (``TargetLens``: cheap, no vocabulary matmul).
+ANALYSES = ("surprise", "logit_lens", "attention", "target_lens")
 
 
 class Prober:
@@ -132,7 +160,8 @@ class Prober:
         unknown = sorted(set(analyses) - set(ANALYSES))
         if unknown:
             raise UserError(f"unknown probe analysis {', '.join(unknown)}: choose from {', '.join(ANALYSES)}")
-        surprise, logit_lens, attention = (name in analyses for name in ANALYSES)
+        surprise, logit_lens, attention, target_lens = (name in analyses for name in ANALYSES)
+        reads = (logit_lens, target_lens, surprise)
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("the prompt is empty: type some text to probe")
         if top_k < 1:
@@ -150,8 +179,8 @@ class Prober:
         with torch.inference_mode():
             if attention:
                 with self.lm.eager_attention():
-                    return self._run(prompt, ids, cut, targets, t_ids, exact, top_k, logit_lens, True, surprise)
-            return self._run(prompt, ids, cut, targets, t_ids, exact, top_k, logit_lens, False, surprise)
+                    return self._run(prompt, ids, cut, targets, t_ids, exact, top_k, True, *reads)
+            return self._run(prompt, ids, cut, targets, t_ids, exact, top_k, False, *reads)
 
     def _start(self, ids, surprise) -> int:
         """How many leading tokens of ``ids`` the cache serves."""
@@ -164,7 +193,7 @@ class Prober:
                 start = 0
         return start
 
-    def _run(self, prompt, ids, cut, targets, t_ids, exact, top_k, lens, attention, surprise):
+    def _run(self, prompt, ids, cut, targets, t_ids, exact, top_k, attention, lens, target_lens, surprise):
         """One forward over the tokens the cache does not serve, then the read-outs."""
         import torch
 
@@ -175,7 +204,7 @@ class Prober:
         rows = [new + t_ids[i][:-1] for i in multi] or [new]  # row 0 is the prompt, then one per long target
         first = 0 if surprise else len(new) - 1  # first column whose logits we need
         logits, out, kv = extend(lm, self._past(start, len(rows)), rows, keep=max(len(r) for r in rows) - first,
-                                 hidden_states=lens, attentions=attention)
+                                 hidden_states=lens or target_lens, attentions=attention)
         logp = torch.log_softmax(logits.float(), dim=-1)  # (R, width-first, V)
         last = len(new) - 1 - first
         next_logp = logp[0, last]
@@ -186,11 +215,12 @@ class Prober:
                           for i, (text, tids) in enumerate(zip(targets, t_ids))]
         surp, surp_list = self._surprises(ids, new, start, first, logp, surprise)
         lens_result = self._lens(out, len(new) - 1, next_logp, targets, t_ids) if lens else None
+        tl = self._target_lens(out, len(new) - 1, logits[0, last], targets, t_ids) if target_lens else None
         att = self._attention(out, len(new) - 1, start + len(new)) if attention else None
         self._remember(kv, ids, surp_list)
         return ProbeResult(prompt=prompt, token_ids=tuple(ids), tokens=tuple(lm.decode_tokens(ids)),
                            top_k=top_list, targets=tuple(result_targets), surprise=surp,
-                           logit_lens=lens_result, attention=att, truncated=cut, reused_prefix=start)
+                           logit_lens=lens_result, target_lens=tl, attention=att, truncated=cut, reused_prefix=start)
 
     def _reusable(self, ids, t_ids, surprise) -> int:
         """The cached prefix this probe may reuse: ``_start``, or 0 when prompt and targets overflow a
@@ -253,6 +283,18 @@ class Prober:
         chosen = layer_logp[:, firsts]  # (L, T)
         ranks = (layer_logp[:, None, :] > chosen[:, :, None]).sum(-1) + 1
         return LogitLens(tuple(targets), chosen.exp().cpu().numpy(), ranks.cpu().numpy())
+
+    def _target_lens(self, out, pos, next_logits, targets, t_ids) -> TargetLens:
+        """The lens of the targets' first tokens over the blocks, then the model's own logits."""
+        import torch
+
+        firsts = [t[0] for t in t_ids]
+        final = next_logits.float()[torch.as_tensor(firsts, dtype=torch.long, device=next_logits.device)]
+        rows = [final[None].cpu()]
+        blocks = out.hidden_states[1:-1]  # raw block outputs (the last one is the final norm's output)
+        if blocks:
+            rows.insert(0, self.lm.lens_target_logits(torch.stack([h[0, pos] for h in blocks]), firsts).cpu())
+        return TargetLens(tuple(targets), tuple(firsts), torch.cat(rows).numpy())
 
     @staticmethod
     def _attention(out, pos, n_keys):

@@ -172,6 +172,42 @@ async def test_removing_a_record_target_drops_its_role_and_the_hijacked_mark(tin
         assert not app.query_one("#hijack-toolbar").has_class("-hijacked")
 
 
+async def test_the_right_column_shows_the_pairs_logit_difference_per_layer(tiny_lm_dir):
+    """Every probe also asks for the target lens; the right column's LayerBars shows logit(true) −
+    logit(false) per layer for the record's pair, equal to a separate Prober's full logit lens (log-prob
+    differences), and says there is no pair once the false target is removed."""
+    import numpy as np
+
+    from engine.hijack.lm import load_lm
+    from engine.hijack.probe import Prober
+    from widgets import LayerBars
+
+    app = LcaApp(model=str(tiny_lm_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)
+        p = _panel(app)
+        assert p.last_request.analyses == ("surprise", "target_lens")  # the Surprise view's own, then the lens
+        true_t, false_t = p.targets
+        bars = app.query_one("#lens-pair", LayerBars)
+        lens = Prober(load_lm(str(tiny_lm_dir), device="cpu")).probe(
+            p.last_result.prompt, p.targets, analyses=("logit_lens",)).logit_lens
+        log_p = np.log(lens.probs.astype(np.float64))
+        np.testing.assert_allclose(bars.values, log_p[:, 0] - log_p[:, 1], atol=1e-4)
+        assert len(bars.values) == 2  # the tiny Llama's two blocks, the last one the model's own logits
+        await pilot.pause()
+        lines = [bars.render_line(y).text for y in range(bars.size.height)]
+        assert "◀ ␣Chicago" in lines[1] and "␣Paris ▶" in lines[1]
+        assert [line.split()[0] for line in lines[2:4]] == ["L1", "L2"]
+        table = app.query_one("#targets")
+        await pilot.press("escape")
+        table.focus()
+        table.move_cursor(row=1)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: p.shown_seq == p.last_request.seq and table.row_count == 1)
+        assert p.targets == [true_t] and false_t not in p.roles
+        assert bars.values == [] and "no true/false pair" in bars.render_line(0).text
+
+
 def test_relation_schemes_evaluate_only_records_with_a_template():
     """relation and reverse-relation: the chosen record's relation, else every templated relation;
     never a record whose relation falls back to the generic sentence."""

@@ -20,8 +20,9 @@ def _app(monkeypatch, tmp_path):
 
 
 def fixed_probe(prompt: str):
-    """A probe answer with fixed numbers: top-10 bars, two targets, a 12-layer logit lens."""
-    from engine.hijack.probe import LogitLens, ProbeResult, TargetProb, TokenProb
+    """A probe answer with fixed numbers: top-10 bars, two targets, a 12-layer logit lens (Chicago ahead in
+    layers 7-11, Paris at the output), its target lens (the log-probs: same differences) and surprise."""
+    from engine.hijack.probe import LogitLens, ProbeResult, TargetLens, TargetProb, TokenProb
 
     words = [" Paris", " Chicago", " France", " the", " a", " Europe", " London", " Rome", " Lyon", " Berlin"]
     probs = [0.31, 0.22, 0.09, 0.06, 0.04, 0.03, 0.02, 0.015, 0.01, 0.008]
@@ -29,28 +30,59 @@ def fixed_probe(prompt: str):
                 for i, (w, p) in enumerate(zip(words, probs)))
     targets = (TargetProb(" Paris", 0.31, 0.31, 1, 1), TargetProb(" Chicago", 0.22, 0.22, 2, 1))
     layers = np.arange(1, 13)
-    lens_p = np.stack([1e-5 * 10 ** (layers / 12 * 4.5), 1e-6 * 10 ** (layers / 12 * 5.3)], axis=1)
+    lens_p = np.stack([1e-5 * 10 ** (layers / 12 * 4.5), 1e-6 * 10 ** (layers / 12 * 6.5)], axis=1)
     lens_p[-1] = [0.31, 0.22]
     ranks = np.maximum(1, (1 / lens_p).astype(int) // 10)
     return ProbeResult(prompt=prompt, token_ids=tuple(range(6)),
                        tokens=("The", " Eiffel", " Tower", " is", " in", ""), top_k=top, targets=targets,
-                       logit_lens=LogitLens((" Paris", " Chicago"), lens_p, ranks))
+                       surprise=(math.nan, 9.1, 6.2, 0.9, 2.4, 3.3),
+                       logit_lens=LogitLens((" Paris", " Chicago"), lens_p, ranks),
+                       target_lens=TargetLens((" Paris", " Chicago"), (0, 1), np.log(lens_p)))
 
 
-async def _show_fixed_probe(pilot, view="lens"):
+#: Fig. 1's prompt at n = 3 as tokens, with a fixed surprise that collapses over the repeats.
+_SENTENCE = ["The", " E", "iffel", " Tower", " is", " not", " in", " Chicago", "."]
+_HIJACK_TOKENS = tuple(_SENTENCE + [" " + _SENTENCE[0]] + _SENTENCE[1:] + [" The"] + _SENTENCE[1:]
+                       + [" The", " E", "iffel", " Tower", " is", " in"])
+_HIJACK_SURPRISE = ((math.nan, 7.9, 5.1, 0.8, 1.9, 4.6, 2.2, 7.4, 1.6)
+                    + (3.1, 1.2, 0.2, 0.1, 0.3, 1.1, 0.4, 1.9, 0.3)
+                    + (1.4, 0.4, 0.1, 0.1, 0.1, 0.3, 0.1, 0.5, 0.1)
+                    + (1.0, 0.3, 0.1, 0.1, 0.1, 3.6))
+
+
+def fixed_hijack_probe(prompt: str):
+    """``fixed_probe`` over Fig. 1's prompt at n = 3: its tokens and their surprise."""
+    import dataclasses
+
+    return dataclasses.replace(fixed_probe(prompt), token_ids=tuple(range(len(_HIJACK_TOKENS))),
+                               tokens=_HIJACK_TOKENS, surprise=_HIJACK_SURPRISE)
+
+
+async def _show_fixed_probe(pilot, view="lens", probe=fixed_probe, keys=()):
     panel = pilot.app.query_one("#hijack")
     await pilot.pause()
-    await pilot.press("escape")
+    await pilot.press("escape", *keys)
     panel.query_one("#hijack-views").active = view
     await pilot.pause()
     req = panel.last_request
-    panel.post_message(ProbeAnswered(req, result=fixed_probe(req.prompt), seconds=0.012))
+    panel.post_message(ProbeAnswered(req, result=probe(req.prompt), seconds=0.012))
     await pilot.pause(0.6)  # curves redraw at 4 Hz
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_hijack_panel_snapshot(snap_compare, monkeypatch, tmp_path, size):
     assert snap_compare(_app(monkeypatch, tmp_path), terminal_size=size, run_before=_show_fixed_probe)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_hijack_surprise_snapshot(snap_compare, monkeypatch, tmp_path, size):
+    """The Surprise view: the token strip, the column per token below it, the lens pair on the right."""
+
+    async def run_before(pilot):
+        await _show_fixed_probe(pilot, view="surprise", probe=fixed_hijack_probe, keys=("plus",) * 3)
+        assert pilot.app.query_one("#hijack").prompt_text() == "".join(_HIJACK_TOKENS)
+
+    assert snap_compare(_app(monkeypatch, tmp_path), terminal_size=size, run_before=run_before)
 
 
 async def test_logit_lens_is_a_chart_with_the_table_one_key_away(monkeypatch, tmp_path):

@@ -36,7 +36,7 @@ from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
 from lca_tui.panels.hijack.targets import COLUMNS, fill_table, target_rows
 from lca_tui.panels.hijack.views import VIEWS
-from widgets import BarRow, ProbabilityBars, RowTable
+from widgets import BarRow, LayerBars, ProbabilityBars, RowTable
 
 VIEW_IDS = tuple(v.ID for v in VIEWS)
 DEFAULT_SUBJECT = "The Eiffel Tower"
@@ -130,6 +130,8 @@ class HijackPanel(Panel):
             yield Label("next token", classes="panel-title")
             yield ProbabilityBars(id="topk-bars")
             yield Static("", id="probe-info")
+            yield Label("logit lens: true vs false", classes="panel-title", id="lens-pair-title")
+            yield LayerBars(id="lens-pair")
 
     def on_mount(self) -> None:
         prompt = self.query_one("#prompt", TextArea)
@@ -202,7 +204,9 @@ class HijackPanel(Panel):
             return
         self.seq += 1
         wants = self.views[self.view].PROBE if self.view in self.views else None
-        req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, analyses=(wants,) if wants else ())
+        # the shown view's read-out, and the target lens that the right column always draws
+        analyses = tuple(dict.fromkeys(filter(None, (wants, "target_lens"))))
+        req = ProbeRequest(self.seq, prompt, tuple(self.targets), top_k=10, analyses=analyses)
         self.last_request = req
         instrument.emit("request", prompt=prompt)
         at_once = self.app.want_probe(ProbeWanted(req, reply_to=self))  # straight to the model thread
@@ -250,8 +254,20 @@ class HijackPanel(Panel):
         rows, hijacked = target_rows(res.targets, self.roles)
         fill_table(self.query_one("#targets", RowTable), rows)
         self._refresh_toolbar(hijacked)
+        self._draw_lens_pair(res)
         for view in self.views.values():
             view.draw_probe(res)
+
+    def _draw_lens_pair(self, res) -> None:
+        """The right column's logit(true) − logit(false) per layer (the probe's ``TargetLens``) for the
+        record's true/false pair (``self.roles``)."""
+        bars = self.query_one("#lens-pair", LayerBars)
+        pair = {role: target for target, role in self.roles.items()}
+        lens = res.target_lens
+        if lens is None or not all(pair.get(r) in lens.targets for r in ("true", "false")):
+            bars.set_empty("no true/false pair (r picks a record)")
+            return
+        bars.set_values(lens.logit_diff(pair["true"], pair["false"]), true=pair["true"], false=pair["false"])
 
     def show_error(self, text: str | None) -> None:
         if (text or "") == self._shown.get("error", ""):  # cleared on every answer: usually a no-op

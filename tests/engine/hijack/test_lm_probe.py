@@ -124,13 +124,15 @@ def test_probe_matches_naive_forward(tiny):
 def test_prefix_reuse_equals_full_forward(tiny, second):
     prober = Prober(tiny)
     prober.probe("The Eiffel Tower is located in the city of", TARGETS, analyses=("surprise",))
-    cached = prober.probe(second, TARGETS, analyses=("surprise", "logit_lens", "attention"))
-    full = Prober(tiny).probe(second, TARGETS, analyses=("surprise", "logit_lens", "attention"))
+    every = ("surprise", "logit_lens", "attention", "target_lens")
+    cached = prober.probe(second, TARGETS, analyses=every)
+    full = Prober(tiny).probe(second, TARGETS, analyses=every)
     assert full.reused_prefix == 0
     assert_same(cached, full)
     np.testing.assert_allclose(cached.surprise, full.surprise, atol=1e-4, equal_nan=True)
     np.testing.assert_allclose(cached.logit_lens.probs, full.logit_lens.probs, atol=1e-4)
     np.testing.assert_allclose(cached.attention, full.attention, atol=1e-4)
+    np.testing.assert_allclose(cached.target_lens.logits, full.target_lens.logits, atol=1e-4)
 
 
 def test_reuse_counts_shared_tokens(tiny):
@@ -189,6 +191,61 @@ def test_logit_lens_matches_hooked_layers(tiny):
     # The last layer is the model's own output.
     assert lens.probs[-1, 0] == pytest.approx(res.targets[0].first_token_prob, rel=1e-4)
     assert lens.ranks[-1, 1] == res.targets[1].rank
+
+
+def test_target_lens_is_the_logit_lens_log_odds(tiny):
+    """For every layer, logit(a) − logit(b) of the target lens equals log p(a) − log p(b) of the full
+    logit lens (the logsumexp cancels); the last row is the model's own next-token logits."""
+    prompt = "Do not think of Chicago. The Eiffel Tower is located in the city of"
+    both = Prober(tiny).probe(prompt, TARGETS, analyses=("logit_lens", "target_lens"))
+    alone = Prober(tiny).probe(prompt, TARGETS, analyses=("target_lens",))
+    assert both.logit_lens is not None and alone.logit_lens is None and alone.surprise is None
+    tl, lens = alone.target_lens, both.logit_lens
+    assert tl.targets == tuple(TARGETS) and tl.logits.shape == (tiny.n_layers, len(TARGETS))
+    assert tl.token_ids == tuple(tiny.encode(t, special=False)[0] for t in TARGETS)
+    np.testing.assert_allclose(tl.logits, both.target_lens.logits, atol=1e-5)
+    log_p = np.log(lens.probs.astype(np.float64))
+    for a in range(len(TARGETS)):
+        for b in range(len(TARGETS)):
+            np.testing.assert_allclose(tl.logit_diff(TARGETS[a], TARGETS[b]), log_p[:, a] - log_p[:, b], atol=1e-4)
+    # the last row: the model's own logits at the first target tokens (one plain forward)
+    ids = tiny.encode(prompt)
+    with torch.inference_mode():
+        own = tiny.model(torch.tensor([ids])).logits[0, -1].float()
+    np.testing.assert_allclose(tl.logits[-1], own[list(tl.token_ids)].numpy(), atol=1e-4)
+    p, c = alone.target(" Paris"), alone.target(" Chicago")
+    assert tl.logit_diff(" Paris", " Chicago")[-1] == pytest.approx(
+        math.log(p.first_token_prob) - math.log(c.first_token_prob), abs=1e-4)
+
+
+def test_target_lens_after_a_cached_prefix_equals_a_fresh_probe(tiny):
+    """The KV-cache path: a probe that extends the previous prompt gives a fresh Prober's numbers."""
+    prober = Prober(tiny)
+    first = "The Eiffel Tower is not in Chicago. The Eiffel Tower is"
+    prober.probe(first, TARGETS, analyses=("target_lens",))
+    for second, analyses in ((first + " in", ("target_lens",)),
+                             (first + " in the city of", ("target_lens", "logit_lens"))):
+        cached = prober.probe(second, TARGETS, analyses=analyses)
+        assert cached.reused_prefix > 0
+        fresh = Prober(tiny).probe(second, TARGETS, analyses=("target_lens",))
+        np.testing.assert_allclose(cached.target_lens.logits, fresh.target_lens.logits, atol=1e-4)
+
+
+def test_lens_target_logits_are_rows_of_the_full_lens(tiny, monkeypatch):
+    """``lens_target_logits`` = ``lens_logits`` at the chosen ids, with a head bias and soft-capping too."""
+    hidden = torch.randn(3, tiny.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    ids = [5, 17, 5, 40]
+    with torch.inference_mode():
+        np.testing.assert_allclose(tiny.lens_target_logits(hidden, ids), tiny.lens_logits(hidden)[:, ids], atol=1e-5)
+        norm, head = tiny._lens_head()
+        biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+        biased.weight.copy_(head.weight)
+        biased.bias.copy_(torch.linspace(-2, 2, head.out_features))
+        monkeypatch.setattr(tiny, "_lens_parts", (norm, biased))
+        monkeypatch.setattr(tiny.model.config, "final_logit_softcapping", 0.5, raising=False)
+        capped = tiny.lens_logits(hidden)
+        assert float(capped.abs().max()) <= 0.5
+        np.testing.assert_allclose(tiny.lens_target_logits(hidden, ids), capped[:, ids], atol=1e-5)
 
 
 def test_attention_rows_are_distributions(tiny):
@@ -253,5 +310,6 @@ def test_embedded_prefix_reuse_and_multitoken(smollm):
 
 
 def test_an_unknown_analysis_is_one_clear_error(tiny):
-    with pytest.raises(UserError, match="unknown probe analysis lens: choose from surprise, logit_lens, attention"):
+    with pytest.raises(UserError, match="unknown probe analysis lens: choose from surprise, logit_lens, attention, "
+                                        "target_lens"):
         Prober(tiny).probe("The Eiffel Tower is in", TARGETS, analyses=("lens",))

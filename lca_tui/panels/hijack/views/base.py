@@ -1,10 +1,11 @@
 """What a hijack view is: one tab of the hijack panel that draws a result it is given.
 
 A view names its tab (``ID``, ``TITLE``), yields its widgets (``compose``, straight into the tab),
-may ask the probe for one optional field (``PROBE``: one of ``engine.hijack.probe.ANALYSES``, e.g. ``"surprise"``)
-and draws a probe answer (``draw_probe``). Views that draw a job's result (sweep, ES) have their own
-``draw`` method, which the panel calls; a view that asks for its own jobs (trace) takes their
-answers in ``job_finished``. A new view is one module here and one line in ``VIEWS``.
+may ask the probe for one optional field (``PROBE``: one of ``engine.hijack.probe.ANALYSES``, e.g.
+``"surprise"``; the panel adds ``"target_lens"`` for its right column) and draws a probe answer
+(``draw_probe``). Views that draw a job's result (sweep, ES) have their own ``draw`` method, which the
+panel calls; a view that asks for its own jobs (trace) takes their answers in ``job_finished``. A new
+view is one module here and one line in ``VIEWS``.
 """
 
 from __future__ import annotations
