@@ -14,6 +14,8 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .lines import repaint_changed
+
 _LEVELS = " ▁▂▃▄▅▆▇█"  # 0..8 eighths of a cell, bottom-aligned
 _FULL = "█"
 _MAX_COLUMN = 3  # cells per item when there is room (the last one a gap)
@@ -79,8 +81,14 @@ class ColumnChart(Widget):
     def set_values(self, values: Sequence[float]) -> None:
         """Show one column per value (None counts as NaN)."""
         self._values = [math.nan if v is None else float(v) for v in values]
+        key = tuple(self.size)
+        old = self._cache.get(key)
         self._cache.clear()
-        self.refresh()
+        if old is None:
+            self.refresh()
+            return
+        new = self._cache[key] = self._build(*key)
+        repaint_changed(self, old, new)  # the lines that changed (widgets/lines.py)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return 10

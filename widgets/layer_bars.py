@@ -15,6 +15,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .lines import repaint_changed
 from .tokens import visible_token
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"  # left-aligned partial cells, 0..7 eighths
@@ -120,8 +121,18 @@ class LayerBars(Widget):
         values = [float(v) for v in values]
         relayout = len(values) != len(self._values)
         self._values, self._true, self._false = values, true, false
+        self._redraw(relayout)
+
+    def _redraw(self, relayout: bool) -> None:
+        """A layout, or a repaint of the lines that changed (``widgets/lines.py``)."""
+        key = tuple(self.size)
+        old = self._cache.get(key)
         self._cache.clear()
-        self.refresh(layout=relayout)
+        if relayout or old is None:
+            self.refresh(layout=relayout)
+            return
+        new = self._cache[key] = self._build(*key)
+        repaint_changed(self, old, new)
 
     def set_empty(self, message: str = EMPTY_MESSAGE) -> None:
         """No values: one dim line, ``message``."""
@@ -129,8 +140,7 @@ class LayerBars(Widget):
             return
         relayout = bool(self._values)
         self._values, self._message = [], message
-        self._cache.clear()
-        self.refresh(layout=relayout)
+        self._redraw(relayout)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return 2 + len(self._values) if self._values else 1

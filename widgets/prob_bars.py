@@ -9,6 +9,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .lines import repaint_changed
 from .tokens import visible_token
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -80,8 +81,14 @@ class ProbabilityBars(Widget):
         rows = list(rows)
         relayout = len(rows) != len(self._rows)
         self._rows = rows
+        width = self.size.width
+        old = self._cache.get(width)
         self._cache.clear()
-        self.refresh(layout=relayout)
+        if relayout or old is None:
+            self.refresh(layout=relayout)
+            return
+        new = self._cache[width] = self._build(width)
+        repaint_changed(self, old, new)  # the lines that changed (widgets/lines.py)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self._rows))

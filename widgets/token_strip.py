@@ -9,6 +9,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from .colors import NAN_COLOR, contrast_text, quantize, ramp
+from .lines import repaint_changed
 from .tokens import visible_token
 
 N_COLORS = 64
@@ -79,9 +80,15 @@ class TokenStrip(Widget):
             top = float(finite.max()) if finite.size else 1.0
             self._vmax = float(vmax) if vmax is not None else (top if top > 0 else 1.0)
             self._indices = quantize(v, 0.0, self._vmax, N_COLORS)
+        old = self._cache.get(self.size.width)
         self._cache.clear()
         # A relayout only when the strip's height changes (it costs a full-screen layout per key).
-        self.refresh(layout=not width or self.get_content_height(None, None, width) != before)
+        relayout = not width or self.get_content_height(None, None, width) != before
+        if relayout or old is None:
+            self.refresh(layout=relayout)
+            return
+        new = self._cache[self.size.width] = self._build(self.size.width)
+        repaint_changed(self, old, new)  # the lines that changed (widgets/lines.py)
 
     def _layout(self, width: int) -> list[list[int]]:
         return wrap_tokens(self._texts, width, self._breaks)
