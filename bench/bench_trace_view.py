@@ -7,8 +7,8 @@ them, in this process while the app is idle: the engine's probe of the same edit
 trace of the same prompt. The app's stages come from its own off-by-default instrumentation
 (``LCA_TUI_INSTRUMENT``: ``frame`` after the bars, ``trace_frame`` after the trace).
 
-Usage: python bench/bench_trace_view.py [--keys N] [--threads T] [--pause S]. Writes
-bench/results/trace_view.json.
+Usage: python bench/bench_trace_view.py [--keys N] [--threads T] [--pause S] [--out FILE]. Writes
+bench/results/trace_view.json unless told otherwise.
 """
 
 from __future__ import annotations
@@ -108,11 +108,12 @@ def add_args(ap) -> None:
     ap.add_argument("--keys", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pause", type=float, default=1.0)
+    ap.add_argument("--out", default=str(RESULTS / "trace_view.json"))
 
 
 def main_run(args) -> None:
     res = run(args)
-    write_result(RESULTS / "trace_view.json", res)
+    write_result(args.out, res)
     print(markdown(res))
 
 
