@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
-from .lines import repaint_changed
+from .lines import LinesWidget
 
 _LEVELS = " ▁▂▃▄▅▆▇█"  # 0..8 eighths of a cell, bottom-aligned
 _FULL = "█"
@@ -46,7 +45,7 @@ def column_eighths(value: float, top: float, rows: int) -> int:
     return int(round(min(1.0, value / top) * rows * 8))
 
 
-class ColumnChart(Widget):
+class ColumnChart(LinesWidget):
     """A column per item, bottom-aligned, heights in eighth blocks on a 0..max scale.
 
     Lines: a title (``title``, then how many items and, when bucketed, that a column is the max of its
@@ -71,7 +70,6 @@ class ColumnChart(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.title = title
         self._values: list[float] = []
-        self._cache: dict[tuple[int, int], list[Strip]] = {}
         self._styles: dict[str, Style] | None = None  # resolved once per style change (rich_style is slow)
 
     @property
@@ -81,14 +79,7 @@ class ColumnChart(Widget):
     def set_values(self, values: Sequence[float]) -> None:
         """Show one column per value (None counts as NaN)."""
         self._values = [math.nan if v is None else float(v) for v in values]
-        key = tuple(self.size)
-        old = self._cache.get(key)
-        self._cache.clear()
-        if old is None:
-            self.refresh()
-            return
-        new = self._cache[key] = self._build(*key)
-        repaint_changed(self, old, new)  # the lines that changed (widgets/lines.py)
+        self._redraw()  # the lines that changed (widgets/lines.py)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return 10
@@ -140,17 +131,9 @@ class ColumnChart(Widget):
             strips.append(Strip([Segment(" " * gutter + caption, axis)]).adjust_cell_length(width, base))
         return strips
 
-    def render_line(self, y: int) -> Strip:
-        width, height = self.size
-        strips = self._cache.get((width, height))
-        if strips is None:
-            strips = self._build(width, height)
-            self._cache = {(width, height): strips}
-        if y < len(strips):
-            return strips[y]
-        return Strip.blank(width, self._style_table()["base"])
+    def _blank_style(self) -> Style:
+        return self._style_table()["base"]
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = None
-        self._cache.clear()

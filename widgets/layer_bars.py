@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
-from .lines import repaint_changed
+from .lines import LinesWidget
 from .tokens import visible_token
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"  # left-aligned partial cells, 0..7 eighths
@@ -72,7 +71,7 @@ def format_value(value: float) -> str:
     return "0.0" if text in ("+0.0", "-0.0") else text.replace("-", "−")
 
 
-class LayerBars(Widget):
+class LayerBars(LinesWidget):
     """One row per layer: the label, a diverging bar around a centre line and the signed value.
 
     Positive values grow right in the ``true`` style, negative ones left in the ``false`` style, all on
@@ -108,7 +107,6 @@ class LayerBars(Widget):
         self._true = ""
         self._false = ""
         self._message = EMPTY_MESSAGE
-        self._cache: dict[tuple[int, int], list[Strip]] = {}
         self._styles: dict[str, Style] | None = None  # resolved once per style change (rich_style is slow)
 
     @property
@@ -122,17 +120,6 @@ class LayerBars(Widget):
         relayout = len(values) != len(self._values)
         self._values, self._true, self._false = values, true, false
         self._redraw(relayout)
-
-    def _redraw(self, relayout: bool) -> None:
-        """A layout, or a repaint of the lines that changed (``widgets/lines.py``)."""
-        key = tuple(self.size)
-        old = self._cache.get(key)
-        self._cache.clear()
-        if relayout or old is None:
-            self.refresh(layout=relayout)
-            return
-        new = self._cache[key] = self._build(*key)
-        repaint_changed(self, old, new)
 
     def set_empty(self, message: str = EMPTY_MESSAGE) -> None:
         """No values: one dim line, ``message``."""
@@ -250,17 +237,9 @@ class LayerBars(Widget):
         segs += field(self._true, "▶", hi, right_w, False)
         return Strip(segs).adjust_cell_length(width, styles["base"])
 
-    def render_line(self, y: int) -> Strip:
-        width, height = self.size
-        strips = self._cache.get((width, height))
-        if strips is None:
-            strips = self._build(width, height)
-            self._cache = {(width, height): strips}
-        if y < len(strips):
-            return strips[y]
-        return Strip.blank(width, self._style_table()["base"])
+    def _blank_style(self) -> Style:
+        return self._style_table()["base"]
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = None
-        self._cache.clear()

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
-from .lines import repaint_changed
+from .lines import LinesWidget
 from .tokens import visible_token
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -44,7 +43,7 @@ def bar_text(prob: float, width: int) -> str:
     return _FULL * full + (_EIGHTHS[rem] if rem else "")
 
 
-class ProbabilityBars(Widget):
+class ProbabilityBars(LinesWidget):
     """Ranked tokens with percent and a bar whose length is proportional to probability.
 
     A probability of 1 fills the bar column. ``highlight`` names a component style
@@ -69,7 +68,6 @@ class ProbabilityBars(Widget):
                  id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._rows: list[BarRow] = list(rows or [])
-        self._cache: dict[int, list[Strip]] = {}
 
     @property
     def rows(self) -> list[BarRow]:
@@ -81,14 +79,7 @@ class ProbabilityBars(Widget):
         rows = list(rows)
         relayout = len(rows) != len(self._rows)
         self._rows = rows
-        width = self.size.width
-        old = self._cache.get(width)
-        self._cache.clear()
-        if relayout or old is None:
-            self.refresh(layout=relayout)
-            return
-        new = self._cache[width] = self._build(width)
-        repaint_changed(self, old, new)  # the lines that changed (widgets/lines.py)
+        self._redraw(relayout)  # else only the lines that changed (widgets/lines.py)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self._rows))
@@ -104,7 +95,7 @@ class ProbabilityBars(Widget):
         except Exception:  # noqa: BLE001 -- rich raises several types for an unknown style name
             return None
 
-    def _build(self, width: int) -> list[Strip]:
+    def _build(self, width: int, height: int = 0) -> list[Strip]:
         base = self.rich_style
         if not self._rows:
             dim = base + self.get_component_rich_style("prob-bars--dim")
@@ -129,18 +120,3 @@ class ProbabilityBars(Widget):
             ]
             strips.append(Strip(segments).adjust_cell_length(width, base))
         return strips
-
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        strips = self._cache.get(width)
-        if strips is None:
-            strips = self._cache[width] = self._build(width)
-            if len(self._cache) > 4:
-                self._cache = {width: strips}
-        if y < len(strips):
-            return strips[y]
-        return Strip.blank(width, self.rich_style)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._cache.clear()

@@ -14,7 +14,8 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.strip import Strip
-from textual.widget import Widget
+
+from .lines import LinesWidget
 
 
 def column_widths(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
@@ -22,7 +23,7 @@ def column_widths(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list
     return [max([len(c)] + [len(r[j]) for r in rows if j < len(r)]) for j, c in enumerate(columns)]
 
 
-class RowTable(Widget, can_focus=True):
+class RowTable(LinesWidget, can_focus=True):
     """A header line, then one line per row (even rows striped, as DataTable does); ``up``, ``down``,
     ``home``, ``end`` or a click move the row cursor.
 
@@ -59,7 +60,6 @@ class RowTable(Widget, can_focus=True):
         self.zebra_stripes = zebra_stripes
         self._rows: list[tuple[str, ...]] = []
         self.cursor_row = 0
-        self._cache: dict[int, list[Strip]] = {}
 
     # -- data -----------------------------------------------------------------------------------
     @property
@@ -116,15 +116,11 @@ class RowTable(Widget, can_focus=True):
     def _on_blur(self, event: events.Blur) -> None:
         self._repaint()
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._cache.clear()
-
     def _line(self, cells: Sequence[str], widths: list[int], style: Style, width: int) -> Strip:
         text = "".join(f" {cells[j] if j < len(cells) else '':<{w}} " for j, w in enumerate(widths))
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 
-    def _build(self, width: int) -> list[Strip]:
+    def _build(self, width: int, height: int = 0) -> list[Strip]:
         base = self.rich_style
         widths = column_widths(self.columns, self._rows)
         header = base + self.get_component_rich_style("row-table--header")
@@ -137,11 +133,9 @@ class RowTable(Widget, can_focus=True):
         return strips
 
     def render_line(self, y: int) -> Strip:
+        """The header, then the rows from ``_top()`` on (a scrolled table: not ``LinesWidget``'s line per strip)."""
         width = self.size.width
-        strips = self._cache.get(width)
-        if strips is None:
-            strips = self._build(width)
-            self._cache = {width: strips}
+        strips = self._strips()
         if y == 0:
             return strips[0]
         index = self._top() + y

@@ -6,10 +6,9 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
 from .colors import NAN_COLOR, contrast_text, quantize, ramp
-from .lines import repaint_changed
+from .lines import LinesWidget
 from .tokens import visible_token
 
 N_COLORS = 64
@@ -38,7 +37,7 @@ def wrap_tokens(texts: list[str], width: int, breaks: list[bool] | None = None) 
     return lines if lines[-1] or len(lines) == 1 else lines[:-1]
 
 
-class TokenStrip(Widget):
+class TokenStrip(LinesWidget):
     """Tokens with visible whitespace, background-coloured by value on a 0..vmax scale.
 
     ``label`` names the value in the legend line, e.g. "surprise (nats)".
@@ -59,7 +58,6 @@ class TokenStrip(Widget):
         self._breaks: list[bool] = []
         self._indices: np.ndarray | None = None
         self._vmax = 0.0
-        self._cache: dict[int, list[Strip]] = {}
         self._style_base: Style | None = None
         self._style_table: list[Style] = []
 
@@ -80,15 +78,9 @@ class TokenStrip(Widget):
             top = float(finite.max()) if finite.size else 1.0
             self._vmax = float(vmax) if vmax is not None else (top if top > 0 else 1.0)
             self._indices = quantize(v, 0.0, self._vmax, N_COLORS)
-        old = self._cache.get(self.size.width)
-        self._cache.clear()
-        # A relayout only when the strip's height changes (it costs a full-screen layout per key).
-        relayout = not width or self.get_content_height(None, None, width) != before
-        if relayout or old is None:
-            self.refresh(layout=relayout)
-            return
-        new = self._cache[self.size.width] = self._build(self.size.width)
-        repaint_changed(self, old, new)  # the lines that changed (widgets/lines.py)
+        # A relayout only when the strip's height changes (it costs a full-screen layout per key);
+        # else a repaint of the lines that changed (widgets/lines.py).
+        self._redraw(not width or self.get_content_height(None, None, width) != before)
 
     def _layout(self, width: int) -> list[list[int]]:
         return wrap_tokens(self._texts, width, self._breaks)
@@ -111,7 +103,7 @@ class TokenStrip(Widget):
             return base + Style(reverse=True, dim=True)
         return self._styles(base)[int(self._indices[i])]  # index -1 (NaN) is the table's last entry
 
-    def _build(self, width: int) -> list[Strip]:
+    def _build(self, width: int, height: int = 0) -> list[Strip]:
         base = self.rich_style
         legend_style = base + self.get_component_rich_style("token-strip--legend")
         if not self._texts:
@@ -134,17 +126,3 @@ class TokenStrip(Widget):
             segs.append(Segment(tail, legend_style))
             strips.append(Strip(segs).adjust_cell_length(width, base))
         return strips
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._cache.clear()
-
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        strips = self._cache.get(width)
-        if strips is None:
-            strips = self._build(width)
-            self._cache = {width: strips}
-        if y < len(strips):
-            return strips[y]
-        return Strip.blank(width, self.rich_style)
