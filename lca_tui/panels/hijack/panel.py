@@ -2,7 +2,8 @@
 
 Every number shown comes from the engine (``engine.hijack``) through the app's model thread; this
 module only wires keys, state and requests; each tab is a view (``views/``) that draws what it is
-given. A keystroke's probe goes straight to the app's model thread (``app.want_probe``: no
+given; asking for sweeps and ES evaluations and taking their answers is ``model_jobs.py`` (a mixin). A
+keystroke's probe goes straight to the app's model thread (``app.want_probe``: no
 bubbling between the key and the probe); the rest it posts upward (``ModelJobWanted``,
 ``RecordResult``, ``PinProbe``) and the model thread answers it directly (``ProbeAnswered``,
 ``JobProgress``, ``JobFinished``). Answers to stale requests are dropped.
@@ -18,22 +19,18 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Label, Static, TabbedContent, TabPane, TextArea
 
-from engine.hijack import jobs
 from lca_tui import instrument
 from lca_tui.frames import HOLD_S
 from lca_tui.messages import (
     CancelModelJob,
-    JobFinished,
-    JobProgress,
-    ModelJobWanted,
     PinProbe,
     ProbeAnswered,
     ProbeRequest,
     ProbeWanted,
-    RecordResult,
 )
 from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
+from lca_tui.panels.hijack.model_jobs import HijackJobs
 from lca_tui.panels.hijack.targets import COLUMNS, fill_table, target_rows
 from lca_tui.panels.hijack.views import VIEWS
 from widgets import BarRow, LayerBars, ProbabilityBars, RowTable
@@ -54,7 +51,7 @@ def lines_change(widget: Static, markup: str) -> bool:
     return len(Text.from_markup(markup).wrap(widget.app.console, width)) != height
 
 
-class HijackPanel(Panel):
+class HijackPanel(HijackJobs, Panel):
     PANEL_NAME = "hijack"
     PANEL_KEY = "1"
     DEFAULT_CSS = """
@@ -400,40 +397,6 @@ class HijackPanel(Panel):
     def action_leave_editor(self) -> None:
         self.query_one("#targets", RowTable).focus()
 
-    def action_sweep(self) -> None:
-        """P(true), P(false) against n = 0..max(n, 5) for this record (a job on the model thread)."""
-        if self.record is None:
-            self.show_error("choose a record first (r)")
-            return
-        self.query_one("#hijack-views", TabbedContent).active = "sweep"
-        top = max(self.n, 5)
-        record, scheme, template = self.record, self.scheme, self.template_for(self.scheme)
-        req = ModelJobWanted("sweep", lambda host, job_id: jobs.sweep(host, job_id, record, scheme, top, template),
-                             reply_to=self, meta={"record": record, "scheme": scheme, "template": template})
-        self.sweep_job = req.job_id
-        self.post_message(req)
-
-    def action_evaluate(self) -> None:
-        """ES(n), n = 0..max(n, 5), over the built-in set (same relation as the record if one is chosen)."""
-        from engine.hijack.schemes import scheme_records
-
-        records, relation = scheme_records(self.records, self.scheme, self.record)
-        if not records:
-            self.show_error(f"no built-in record has a relation template for the {self.scheme} scheme")
-            return
-        self.query_one("#hijack-views", TabbedContent).active = "efficacy"
-        scheme, top, template = self.scheme, max(self.n, 5), self.template_for(self.scheme)
-        self.views["efficacy"].started(scheme, len(records), top)
-        req = ModelJobWanted("efficacy", lambda host, job_id: jobs.evaluate(host, job_id, records, scheme, top,
-                                                                                 template),
-                             reply_to=self, meta={"scheme": scheme, "records": len(records), "relation": relation,
-                                                  "template": template})
-        self.eval_job = req.job_id
-        self.post_message(req)
-
-    def template_for(self, scheme: str) -> str | None:
-        return self.template if scheme == "custom" else None
-
     def action_cancel(self) -> None:
         """Cancel this panel's evaluation or sweep, running or still queued."""
         for job in (self.eval_job, self.sweep_job):
@@ -459,36 +422,3 @@ class HijackPanel(Panel):
             ("Hijack: trace curves / maps / heads / table", "Where the hijack happens (k)", self.action_trace_mode),
             ("Hijack: pin probe", "Record the current probe and a screenshot in the session", self.action_pin),
         ]
-
-    # ------------------------------------------------------------------ job messages
-    def on_job_progress(self, msg: JobProgress) -> None:
-        if msg.job_id == self.eval_job:
-            self.views["efficacy"].progressed(msg.done, msg.total)
-            if msg.partial is not None:
-                self.views["efficacy"].draw(msg.partial, self.eval_results, self.records)
-
-    def on_job_finished(self, msg: JobFinished) -> None:
-        if any(view.job_finished(msg) for view in self.views.values()):
-            return
-        if msg.job_id == self.sweep_job:
-            self.sweep_job = None
-            if msg.error or msg.result is None:
-                self.show_error(msg.error or "sweep cancelled")
-                return
-            self.sweep_result = msg.result
-            self.views["sweep"].draw(msg.result)
-            self.post_message(RecordResult("sweep", msg.result, msg.meta))
-        elif msg.job_id == self.eval_job:
-            self.eval_job = None
-            view = self.views["efficacy"]
-            view.stopped()
-            if msg.error or msg.result is None:
-                self.show_error(msg.error or "evaluation cancelled before it started")
-                view.cancelled()
-                return
-            self.eval_result = msg.result
-            self.eval_results.pop((msg.result.model, msg.result.scheme), None)  # the newest goes last
-            self.eval_results[(msg.result.model, msg.result.scheme)] = msg.result
-            view.draw(msg.result, self.eval_results, self.records)
-            view.finished(msg.result, msg.cancelled)
-            self.post_message(RecordResult("efficacy", msg.result, msg.meta))

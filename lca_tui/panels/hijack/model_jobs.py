@@ -1,0 +1,82 @@
+"""The hijack panel's model jobs (a mixin of ``HijackPanel``): asking for a sweep of n and an ES
+evaluation (``engine/hijack/jobs.py``, run on the app's model thread) and taking their progress and
+results (``JobProgress``, ``JobFinished``) into the sweep and ES views and the session. The Trace view
+asks for and takes its own jobs."""
+
+from __future__ import annotations
+
+from textual.widgets import TabbedContent
+
+from engine.hijack import jobs
+from lca_tui.messages import JobFinished, JobProgress, ModelJobWanted, RecordResult
+
+
+class HijackJobs:
+    """Needs the panel's ``record``, ``records``, ``scheme``, ``n``, ``template``, ``views``,
+    ``eval_job``, ``sweep_job``, ``eval_results`` and ``show_error``."""
+
+    def action_sweep(self) -> None:
+        """P(true), P(false) against n = 0..max(n, 5) for this record (a job on the model thread)."""
+        if self.record is None:
+            self.show_error("choose a record first (r)")
+            return
+        self.query_one("#hijack-views", TabbedContent).active = "sweep"
+        top = max(self.n, 5)
+        record, scheme, template = self.record, self.scheme, self.template_for(self.scheme)
+        req = ModelJobWanted("sweep", lambda host, job_id: jobs.sweep(host, job_id, record, scheme, top, template),
+                             reply_to=self, meta={"record": record, "scheme": scheme, "template": template})
+        self.sweep_job = req.job_id
+        self.post_message(req)
+
+    def action_evaluate(self) -> None:
+        """ES(n), n = 0..max(n, 5), over the built-in set (same relation as the record if one is chosen)."""
+        from engine.hijack.schemes import scheme_records
+
+        records, relation = scheme_records(self.records, self.scheme, self.record)
+        if not records:
+            self.show_error(f"no built-in record has a relation template for the {self.scheme} scheme")
+            return
+        self.query_one("#hijack-views", TabbedContent).active = "efficacy"
+        scheme, top, template = self.scheme, max(self.n, 5), self.template_for(self.scheme)
+        self.views["efficacy"].started(scheme, len(records), top)
+        req = ModelJobWanted("efficacy", lambda host, job_id: jobs.evaluate(host, job_id, records, scheme, top,
+                                                                                 template),
+                             reply_to=self, meta={"scheme": scheme, "records": len(records), "relation": relation,
+                                                  "template": template})
+        self.eval_job = req.job_id
+        self.post_message(req)
+
+    def template_for(self, scheme: str) -> str | None:
+        return self.template if scheme == "custom" else None
+
+    def on_job_progress(self, msg: JobProgress) -> None:
+        if msg.job_id == self.eval_job:
+            self.views["efficacy"].progressed(msg.done, msg.total)
+            if msg.partial is not None:
+                self.views["efficacy"].draw(msg.partial, self.eval_results, self.records)
+
+    def on_job_finished(self, msg: JobFinished) -> None:
+        if any(view.job_finished(msg) for view in self.views.values()):
+            return
+        if msg.job_id == self.sweep_job:
+            self.sweep_job = None
+            if msg.error or msg.result is None:
+                self.show_error(msg.error or "sweep cancelled")
+                return
+            self.sweep_result = msg.result
+            self.views["sweep"].draw(msg.result)
+            self.post_message(RecordResult("sweep", msg.result, msg.meta))
+        elif msg.job_id == self.eval_job:
+            self.eval_job = None
+            view = self.views["efficacy"]
+            view.stopped()
+            if msg.error or msg.result is None:
+                self.show_error(msg.error or "evaluation cancelled before it started")
+                view.cancelled()
+                return
+            self.eval_result = msg.result
+            self.eval_results.pop((msg.result.model, msg.result.scheme), None)  # the newest goes last
+            self.eval_results[(msg.result.model, msg.result.scheme)] = msg.result
+            view.draw(msg.result, self.eval_results, self.records)
+            view.finished(msg.result, msg.cancelled)
+            self.post_message(RecordResult("efficacy", msg.result, msg.meta))
