@@ -31,7 +31,7 @@ from lca_tui.messages import (
 from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
 from lca_tui.panels.hijack.model_jobs import HijackJobs
-from lca_tui.panels.hijack.targets import COLUMNS, fill_table, target_rows
+from lca_tui.panels.hijack.targets import COLUMNS, target_rows
 from lca_tui.panels.hijack.views import VIEWS
 from widgets import BarRow, LayerBars, ProbabilityBars, RowTable
 
@@ -249,7 +249,7 @@ class HijackPanel(HijackJobs, Panel):
             info += f" · [b]{res.truncated} tokens cut from the left to fit the window[/b]"
         self.query_one("#probe-info", Static).update(info, layout=False)  # fixed height (tcss)
         rows, hijacked = target_rows(res.targets, self.roles)
-        fill_table(self.query_one("#targets", RowTable), rows)
+        self.query_one("#targets", RowTable).set_rows(rows)
         self._refresh_toolbar(hijacked)
         self._draw_lens_pair(res)
         for view in self.views.values():

@@ -4,8 +4,9 @@ first-token probability and role), the false target marked when it beats the tru
 from __future__ import annotations
 
 from lca_tui.panels.hijack.views.base import pct
-from widgets import RowTable, visible_token
+from widgets import visible_token
 
+#: The columns of the panel's RowTable of targets (its ``set_rows`` repaints; a new row count relays out).
 COLUMNS = ("target", "P(target)", "rank", "P(1st token)", "")
 
 
@@ -23,8 +24,3 @@ def target_rows(targets, roles: dict[str, str]) -> tuple[list[tuple[str, ...]], 
             role = "▲ hijacked"
         rows.append((visible_token(tp.target), pct(tp.prob), str(tp.rank), pct(tp.first_token_prob), role))
     return rows, hijacked
-
-
-def fill_table(t: RowTable, rows: list[tuple[str, ...]]) -> None:
-    """Show the rows: a repaint per keystroke, a layout only when the number of targets changes."""
-    t.set_rows(rows)
