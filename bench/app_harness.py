@@ -190,10 +190,12 @@ class PtyApp:
         os.unlink(self.log_path)
 
 
-def bench_main(doc: str, markdown, add_args, run, child=None) -> None:
+def bench_main(doc: str, markdown, add_args, run, child=None, out: Path | None = None) -> None:
     """One benchmark's command line: ``--markdown RESULT.json`` prints its BENCHMARKS.md rows,
     ``--child LOG`` (where the benchmark runs an app in a pseudo-terminal) is that app, and anything
-    else is parsed by ``add_args`` (plus ``--model``) and given to ``run``."""
+    else is parsed by ``add_args`` (plus ``--model``) and given to ``run``. With ``out`` (the default
+    result file) there is an ``--out`` option too, and the result ``run`` returns is written there
+    and printed as markdown."""
     import argparse
     import json
 
@@ -205,8 +207,14 @@ def bench_main(doc: str, markdown, add_args, run, child=None) -> None:
         return
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model the app loads (default: the embedded one)")
+    if out is not None:
+        ap.add_argument("--out", default=str(out), help=f"result file (default {out})")
     add_args(ap)
-    run(ap.parse_args())
+    args = ap.parse_args()
+    res = run(args)
+    if out is not None:
+        write_result(args.out, res)
+        print(markdown(res))
 
 
 def machine(command: str) -> dict:

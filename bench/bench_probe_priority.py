@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from app_harness import RESULTS, PtyApp, bench_main, machine, pct, write_result
+from app_harness import RESULTS, PtyApp, bench_main, machine, pct
 
 HERE = Path(__file__).resolve().parent
 CHARS = " Paris, the capital of France and"
@@ -106,15 +106,8 @@ def add_args(ap) -> None:
     ap.add_argument("--keys", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pause", type=float, default=0.8)
-    ap.add_argument("--out", default=str(RESULTS / "probe_priority.json"))
-
-
-def main_run(args) -> None:
-    res = run(args)
-    write_result(args.out, res)
-    print(markdown(res))
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent))
-    bench_main(__doc__, markdown, add_args, main_run)
+    bench_main(__doc__, markdown, add_args, run, out=RESULTS / "probe_priority.json")

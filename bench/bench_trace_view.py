@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from app_harness import RESULTS, PtyApp, bench_main, machine, write_result
+from app_harness import RESULTS, PtyApp, bench_main, machine
 
 HERE = Path(__file__).resolve().parent
 CHARS = "Indeed, so "
@@ -108,15 +108,8 @@ def add_args(ap) -> None:
     ap.add_argument("--keys", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pause", type=float, default=1.0)
-    ap.add_argument("--out", default=str(RESULTS / "trace_view.json"))
-
-
-def main_run(args) -> None:
-    res = run(args)
-    write_result(args.out, res)
-    print(markdown(res))
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent))
-    bench_main(__doc__, markdown, add_args, main_run)
+    bench_main(__doc__, markdown, add_args, run, out=RESULTS / "trace_view.json")
