@@ -159,12 +159,40 @@ def norm_bias(norm):
     return torch.zeros(()) if bias is None else bias.float()
 
 
-def check_frozen_norm(norm, x, family: str) -> None:
-    """Refuse to attribute through a norm ``frozen_norm`` does not reproduce (one clear message)."""
+def norm_f32(norm, x):
+    """``norm`` (the module's own code) run in float32 on ``x`` upcast: a float32 copy of the module, so
+    bf16/fp16 weights and rounding play no part (the reference of ``check_frozen_norm``)."""
+    import copy
+
+    return copy.deepcopy(norm).float()(x.float()).float()
+
+
+def check_frozen_norm(norm, x, family: str, rtol: float = 1e-3) -> None:
+    """Refuse to attribute through a norm ``frozen_norm`` does not reproduce: ``frozen_norm(x, x)`` plus
+    the bias against the norm module run in float32 on the same input (``norm_f32``), both in float32,
+    so the model's dtype plays no part; the message says what was compared and by how much."""
     import torch
 
-    want = norm(x).float()
+    want = norm_f32(norm, x)
     got = frozen_norm(norm, x, x) + norm_bias(norm).to(want.device)
-    if not torch.allclose(got, want, atol=1e-3 * float(want.abs().max()) + 1e-5):
-        raise UserError(f"cannot attribute through the norm {type(norm).__name__} of {family}: it is not an "
-                        "RMSNorm or a LayerNorm")
+    err, scale = float((got - want).abs().max()), float(want.abs().max())
+    if not err <= rtol * scale + 1e-5:
+        raise UserError(f"cannot attribute through the norm {type(norm).__name__} of {family}: the frozen-scale "
+                        f"RMSNorm/LayerNorm formula differs from the module run in float32 by {err:.3g} (largest "
+                        f"|norm(x)| {scale:.3g}, allowed {rtol:g} of it) at the last position")
+    if not torch.isfinite(want).all():
+        raise UserError(f"the final norm of {family} gives non-finite values (the activations overflow)")
+
+
+#: Attention implementations whose mask the trace's hooks can edit (flash kernels take no mask with
+#: holes; flex attention builds its own block mask).
+TRACE_ATTENTION = ("eager", "sdpa")
+
+
+def check_attention(lm) -> None:
+    """One clear ``UserError`` before any trace work when the model runs an attention implementation the
+    knockout hooks cannot edit (flash_attention_2/3, flex_attention, kernels)."""
+    impl = getattr(lm.model.config, "_attn_implementation", None) or getattr(lm, "attn_implementation", "sdpa")
+    if str(impl) not in TRACE_ATTENTION:
+        raise UserError(f"{lm.name} runs attention as {impl!r}: the trace's hooks edit the attention mask, which "
+                        "only 'sdpa' and 'eager' take: load it with attn_implementation='sdpa' or 'eager'")

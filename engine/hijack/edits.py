@@ -96,15 +96,20 @@ def _knock_hook(group: Sequence[Edit], eager: bool):
     def hook(_module, args, kwargs):
         hidden = kwargs.get("hidden_states", args[0] if args else None)
         batch, n_query = hidden.shape[0], hidden.shape[1]
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        past = 0
-        if cache is not None:
-            past = int(cache.get_seq_length(_module_layer(_module)))
+        cache = find_cache(kwargs)
+        past = 0 if cache is None else int(cache.get_seq_length(_module_layer(_module)))
         kwargs["attention_mask"] = knock_mask(kwargs.get("attention_mask"), group, batch, n_query, past + n_query,
                                               eager, hidden.dtype, hidden.device)
         return args, kwargs
 
     return hook
+
+
+def find_cache(kwargs: dict):
+    """The KV cache an attention module was handed, whatever its family calls it (``past_key_values``
+    on Llama/Gemma, ``layer_past`` on GPT-NeoX and GPT-2, ``cache`` elsewhere): the one keyword
+    value with ``get_seq_length``; None without one."""
+    return next((v for v in kwargs.values() if hasattr(v, "get_seq_length")), None)
 
 
 def _module_layer(module) -> int:

@@ -7,14 +7,17 @@ difference ``logit_true − logit_false`` (the hijack lowers it). For every bloc
 
 - ``restore`` (ROME's causal tracing, Meng et al. 2022, with the clean run in place of the
   uncorrupted one): block l's ``resid_post`` / ``attn_out`` / ``mlp_out`` at one of the prompt's own
-  positions replaced by the clean run's at the same position counted from the end;
+  positions replaced by the clean run's at the same position counted from the end, where the two
+  prompts hold the same token there (``align_positions``; the others are ``unaligned``);
   ``restore_last`` is the residual stream at the last position;
 - ``knockout`` (attention knockout, Geva et al. 2023): in block l the last position may not attend to
   the prepended tokens (masked before the softmax; its weights renormalise over the rest); also over
   a window of ``window`` blocks centred on l (``window``), and restricted to the tokens of the false
   target's mentions (``mentions``, ``mentions_window``) or to the other prepended tokens (``rest``,
   ``rest_window``): "the false target as a clue" against "the sentence as a whole". A token is prepended when its
-  characters lie within the prepended text, its trailing whitespace excluded;
+  characters lie within the prepended text, its trailing whitespace excluded. Position 0 is never
+  masked (``knock_sink`` masks it): the first token is the attention sink whether or not it is a BOS,
+  and masking it removes the sink, not the prepended content;
 - per head: the direct logit attribution of each head to ``logit_diff`` at the last position
   (``dla``: the head's share of the attention output, through a Gemma post-attention norm and the
   final norm with their scales frozen at the run's values, ``blocks.frozen_norm``; the pieces sum to
@@ -34,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from engine.errors import UserError
-from engine.hijack.blocks import check_frozen_norm, frozen_norm, locate, norm_bias
+from engine.hijack.blocks import check_attention, check_frozen_norm, frozen_norm, locate, norm_bias, norm_f32
 from engine.hijack.edits import KINDS, Edit, apply, capture
 from engine.hijack.kv import KV, extend
 
@@ -62,7 +65,8 @@ class Measure:
 @dataclass(frozen=True)
 class Pair:
     """A prepared clean/hijacked pair: token ids, which hijacked tokens are prepended or mention the
-    false target, the prompt's positions aligned from the end, the targets' first tokens."""
+    false target, the prompt's positions aligned by token from the end (``align_positions``), the
+    targets' first tokens."""
 
     prompt: str
     prepend: str
@@ -73,9 +77,10 @@ class Pair:
     tokens: tuple[str, ...]
     prepended: tuple[bool, ...]
     mentions: tuple[bool, ...]
-    positions: tuple[tuple[int, int], ...]  # (hijacked index, clean index), the last one last
+    positions: tuple[tuple[int, int], ...]  # (hijacked index, clean index) of agreeing tokens, the last one last
     true_id: int
     false_id: int
+    unaligned: tuple[int, ...] = ()  # hijacked prompt indices whose token has no agreeing clean partner
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Trace:
     dla: dict  # "embed", "bias": float; "attn", "mlp": per layer; "heads": per layer, per head
     window: int = DEFAULT_WINDOW
     notes: tuple[str, ...] = field(default=())
+    knock_sink: bool = False  # the knockouts masked position 0 too (``knocked``)
 
     @property
     def n_layers(self) -> int:
@@ -118,6 +124,8 @@ class Trace:
                 "true_id": p.true_id, "false_id": p.false_id, "tokens": list(p.tokens), "prepended": list(p.prepended),
                 "mentions": list(p.mentions),
                 "positions": [{"index": h, "clean_index": c, "token": p.tokens[h]} for h, c in p.positions],
+                "unaligned": list(p.unaligned), "knock_sink": self.knock_sink,
+                "knocked": {v: knocked(p, v, self.knock_sink) for v in ("all", "mentions", "rest")},
                 "window": self.window, "ablation": ABLATION, "clean": self.clean.to_dict(),
                 "hijacked": self.hijacked.to_dict(), "dla_embed": self.dla["embed"], "dla_bias": self.dla["bias"],
                 "layers": layers, "heads": heads, "notes": list(self.notes)}
@@ -132,15 +140,16 @@ class Trace:
         pair = Pair(d["prompt"], d["prepend"], d["target_true"], d["target_false"], tuple(d["clean_ids"]),
                     tuple(d["ids"]), tuple(d["tokens"]), tuple(d["prepended"]), tuple(d["mentions"]),
                     tuple((p["index"], p["clean_index"]) for p in d["positions"]), int(d["true_id"]),
-                    int(d["false_id"]))
+                    int(d["false_id"]), tuple(d.get("unaligned") or ()))
         layers = d["layers"]
         restore = {k: [[m(x) for x in e["restore"][k]] for e in layers] for k in KINDS}
         knockout = {v: [m(e["knockout" if v == "all" else f"knockout_{v}"]) for e in layers] for v in KNOCKOUTS}
         heads = tuple(tuple(m(h["ablated"]) for h in row) for row in d["heads"])
         dla = {"embed": d["dla_embed"], "bias": d["dla_bias"], "attn": [e["dla_attn"] for e in layers],
                "mlp": [e["dla_mlp"] for e in layers], "heads": [[h["dla"] for h in row] for row in d["heads"]]}
+        # written before the sink rule (no "knock_sink"): those knockouts masked position 0 too
         return cls(d["model"], pair, m(d["clean"]), m(d["hijacked"]), restore, knockout, heads, dla,
-                   int(d["window"]), tuple(d.get("notes") or ()))
+                   int(d["window"]), tuple(d.get("notes") or ()), bool(d.get("knock_sink", True)))
 
 
 # --- preparing a pair --------------------------------------------------------------------------------
@@ -194,14 +203,33 @@ def prepare(lm, prompt: str, prepend: str, target_true: str, target_false: str,
     marks = _mention_marks(prepend[:end], (mention or target_false).strip(), spans)
     h_pos = [i for i, s in enumerate(spans) if s is not None and not prepended[i]]
     c_pos = [i for i, s in enumerate(clean_spans) if s is not None]
-    k = min(len(h_pos), len(c_pos))
-    if k == 0 or not any(prepended):
+    if not h_pos or not c_pos or not any(prepended):
         raise UserError("no token of the hijacked prompt lies within the prepended text or the prompt")
+    positions = align_positions(ids, h_pos, clean_ids, c_pos)
+    if not positions:
+        ends = lm.decode_tokens([ids[h_pos[-1]], clean_ids[c_pos[-1]]])
+        raise UserError("the hijacked and the clean prompt end in different tokens: no position to restore "
+                        f"({ends[0]!r} against {ends[1]!r})")
+    paired = {h for h, _ in positions}
     true_id, false_id = _first_token(lm, text, ids, t_true), _first_token(lm, text, ids, t_false)
     if true_id == false_id:
         raise UserError(f"{t_true!r} and {t_false!r} start with the same token: the trace measures first tokens")
     return Pair(prompt, prepend, t_true, t_false, tuple(clean_ids), tuple(ids), tuple(lm.decode_tokens(ids)),
-                tuple(prepended), tuple(marks), tuple(zip(h_pos[-k:], c_pos[-k:])), true_id, false_id)
+                tuple(prepended), tuple(marks), positions, true_id, false_id,
+                tuple(h for h in h_pos if h not in paired))
+
+
+def align_positions(ids, h_pos, clean_ids, c_pos) -> tuple[tuple[int, int], ...]:
+    """The prompt's positions restored from the clean run: walking back from the end, the i-th prompt
+    token of the hijacked ids from the end pairs with the i-th of the clean ids while their token ids
+    agree; the walk stops at the first disagreement (byte-level BPE reads the clean prompt's first
+    word as 'The' and the hijacked one's as ' The': different tokens, no restore)."""
+    out = []
+    for h, c in zip(reversed(h_pos), reversed(c_pos)):
+        if ids[h] != clean_ids[c]:
+            break
+        out.append((h, c))
+    return tuple(reversed(out))
 
 
 def _mention_marks(text: str, mention: str, spans) -> list[bool]:
@@ -226,15 +254,26 @@ def measures(logits, true_id: int, false_id: int) -> list[Measure]:
     return [Measure(a, b, c) for a, b, c in zip(pt, pf, diff)]
 
 
-def knock_keys(pair: Pair, variant: str):
-    """The key slots a knockout variant masks (bool over the hijacked tokens)."""
-    import torch
-
+def knocked(pair: Pair, variant: str, sink: bool = False) -> list[int]:
+    """The hijacked positions a knockout variant masks: the prepended tokens (``all``), those of them
+    that mention the target (``mentions``) or the others (``rest``); never position 0 unless ``sink``
+    (the first token is the attention sink, BOS or not: masking it would remove the sink, not the
+    prepended content)."""
     pre, men = pair.prepended, pair.mentions
     which = variant.removesuffix("_window")
-    pick = {"all": pre, "window": pre, "mentions": [p and m for p, m in zip(pre, men)],
+    which = "all" if which == "window" else which
+    pick = {"all": pre, "mentions": [p and m for p, m in zip(pre, men)],
             "rest": [p and not m for p, m in zip(pre, men)]}[which]
-    return torch.tensor(pick, dtype=torch.bool)
+    return [i for i, on in enumerate(pick) if on and (sink or i > 0)]
+
+
+def knock_keys(pair: Pair, variant: str, sink: bool = False):
+    """``knocked`` as a bool tensor over the hijacked tokens (True = may not be attended)."""
+    import torch
+
+    keys = torch.zeros(len(pair.ids), dtype=torch.bool)
+    keys[knocked(pair, variant, sink)] = True
+    return keys
 
 
 def knock_layers(layer: int, variant: str, window: int, n_layers: int) -> range:
@@ -278,12 +317,15 @@ class Cancelled(Exception):
 
 
 def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
-          cancel: Callable[[], bool] | None = None, heads: bool = True, every_position: bool = True) -> Trace:
+          cancel: Callable[[], bool] | None = None, heads: bool = True, every_position: bool = True,
+          knock_sink: bool = False) -> Trace:
     """The full trace of ``pair`` (module doc); ``cancel()`` is polled between batched forwards and
     raises ``Cancelled``; hooks are removed on every path. ``every_position=False`` restores at the
-    last position only (``pair`` is cut to it: the dataset trace's curves need no heat map)."""
+    last position only (``pair`` is cut to it: the dataset trace's curves need no heat map).
+    ``knock_sink``: the knockouts mask position 0 too when it is prepended (``knocked``)."""
     import torch
 
+    check_attention(lm)
     layout = locate(lm)
     if window is None:  # DEFAULT_WINDOW blocks, or every block of a smaller model
         window = min(DEFAULT_WINDOW, layout.n_layers)
@@ -293,7 +335,7 @@ def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
         raise UserError(f"{lm.name} cannot reuse keys/values (chunked or recurrent layers): no trace")
     n_layers = layout.n_layers
     if not every_position:
-        pair = replace(pair, positions=pair.positions[-1:])
+        pair = replace(pair, positions=pair.positions[-1:], unaligned=())
     with torch.inference_mode():
         clean_store: dict = {}
         with capture(layout, clean_store):
@@ -308,7 +350,7 @@ def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
             rows = [[Edit(kind, layer, 0, 0, clean_store[(kind, layer)][0, c])]
                     for kind in KINDS for layer in range(n_layers)]
             if h == last:  # the last position also carries the knockouts and the heads
-                rows += _last_rows(pair, n_layers, layout.n_heads, window, heads)
+                rows += _last_rows(pair, n_layers, layout.n_heads, window, heads, knock_sink)
             got = _run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, cancel)
             for i, kind in enumerate(KINDS):
                 for layer in range(n_layers):
@@ -323,7 +365,7 @@ def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
     notes = () if any(pair.mentions) else ("no token of the prepended text mentions the false target: "
                                            "the mentions knockout masks nothing",)
     return Trace(lm.name, pair, clean, hijacked, restore, knockout, tuple(tuple(r) for r in head_rows), dla,
-                 window, notes)
+                 window, notes, knock_sink)
 
 
 def _hijacked(lm, layout, pair: Pair, store: dict | None = None):
@@ -343,6 +385,7 @@ def ablate_heads(lm, pair: Pair, head_sets, chunk: int = 64) -> list[Measure]:
     one ``Measure`` per set (an empty set is the hijacked run itself)."""
     import torch
 
+    check_attention(lm)
     layout = locate(lm)
     with torch.inference_mode():
         _, kv = _hijacked(lm, layout, pair)
@@ -350,11 +393,13 @@ def ablate_heads(lm, pair: Pair, head_sets, chunk: int = 64) -> list[Measure]:
         return _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
 
 
-def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, chunk: int = 64) -> dict:
+def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, chunk: int = 64,
+                  knock_sink: bool = False) -> dict:
     """Only ``restore_last`` and the knockouts ``variants`` at every block: one batched single-token
     forward after the hijacked run (the bench's fast side; ``trace`` computes these and more)."""
     import torch
 
+    check_attention(lm)
     layout = locate(lm)
     n = layout.n_layers
     window = min(DEFAULT_WINDOW, n) if window is None else window
@@ -366,7 +411,7 @@ def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, 
         c = pair.positions[-1][1]
         rows = [[Edit("resid", layer, 0, 0, store[("resid", layer)][0, c])] for layer in range(n)]
         for v in variants:
-            keys = knock_keys(pair, v)
+            keys = knock_keys(pair, v, knock_sink)
             rows += [[Edit("knock", b, 0, 0, keys=keys) for b in knock_layers(layer, v, window, n)]
                      for layer in range(n)]
         got = _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
@@ -376,11 +421,12 @@ def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, 
     return out
 
 
-def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool) -> list[list[Edit]]:
+def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool,
+               sink: bool = False) -> list[list[Edit]]:
     """The knockout rows (variant by variant, block by block), then one row per head."""
     rows = []
     for v in KNOCKOUTS:
-        keys = knock_keys(pair, v)
+        keys = knock_keys(pair, v, sink)
         for layer in range(n_layers):
             rows.append([Edit("knock", b, 0, 0, keys=keys) for b in knock_layers(layer, v, window, n_layers)])
     if heads:
@@ -392,12 +438,15 @@ def direct_attribution(lm, layout, store: dict, true_id: int, false_id: int) -> 
     """Each piece's direct contribution to ``logit_diff`` at the captured last position (module doc):
     ``embed`` (the residual in front of block 0), per block ``attn`` and ``mlp`` (after a Gemma-2/3
     post-norm), per head ``heads`` (each head's share of ``attn``, bias excluded) and ``bias`` (the
-    final norm's and the unembedding's); embed + Σ attn + Σ mlp + bias is the logit difference."""
+    final norm's and the unembedding's); embed + Σ attn + Σ mlp + bias is the logit difference.
+    All in float32 whatever the model's dtype: the captured activations, the output projection's and
+    the unembedding's rows and the norms are upcast (a bf16 model's pieces then sum to its own logit
+    difference up to the rounding of its residual stream)."""
     import torch
 
     w = layout.unembed.weight
-    direction = (w[true_id] - w[false_id]).float()
-    x = store["resid_final"][0, -1]
+    direction = w[true_id].float() - w[false_id].float()
+    x = store["resid_final"][0, -1].float()
     check_frozen_norm(layout.final_norm, x, layout.family)
 
     def logit(c):
@@ -406,28 +455,32 @@ def direct_attribution(lm, layout, store: dict, true_id: int, false_id: int) -> 
     bias = float((norm_bias(layout.final_norm).to(direction) * direction).sum())
     ub = getattr(layout.unembed, "bias", None)
     if ub is not None:
-        bias += float(ub[true_id] - ub[false_id])
+        bias += float(ub[true_id].float() - ub[false_id].float())
     attn, mlp, heads = [], [], []
-    width = layout.n_heads * layout.d_head
-    select = torch.zeros((layout.n_heads, width), dtype=x.dtype, device=x.device)
-    for h in range(layout.n_heads):
-        select[h, h * layout.d_head:(h + 1) * layout.d_head] = 1
     for b in layout.blocks:
-        a, m = store[("attn", b.index)][0, -1], store[("mlp", b.index)][0, -1]
-        z = store[("z", b.index)][0, -1]
-        per_head = b.out_proj(z[None].to(select) * select) - b.out_proj(torch.zeros_like(select[:1]))
+        a, m = store[("attn", b.index)][0, -1].float(), store[("mlp", b.index)][0, -1].float()
+        z = store[("z", b.index)][0, -1].float().reshape(layout.n_heads, layout.d_head)
+        w_o = out_weight(b.out_proj).reshape(-1, layout.n_heads, layout.d_head)  # (d_model, H, d_head)
+        per_head = torch.einsum("dhk,hk->hd", w_o, z)  # head h's slice of W_O times its z_h
         if b.post_attn_norm is not None:
             per_head = frozen_norm(b.post_attn_norm, a, per_head)
-            a = b.post_attn_norm(a)
+            a = norm_f32(b.post_attn_norm, a)
         if b.post_mlp_norm is not None:
-            m = b.post_mlp_norm(m)
+            m = norm_f32(b.post_mlp_norm, m)
         attn.append(float(logit(a)))
         mlp.append(float(logit(m)))
         heads.append([float(v) for v in logit(per_head)])
-    embed = float(logit(store["resid_pre0"][0, -1]))
+    embed = float(logit(store["resid_pre0"][0, -1].float()))
     if not all(math.isfinite(v) for v in attn + mlp + [embed]):
         raise UserError("the direct attribution is not finite (the model's activations overflow)")
     return {"embed": embed, "attn": attn, "mlp": mlp, "heads": heads, "bias": bias}
+
+
+def out_weight(proj):
+    """The output projection's weight as (d_model, H·d_head) in float32 (GPT-2's Conv1D keeps it
+    transposed)."""
+    w = proj.weight.float()
+    return w.t() if type(proj).__name__ == "Conv1D" else w
 
 
 #: Target pairs ``device_check`` tries in turn (the first whose first tokens differ in the tokenizer).
