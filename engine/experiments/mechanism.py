@@ -112,7 +112,8 @@ _STORE_FN = "engine.hijack.trace:record"  # the job-store name of one record's t
 
 
 def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
-              cancel: Callable[[], bool] | None = None, progress=None, store=None) -> tuple[list, list[dict]]:
+              cancel: Callable[[], bool] | None = None, progress=None, store=None,
+              knock_sink: bool = False) -> tuple[list, list[dict]]:
     """(traces, skipped records with their reasons) of every record, one record at a time. With a job
     store (``engine.jobstore``) each record's trace is written as it finishes and a rerun reads it
     (resume; ``store.hits`` counts them)."""
@@ -124,7 +125,8 @@ def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None =
 
     def spec(rec) -> dict:
         return {"model": lm.name, "source": lm.source, "device": str(lm.device), "dtype": str(lm.dtype),
-                "record": rec.to_dict(), "scheme": scheme, "n": n, "template": template, "window": window}
+                "record": rec.to_dict(), "scheme": scheme, "n": n, "template": template, "window": window,
+                "knock_sink": knock_sink}
 
     todo, stored = [], {}
     for i, rec in enumerate(records):
@@ -134,6 +136,7 @@ def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None =
         else:
             todo.append(i)
     it = iter(trace_records(lm, [records[i] for i in todo], scheme, n, template, window=window, cancel=cancel,
+                            knock_sink=knock_sink,
                             progress=(lambda d, t, eta: progress(d + len(stored), len(records), eta))
                             if progress else None))
     try:
@@ -158,12 +161,13 @@ def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None =
 
 def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
                   cancel: Callable[[], bool] | None = None, progress=None, per_record: bool = False,
-                  store=None) -> dict:
+                  store=None, knock_sink: bool = False) -> dict:
     """The dataset trace as ``lca-tui trace --dataset`` prints it: the summaries over all and over the
     flipped records, the held-out head ablation, the skipped records; ``per_record`` adds each trace."""
     hits = store.hits if store is not None else 0
-    done, skipped = trace_all(lm, records, scheme, n, template, window, cancel, progress, store)
-    out = {"model": lm.name, "scheme": scheme, "n": n, "window": done[0].window, "records": len(done),
+    done, skipped = trace_all(lm, records, scheme, n, template, window, cancel, progress, store, knock_sink)
+    out = {"model": lm.name, "scheme": scheme, "n": n, "window": done[0].window, "knock_sink": knock_sink,
+           "records": len(done),
            "skipped": skipped, "all": summarise(done), "flipped": summarise([t for t in done if t.hijacked.flipped]),
            "heads": held_out_heads(lm, done), "ablation": "zero",
            "resumed_records": (store.hits - hits) if store is not None else 0}
@@ -190,9 +194,22 @@ GRIDS = {
 }
 
 
+def choose_block(measure: str, means: Sequence[float], chosen: dict) -> int:
+    """The block a measure is evaluated at, from the even records' mean curve ``means``: a knockout's
+    highest mean ``logit_diff``. ``restore_last`` is the clean run at the last block by construction,
+    so there it is the earliest block whose restore brings back half of the even records' drop
+    (hijacked + ½·(clean − hijacked)): where the answer reaches the last position; with none before
+    the last block, the highest of the others."""
+    if measure != "restore_last" or len(means) < 2:
+        return max(range(len(means)), key=lambda i: means[i])
+    half = (chosen["hijacked"]["logit_diff"]["mean"] + chosen["clean"]["logit_diff"]["mean"]) / 2
+    early = [i for i in range(len(means) - 1) if means[i] >= half]
+    return early[0] if early else max(range(len(means) - 1), key=lambda i: means[i])
+
+
 def mechanism_row(model: str, scheme: str, traces: Sequence, heads: dict) -> dict:
     """One result row, the numbers ``judge_hijack_mechanism`` reads: for each of ``RULE_MEASURES`` the
-    block with the highest mean ``logit_diff`` on the even records and, on the odd records, the mean
+    block chosen on the even records (``choose_block``) and, on the odd records, the mean
     rise Δ = measure − hijacked there with its 95% CI; the drop clean − hijacked on the odd records;
     ES clean / hijacked; ES with the held-out top-k heads ablated."""
     choose, evaluate = traces[0::2], traces[1::2]
@@ -203,7 +220,7 @@ def mechanism_row(model: str, scheme: str, traces: Sequence, heads: dict) -> dic
     row.update({"drop": d.value, "drop_lo": d.lo, "drop_hi": d.hi})
     for measure in RULE_MEASURES:
         means = [c["mean"] for c in s_choose["layers"][measure]["logit_diff"]]
-        layer = max(range(len(means)), key=lambda i: means[i])
+        layer = choose_block(measure, means, s_choose)
         e = mean_ci(measure, [_layer_measures(t)[measure][layer].logit_diff - t.hijacked.logit_diff
                               for t in evaluate])
         row.update({f"{measure}_layer": layer, measure: e.value, f"{measure}_lo": e.lo, f"{measure}_hi": e.hi})
@@ -262,7 +279,11 @@ def run_hijack_mechanism(grid: Grid, progress=None, cancel=None, jobs: int = 1) 
              "project, not taken from CounterFact",
              "curves: mean logit_diff = logit(true) - logit(false) at the last position, per block; the hijack "
              "lowers it, a knockout or restore that undoes the hijack raises it back towards the clean value",
-             "halves: blocks and heads are chosen on the records at even positions, evaluated on the odd ones"]
+             "halves: blocks and heads are chosen on the records at even positions, evaluated on the odd ones; "
+             "a knockout at the block of its highest mean, restore_last at the earliest block that brings back "
+             "half the drop (its last block is the clean run by construction)",
+             "knockouts keep position 0 (the attention sink) visible; the prompt's positions are restored only "
+             "where the clean and hijacked tokens agree"]
     for r in res:
         top = ", ".join(f"L{h['layer']}H{h['head']} (+{h['rise']:.2f})" for h in r["ranking"][:5])
         notes.append(f"{r['row']['model']} {r['row']['scheme']}: top heads by ablation rise (even records): {top}")

@@ -101,6 +101,12 @@ class Trace:
     def n_layers(self) -> int:
         return len(self.knockout["all"])
 
+    def positions_note(self) -> str:
+        """``positions_note`` of this trace (the kept sink, the unaligned prompt positions)."""
+        p = self.pair
+        return positions_note({"tokens": list(p.tokens), "knock_sink": self.knock_sink,
+                               "knocked": {"all": knocked(p, "all", self.knock_sink)}, "unaligned": list(p.unaligned)})
+
     def restore_last(self, kind: str = "resid") -> list[Measure]:
         return [row[-1] for row in self.restore[kind]]
 
@@ -150,6 +156,25 @@ class Trace:
         # written before the sink rule (no "knock_sink"): those knockouts masked position 0 too
         return cls(d["model"], pair, m(d["clean"]), m(d["hijacked"]), restore, knockout, heads, dla,
                    int(d["window"]), tuple(d.get("notes") or ()), bool(d.get("knock_sink", True)))
+
+
+def positions_note(d: dict) -> str:
+    """One line from a trace's JSON: how many positions the knockouts masked, whether position 0 (the
+    attention sink) was kept, and which prompt positions were not restored (no agreeing clean token)."""
+    tokens, masked = d.get("tokens") or [], (d.get("knocked") or {}).get("all")
+    first = repr(tokens[0]) if tokens else "?"
+    count = "the prepended" if masked is None else f"{len(masked)} prepended"
+    if d.get("knock_sink", True) and d.get("knocked") is not None:
+        line = f"knockouts mask {count} positions, position 0 ({first}) included"
+    elif d.get("knocked") is None:
+        line = "knockouts mask every prepended position, position 0 included (a trace from before the sink rule)"
+    else:
+        line = f"knockouts mask {count} positions and keep position 0 ({first}, the attention sink)"
+    unaligned = [i for i in d.get("unaligned") or [] if isinstance(i, int) and 0 <= i < len(tokens)]
+    if unaligned:
+        line += ("; not restored, the clean prompt has another token there: "
+                 + ", ".join(f"{tokens[i]!r} ({i})" for i in unaligned))
+    return line
 
 
 # --- preparing a pair --------------------------------------------------------------------------------
@@ -284,6 +309,16 @@ def knock_layers(layer: int, variant: str, window: int, n_layers: int) -> range:
     return range(lo, min(n_layers, lo + window))
 
 
+def knock_window(window: int | None, n_layers: int) -> int:
+    """The windowed knockouts' width: ``DEFAULT_WINDOW`` blocks (or every block of a smaller model)
+    when None; anything but 1..n_layers raises ``UserError``."""
+    if window is None:
+        return min(DEFAULT_WINDOW, n_layers)
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= n_layers:
+        raise UserError(f"the knockout window must be 1..{n_layers} blocks, not {window!r}")
+    return window
+
+
 def _eager(lm) -> bool:
     return getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
 
@@ -327,10 +362,7 @@ def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
 
     check_attention(lm)
     layout = locate(lm)
-    if window is None:  # DEFAULT_WINDOW blocks, or every block of a smaller model
-        window = min(DEFAULT_WINDOW, layout.n_layers)
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= layout.n_layers:
-        raise UserError(f"the knockout window must be 1..{layout.n_layers} blocks, not {window!r}")
+    window = knock_window(window, layout.n_layers)
     if not lm.kv_reuse:
         raise UserError(f"{lm.name} cannot reuse keys/values (chunked or recurrent layers): no trace")
     n_layers = layout.n_layers

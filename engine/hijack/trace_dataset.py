@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.errors import UserError
-from engine.hijack.trace import Cancelled, Pair, Trace, prepare, trace
+from engine.hijack.blocks import check_attention, locate
+from engine.hijack.trace import Cancelled, Pair, Trace, knock_window, prepare, trace
 
 Progress = Callable[[int, int, float], None]  # (records done, records in all, seconds left; nan unknown)
 
@@ -42,9 +43,14 @@ def record_pair(lm, record, scheme: str, n: int, template: str | None = None) ->
 
 def trace_records(lm, records: Sequence, scheme: str, n: int, template: str | None = None,
                   window: int | None = None, heads: bool = True, every_position: bool = False,
-                  cancel: Callable[[], bool] | None = None, progress: Progress | None = None) -> Iterator[RecordTrace]:
+                  cancel: Callable[[], bool] | None = None, progress: Progress | None = None,
+                  knock_sink: bool = False) -> Iterator[RecordTrace]:
     """Yield one ``RecordTrace`` per record, in order; ``cancel()`` stops between (and inside) records
-    by raising ``Cancelled``."""
+    by raising ``Cancelled``. What no record can pass (the attention implementation) fails before the
+    first; a record whose own trace fails (e.g. activations that overflow) is yielded skipped with the
+    reason."""
+    check_attention(lm)
+    knock_window(window, locate(lm).n_layers)
     start = time.perf_counter()
     total = len(records)
     for i, rec in enumerate(records):
@@ -57,8 +63,13 @@ def trace_records(lm, records: Sequence, scheme: str, n: int, template: str | No
                 raise
             yield RecordTrace(i, rec.case_id, None, str(exc))
         else:
-            yield RecordTrace(i, rec.case_id, trace(lm, pair, window=window, cancel=cancel, heads=heads,
-                                                       every_position=every_position))
+            try:
+                traced = trace(lm, pair, window=window, cancel=cancel, heads=heads, every_position=every_position,
+                               knock_sink=knock_sink)
+            except UserError as exc:
+                yield RecordTrace(i, rec.case_id, None, str(exc))
+            else:
+                yield RecordTrace(i, rec.case_id, traced)
         if progress is not None:
             done = i + 1
             spent = time.perf_counter() - start

@@ -39,6 +39,8 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, metavar="S", help="shuffle the records with this seed before --limit")
     p.add_argument("--relation", metavar="ID", help="keep only these relation ids")
     p.add_argument("--window", type=int, metavar="W", help="blocks of the windowed knockouts (default 5, at most all)")
+    p.add_argument("--knock-sink", action="store_true", help=(
+        "let the knockouts mask position 0 too (default: kept: the first token is the attention sink, BOS or not)"))
     p.add_argument("--per-record", action="store_true", help="--dataset --json: add every record's trace")
     p.add_argument("--store", metavar="DIR", default=None,
                    help="--dataset: job store; each record's trace is written as it finishes and a rerun resumes "
@@ -92,7 +94,7 @@ def run(args) -> int:
         pair = T.prepare(lm, args.prompt, args.prepend, args.target_true, args.target_false, args.mention)
         from engine.atomic import jsonable
 
-        data = jsonable(T.trace(lm, pair, window=args.window).to_dict())
+        data = jsonable(T.trace(lm, pair, window=args.window, knock_sink=args.knock_sink).to_dict())
     else:
         data = _dataset(args, lm, records)
     where = _save(args, data)
@@ -113,7 +115,8 @@ def _dataset(args, lm, records) -> dict:
     from engine.jobstore import open_store
 
     store = open_store(args.store, warn=lambda line: print(f"lca-tui: {line}", file=sys.stderr, flush=True))
-    kwargs = dict(template=args.template, window=args.window, per_record=args.per_record, store=store)
+    kwargs = dict(template=args.template, window=args.window, per_record=args.per_record, store=store,
+                  knock_sink=args.knock_sink)
     data = _traced(args, lm, records, kwargs)
     if data.get("resumed_records"):
         print(f"lca-tui: took {data['resumed_records']} of {len(records)} records from the store {store.root}",
@@ -156,9 +159,12 @@ def _short(d: dict) -> str:
 def _print_one(data: dict, console) -> None:
     from rich.table import Table
 
+    from engine.hijack.trace import positions_note
+
     console.print(f"[b]{data['model']}[/b]  true {data['target_true']!r}  false {data['target_false']!r}  "
                   f"(P(true)  P(false)  logit diff)")
     console.print(f"clean     {_m(data['clean'])}\nhijacked  {_m(data['hijacked'])}")
+    console.print(positions_note(data), highlight=False, markup=False)
     table = Table(title=(f"per block, last position: P(true) and logit diff (knockout: all prepended tokens; "
                          f"mentions: the false target's only; window: all, {data['window']} blocks)"),
                   title_justify="left")

@@ -6,6 +6,9 @@ a dataset trace as its mean curves and the held-out head ablation."""
 
 from __future__ import annotations
 
+import math
+
+from engine.hijack.trace import positions_note
 from engine.session.report.build import records_table
 from engine.session.report.document import Block, Heatmap, LineChart, Paragraph, Section, Table
 from engine.session.report.values import fmt_time, num
@@ -41,7 +44,8 @@ def _one(it) -> Block:
         f"{d.get('model')}: prompt {d.get('prompt')!r} after the prepended text {_short(d.get('prepend'))!r}; "
         f"true {d.get('target_true')!r}, false {d.get('target_false')!r}; {len(d.get('tokens') or [])} "
         f"tokens, {sum(bool(x) for x in d.get('mentions') or [])} of them mention the false target; knockout "
-        f"window {d.get('window')} blocks; head ablation {d.get('ablation')}; {fmt_time(d.get('created'))}."))
+        f"window {d.get('window')} blocks; head ablation {d.get('ablation')}; {fmt_time(d.get('created'))}. "
+        f"{positions_note(d)}."))
     b.parts.append(_measures(d))
     xs = [e.get("layer") for e in layers]
     b.parts.append(LineChart(
@@ -50,11 +54,15 @@ def _one(it) -> Block:
         "block", "logit diff", hlines={"clean": _m(d.get("clean")).get("logit_diff"),
                                        "hijacked": _m(d.get("hijacked")).get("logit_diff")}))
     positions = [p for p in d.get("positions") or [] if isinstance(p, dict)]
-    if positions and layers:
-        grid = [[_m(m).get("logit_diff") for m in (_m(e.get("restore")).get("resid") or [])] for e in layers]
+    tokens = d.get("tokens") or []
+    unaligned = [i for i in d.get("unaligned") or [] if isinstance(i, int) and 0 <= i < len(tokens)]
+    if positions and layers:  # unaligned prompt positions first, blank (not restored)
+        gap = [math.nan] * len(unaligned)
+        grid = [gap + [_m(m).get("logit_diff") for m in (_m(e.get("restore")).get("resid") or [])] for e in layers]
         lo, hi = sorted((_m(d.get("hijacked")).get("logit_diff") or 0.0, _m(d.get("clean")).get("logit_diff") or 1.0))
         b.parts.append(Heatmap("logit diff with the clean residual stream restored", grid, lo, hi,
-                               xlabel="prompt token", ylabel="block", xticks=[p.get("token") for p in positions],
+                               xlabel="prompt token", ylabel="block",
+                               xticks=[tokens[i] for i in unaligned] + [p.get("token") for p in positions],
                                yticks=xs))
     heads = [row for row in d.get("heads") or [] if isinstance(row, list)]
     base = _m(d.get("hijacked")).get("logit_diff") or 0.0

@@ -69,6 +69,22 @@ def test_row_uses_even_records_to_choose_and_odd_to_evaluate(tiny):
     assert row["drop"] == pytest.approx(sum(t.clean.logit_diff - t.hijacked.logit_diff for t in traces[1::2]) / 2)
 
 
+def test_restore_last_is_chosen_before_the_last_block():
+    chosen = {"hijacked": {"logit_diff": {"mean": -2.0}}, "clean": {"logit_diff": {"mean": 4.0}}}
+    # half the drop back is logit_diff >= 1.0: block 2 is the earliest; the last block (the clean run) never
+    assert mechanism.choose_block("restore_last", [-2.0, 0.5, 1.2, 3.0, 4.0], chosen) == 2
+    assert mechanism.choose_block("restore_last", [-2.0, -1.9, -1.5, 0.0, 4.0], chosen) == 3  # none: the best but last
+    assert mechanism.choose_block("knockout_window", [0.0, 3.0, 1.0], chosen) == 1  # a knockout: its highest
+
+
+def test_row_restore_last_is_not_the_clean_run(tiny):
+    traces, _ = mechanism.trace_all(tiny, _records(), "not-think", 2, window=1)
+    row = mechanism.mechanism_row("tiny", "not-think", traces, {"ablation": []})
+    assert row["restore_last_layer"] < tiny.n_layers - 1
+    odd = [t.restore_last()[row["restore_last_layer"]].logit_diff - t.hijacked.logit_diff for t in traces[1::2]]
+    assert row["restore_last"] == pytest.approx(sum(odd) / 2)
+
+
 def _row(drop, lo, hi, delta, dlo, dhi):
     return {"model": "m", "scheme": "not-think", "evaluated_on": 30, "drop": drop, "drop_lo": lo, "drop_hi": hi,
             "knockout_mentions_window": delta, "knockout_mentions_window_lo": dlo,
@@ -91,8 +107,15 @@ def test_tiny_grid_runs_on_the_embedded_model(smollm):
     from engine.experiments import run
 
     res = run("hijack-mechanism", level="tiny")
-    assert res.verdict in (HOLDS, FAILS, UNSURE)
     (row,) = res.rows
+    assert res.verdict == judges.judge_hijack_mechanism(res.rows).verdict  # the rows' own verdict is the result's
+    if row["drop_lo"] > 0 and row["knockout_mentions_window_lo"] >= 0.5 * row["drop"]:
+        assert res.verdict == HOLDS
+    elif row["drop_lo"] > 0 and row["knockout_mentions_window_hi"] < 0.25 * row["drop"]:
+        assert res.verdict == FAILS
+    else:
+        assert res.verdict == UNSURE
+    assert row["restore_last_layer"] < 29 and row["restore_last"] != pytest.approx(row["drop"], abs=1e-3)
     assert row["records"] + row["skipped"] == 4 and row["evaluated_on"] == row["records"] // 2
     assert set(res.curves) == {f"smollm2-135m not-think {m}" for m in
                                ("knockout_mentions_window", "knockout_rest_window", "restore_last")}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, DataTable, Static
 
@@ -127,7 +128,8 @@ class TraceView(View):
         self.info(f"{t_true} vs {t_false} · clean: {pct(tr.clean.p_true)} / {pct(tr.clean.p_false)}, "
                   f"logit diff {tr.clean.logit_diff:+.2f} · hijacked: {pct(tr.hijacked.p_true)} / "
                   f"{pct(tr.hijacked.p_false)}, {tr.hijacked.logit_diff:+.2f} · {len(p.ids)} tokens, "
-                  f"{sum(p.mentions)} mention tokens · [b]{self.mode}[/b] (k)")
+                  f"{sum(p.mentions)} mention tokens · [b]{self.mode}[/b] (k)\n"
+                  f"[dim]{escape(tr.positions_note())}[/dim]")
         sw = self.query_one("#trace-switcher", ContentSwitcher)
         if self.mode == "curves":
             sw.current = "trace-curve"
@@ -158,12 +160,16 @@ class TraceView(View):
                           title="rise of logit diff when one head is zero-ablated at the last position · "
                                 "blocks × heads")
             return
-        grid = [[m.logit_diff for m in row] for row in tr.restore[self.mode]]
+        # the prompt positions with no agreeing clean token come first, as blank (grey) columns
+        gap = [math.nan] * len(tr.pair.unaligned)
+        grid = [gap + [m.logit_diff for m in row] for row in tr.restore[self.mode]]
         lo, hi = sorted((tr.hijacked.logit_diff, tr.clean.logit_diff))
-        cols = [visible_token(tr.pair.tokens[h]) for h, _ in tr.pair.positions]
+        cols = [visible_token(tr.pair.tokens[h]) for h in tr.pair.unaligned]
+        cols += [visible_token(tr.pair.tokens[h]) for h, _ in tr.pair.positions]
+        blank = " · blank: not restored (another token in the clean prompt)" if gap else ""
         hm.set_matrix(grid, vmin=lo, vmax=hi, row_labels=rows, col_labels=cols,
                       title=f"logit diff with the clean {_KIND[self.mode]} restored · blocks × prompt tokens "
-                            f"(hijacked {tr.hijacked.logit_diff:+.2f} → clean {tr.clean.logit_diff:+.2f})")
+                            f"(hijacked {tr.hijacked.logit_diff:+.2f} → clean {tr.clean.logit_diff:+.2f}){blank}")
 
     def _table(self, tr) -> None:
         t = self.query_one("#trace-table", DataTable)
