@@ -524,10 +524,13 @@ def device_check(ref_lm, lm, prompt: str = "The Eiffel Tower is in",
                  targets: tuple[str, str] | None = None) -> tuple[float, float]:
     """The last-position trace of a Figure 1 style prompt on ``lm`` (e.g. CUDA, bf16) against
     ``ref_lm`` (CPU fp32): (largest difference of ``logit_diff`` over every restore_last and knockout,
-    the tolerance: 1e-3 in fp32, 0.5 logits in half precision, where the rounding of ~30 blocks
-    accumulates). ``targets``: the first of ``CHECK_TARGETS`` the tokenizer can tell apart. Used by
+    the bf16/fp16-against-float32 tolerance at the reference's largest |logit_diff|,
+    ``engine.hijack.tolerance.cross_dtype_tolerance``).
+    ``targets``: the first of ``CHECK_TARGETS`` the tokenizer can tell apart. Used by
     ``bench/device_check.py``."""
     import torch
+
+    from engine.hijack.tolerance import cross_dtype_tolerance
 
     for pair_targets in [targets] if targets else CHECK_TARGETS:
         try:
@@ -540,5 +543,5 @@ def device_check(ref_lm, lm, prompt: str = "The Eiffel Tower is in",
     got = [last_position(m, prepare(m, prompt, prepend, *pair_targets), variants=("all", "mentions"))
            for m in (ref_lm, lm)]
     diff = max(abs(a.logit_diff - b.logit_diff) for key in got[0] for a, b in zip(got[0][key], got[1][key]))
-    half = getattr(lm, "dtype", torch.float32) in (torch.bfloat16, torch.float16)
-    return float(diff), (0.5 if half else 1e-3)
+    scale = max(abs(m.logit_diff) for key in got[0] for m in got[0][key])
+    return float(diff), cross_dtype_tolerance(getattr(lm, "dtype", torch.float32), scale)
