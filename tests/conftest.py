@@ -34,27 +34,16 @@ def smollm(tmp_path_factory):
             os.environ["LCA_TUI_CACHE_DIR"] = old
 
 
-_CORPUS = ("The Eiffel Tower is located in the city of Paris. Do not think of Chicago. "
-           "The mother tongue of Danielle Darrieux is French. Toko Yasuda plays the guitar and piano. "
-           "The twin city of Lyon is not Beijing. Apple A5 was created by Google. Rome London Berlin.")
-
-
 def make_tiny_lm(path, arch: str = "llama", max_positions: int = 128, seed: int = 0):
     """Save a tiny random causal LM (llama: RoPE + BOS; gpt2: learned positions, no BOS) and a
-    byte-level BPE tokenizer trained on the fly into ``path``; returns ``path``."""
+    byte-level BPE tokenizer trained on the fly (``tests.families.tiny_tokenizer``) into ``path``;
+    returns ``path``."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([_CORPUS] * 4, trainer)
-    if arch == "llama":
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+    from tests.families import tiny_tokenizer
+
+    fast = tiny_tokenizer(bos=arch == "llama")
     torch.manual_seed(seed)
     if arch == "llama":
         cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -80,6 +69,22 @@ def tiny_lm_dir(tmp_path_factory):
 def tiny_gpt2_dir(tmp_path_factory):
     """Folder of a tiny random GPT-2 (absolute positions, no BOS)."""
     return make_tiny_lm(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def family_dir(tmp_path_factory):
+    """``family_dir(family)``: the folder of a tiny random model of that family
+    (``tests.families.make_family``), saved once per run."""
+    from tests.families import make_family
+
+    made: dict = {}
+
+    def get(family: str):
+        if family not in made:
+            made[family] = make_family(tmp_path_factory.mktemp(f"family-{family}"), family)
+        return made[family]
+
+    return get
 
 
 @pytest.fixture(scope="module")
