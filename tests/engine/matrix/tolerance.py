@@ -1,5 +1,5 @@
-"""The one tolerance rule of the test matrix (DESIGN.md, "Test matrix"), and the record of the worst
-differences seen.
+"""The test matrix's use of the one tolerance rule (``engine.hijack.tolerance``, DESIGN.md "Test
+matrix"; ``lca-tui doctor`` applies the same), and the record of the worst differences seen.
 
 A fast path and its plain reference run in the same dtype. In float32 they must agree to
 ``FP32_TOL`` = 1e-4 (probabilities, logits, logit differences, log-probabilities). In half precision
@@ -21,20 +21,12 @@ import os
 import tempfile
 from pathlib import Path
 
-FP32_TOL = 1e-4
-C = 4.0
+from engine.hijack.tolerance import FP32 as FP32_TOL  # noqa: F401 -- re-exported: the one rule
+from engine.hijack.tolerance import HALF_C as C  # noqa: F401
+from engine.hijack.tolerance import tolerance  # noqa: F401
 
 #: (path, family, dtype, attention) -> [worst diff, its tolerance]
 WORST: dict[tuple[str, str, str, str], list[float]] = {}
-
-
-def tolerance(dtype, scale: float) -> float:
-    """The allowed difference of logits, logit differences and probabilities (module doc)."""
-    import torch
-
-    if dtype == torch.float32:
-        return FP32_TOL
-    return C * torch.finfo(dtype).eps * max(1.0, float(scale))
 
 
 def check(path: str, cell, diff: float, tol: float, what: str = "") -> None:
