@@ -3,6 +3,7 @@ dataset trace's mean curves and head-ablation table; user text escaped, figures 
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 
@@ -49,7 +50,13 @@ def test_one_trace_block_is_its_numbers(session):
                                                               for e in layers]
     assert curves.hlines["clean"] == one.data["clean"]["logit_diff"]
     restore, heads = [p for p in parts if isinstance(p, Heatmap)]
-    assert restore.xticks == [p["token"] for p in one.data["positions"]] and restore.yticks == [0, 1]
+    unaligned = one.data["unaligned"]
+    assert unaligned  # ' The' after the prepend is not the clean prompt's 'The'
+    assert restore.xticks == ([one.data["tokens"][i] for i in unaligned] + [p["token"] for p in one.data["positions"]])
+    assert restore.yticks == [0, 1]
+    assert all(math.isnan(v) for row in restore.matrix for v in row[:len(unaligned)])  # blank: not restored
+    text = " ".join(getattr(p, "text", "") for p in parts)
+    assert "keep position 0" in text and "not restored" in text
     assert restore.matrix[1][-1] == layers[1]["restore"]["resid"][-1]["logit_diff"]
     assert heads.diverging and len(heads.matrix) == 2 and len(heads.matrix[0]) == 2
     ds = sec.blocks[1].parts
