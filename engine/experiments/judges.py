@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from engine.experiments.stats import mean_ci, mean_std, paired_ci, sign_test_p, spearman, wilson
 from engine.experiments.verdict import CORRECTED, FAILS, HOLDS, UNSURE, Effect, Judgement
+from engine.hijack.measures import MENTIONS_WINDOW, REST_WINDOW
 
 
 def _f(x: float, nd: int = 3) -> str:
@@ -535,12 +536,12 @@ def judge_hijack_mechanism(rows: Sequence[dict]) -> Judgement:
         return Judgement(UNSURE, ("no rows",))
     reasons, effects, ok, bad = [], [], True, False
     for r in rows:
-        m = "knockout_mentions_window"
+        m = MENTIONS_WINDOW.name
         n = int(r.get("evaluated_on") or 0)
         d = Effect(f"{r['model']} {r['scheme']} drop D", r["drop"], r["drop_lo"], r["drop_hi"], n)
         e = Effect(f"{r['model']} {r['scheme']} mentions knockout Δ (block {r[f'{m}_layer']})", r[m],
                    r[f"{m}_lo"], r[f"{m}_hi"], n)
-        rest = r.get("knockout_rest_window")
+        rest = r.get(REST_WINDOW.name)
         effects += [e, d]  # the main effect first (the summary table shows it)
         present = math.isfinite(d.lo) and d.lo > 0
         supports = present and math.isfinite(e.lo) and e.lo >= 0.5 * d.value

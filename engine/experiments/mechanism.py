@@ -20,21 +20,15 @@ from engine.experiments.jobs import Cancelled, Timer, current_cancel, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_ci, sign_test_p
+from engine.hijack import measures
+from engine.hijack.measures import NAMES
 
-MEASURES = ("restore_last", "restore_attn_last", "restore_mlp_last", "knockout", "knockout_window",
-            "knockout_mentions", "knockout_mentions_window", "knockout_rest", "knockout_rest_window")
 TOP_K = (1, 3, 10)
 
 
 def _layer_measures(trace) -> dict[str, list]:
-    """measure name -> per block ``Measure`` of one trace."""
-    from engine.hijack.trace import KNOCKOUTS
-
-    out = {"restore_last": trace.restore_last("resid"), "restore_attn_last": trace.restore_last("attn"),
-           "restore_mlp_last": trace.restore_last("mlp")}
-    for v in KNOCKOUTS:
-        out["knockout" if v == "all" else f"knockout_{v}"] = list(trace.knockout[v])
-    return out
+    """measure name -> per block ``Measure`` of one trace (``engine.hijack.measures``)."""
+    return {name: trace.curve(name) for name in NAMES}
 
 
 def _ci(values) -> dict:
@@ -56,7 +50,7 @@ def summarise(traces: Sequence) -> dict:
     out["es_clean"] = sum(t.clean.flipped for t in traces) / len(traces)
     out["es_hijacked"] = sum(t.hijacked.flipped for t in traces) / len(traces)
     curves = {}
-    for name in MEASURES:
+    for name in NAMES:
         curves[name] = {f: [_ci([getattr(p[name][layer], f) for p in per]) for layer in range(n_layers)]
                         for f in ("logit_diff", "p_true", "p_false")}
     out["layers"] = curves
@@ -180,7 +174,7 @@ def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | No
 
 # ----------------------------------------------------------------------------------- the experiment
 #: The knockouts and the restore whose block is chosen on the even records and evaluated on the odd.
-RULE_MEASURES = ("knockout_mentions_window", "knockout_rest_window", "knockout_window", "restore_last")
+RULE_MEASURES = tuple(m.name for m in measures.RULE_MEASURES)
 
 GRIDS = {
     "hijack-mechanism": {
@@ -200,7 +194,7 @@ def choose_block(measure: str, means: Sequence[float], chosen: dict) -> int:
     so there it is the earliest block whose restore brings back half of the even records' drop
     (hijacked + ½·(clean − hijacked)): where the answer reaches the last position; with none before
     the last block, the highest of the others."""
-    if measure != "restore_last" or len(means) < 2:
+    if measure != measures.RESTORE_LAST.name or len(means) < 2:
         return max(range(len(means)), key=lambda i: means[i])
     half = (chosen["hijacked"]["logit_diff"]["mean"] + chosen["clean"]["logit_diff"]["mean"]) / 2
     early = [i for i in range(len(means) - 1) if means[i] >= half]
@@ -271,7 +265,7 @@ def run_hijack_mechanism(grid: Grid, progress=None, cancel=None, jobs: int = 1) 
     rows = [r["row"] for r in res]
     curves = {}
     for r in res:
-        for m in ("knockout_mentions_window", "knockout_rest_window", "restore_last"):
+        for m in (measures.MENTIONS_WINDOW.name, measures.REST_WINDOW.name, measures.RESTORE_LAST.name):
             ys = r["curves"][m]
             curves[f"{r['row']['model']} {r['row']['scheme']} {m}"] = curve(list(range(len(ys))), ys)
     notes = [f"dataset {grid['dataset']}, {len(records)} records (seed {grid['seed']}), n = {grid['n']} prepended "

@@ -20,8 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from engine.hijack.blocks import Layout, first_tensor, replace_first
-
-KINDS = ("resid", "attn", "mlp")  # resid_post, attn_out, mlp_out
+from engine.hijack.measures import RESTORE_KINDS as KINDS  # resid_post, attn_out, mlp_out
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,16 @@ from engine.errors import UserError
 from engine.hijack.blocks import check_attention, check_frozen_norm, frozen_norm, locate, norm_bias, norm_f32
 from engine.hijack.edits import KINDS, Edit, apply, capture
 from engine.hijack.kv import KV, extend
+from engine.hijack.measures import (
+    BY_NAME,
+    KNOCKOUTS,
+    LAYER_MEASURES,
+    RESTORE_LAST,
+    Label,
+    LayerMeasure,
+    knockout_measure,
+)
 
-#: Knockout variants: which prepended tokens (all, the false target's mentions, the rest) in one block
-#: or in ``window`` blocks centred on it; JSON ``knockout`` is "all", the others ``knockout_<variant>``.
-KNOCKOUTS = ("all", "window", "mentions", "mentions_window", "rest", "rest_window")
 DEFAULT_WINDOW = 5
 ABLATION = "zero"  # head ablation: the head's z set to 0 at the last position
 
@@ -110,16 +116,19 @@ class Trace:
     def restore_last(self, kind: str = "resid") -> list[Measure]:
         return [row[-1] for row in self.restore[kind]]
 
+    def curve(self, measure: LayerMeasure | str) -> list[Measure]:
+        """A per-block measure (``engine.hijack.measures``, or its name): one ``Measure`` per block."""
+        spec = BY_NAME[measure] if isinstance(measure, str) else measure
+        if spec.kind == "restore":
+            return self.restore_last(spec.variant)
+        return list(self.knockout[spec.variant])
+
     def to_dict(self) -> dict:
         p = self.pair
         layers = []
+        curves = {spec.name: self.curve(spec) for spec in LAYER_MEASURES}
         for i in range(self.n_layers):
-            entry = {"layer": i, "restore_last": self.restore["resid"][i][-1].to_dict(),
-                     "restore_attn_last": self.restore["attn"][i][-1].to_dict(),
-                     "restore_mlp_last": self.restore["mlp"][i][-1].to_dict(),
-                     "knockout": self.knockout["all"][i].to_dict()}
-            for v in KNOCKOUTS[1:]:
-                entry[f"knockout_{v}"] = self.knockout[v][i].to_dict()
+            entry = {"layer": i, **{name: ms[i].to_dict() for name, ms in curves.items()}}
             entry["restore"] = {k: [m.to_dict() for m in self.restore[k][i]] for k in KINDS}
             entry["dla_attn"], entry["dla_mlp"] = self.dla["attn"][i], self.dla["mlp"][i]
             layers.append(entry)
@@ -149,7 +158,7 @@ class Trace:
                     int(d["false_id"]), tuple(d.get("unaligned") or ()))
         layers = d["layers"]
         restore = {k: [[m(x) for x in e["restore"][k]] for e in layers] for k in KINDS}
-        knockout = {v: [m(e["knockout" if v == "all" else f"knockout_{v}"]) for e in layers] for v in KNOCKOUTS}
+        knockout = {v: [m(e[knockout_measure(v).name]) for e in layers] for v in KNOCKOUTS}
         heads = tuple(tuple(m(h["ablated"]) for h in row) for row in d["heads"])
         dla = {"embed": d["dla_embed"], "bias": d["dla_bias"], "attn": [e["dla_attn"] for e in layers],
                "mlp": [e["dla_mlp"] for e in layers], "heads": [[h["dla"] for h in row] for row in d["heads"]]}
@@ -323,27 +332,31 @@ def _eager(lm) -> bool:
     return getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
 
 
-def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[list[Edit]], pair: Pair, chunk: int,
-              cancel: Callable[[], bool] | None) -> list[Measure]:
-    """Rows of edits (``row`` fields ignored: each row is its own batch row) on the tokens from
-    ``start`` on after the hijacked keys/values before it; the measures at the last position.
-    ``cancel()`` is polled while no hook is installed, so it may run other forwards (the app's
-    model thread answers a waiting probe there)."""
+Row = tuple[Label, list[Edit]]  # an intervention: its label and its edits (one batch row)
+
+
+def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[Row], pair: Pair, chunk: int,
+              cancel: Callable[[], bool] | None) -> dict[Label, Measure]:
+    """Labelled rows of edits (``row`` fields ignored: each row is its own batch row) on the tokens
+    from ``start`` on after the hijacked keys/values before it; the measure at the last position of
+    each, by label. ``cancel()`` is polled while no hook is installed, so it may run other forwards
+    (the app's model thread answers a waiting probe there)."""
     import torch
 
-    out: list[Measure] = []
+    out: dict[Label, Measure] = {}
     new = list(ids[start:])
     for lo in range(0, len(rows), chunk):
         if cancel is not None and cancel():
             raise Cancelled()
         part = rows[lo:lo + chunk]
         n = len(part)
-        edits = [Edit(e.kind, e.layer, r, e.col, e.value, e.head, e.keys) for r, row in enumerate(part) for e in row]
+        edits = [Edit(e.kind, e.layer, r, e.col, e.value, e.head, e.keys)
+                 for r, (_, row) in enumerate(part) for e in row]
         past = KV([(k[:1, :, :start].expand(n, -1, -1, -1), v[:1, :, :start].expand(n, -1, -1, -1))
                    for k, v in kv.layers], torch.ones((n, start), dtype=torch.long))
         with apply(layout, edits, eager=_eager(lm)):
             logits, _, _ = extend(lm, past, [new] * n, keep=1, want_cache=False)
-        out.extend(measures(logits[:, -1], pair.true_id, pair.false_id))
+        out.update(zip((label for label, _ in part), measures(logits[:, -1], pair.true_id, pair.false_id)))
     return out
 
 
@@ -376,22 +389,18 @@ def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
         h_logits, kv = _hijacked(lm, layout, pair, hij_store)
         clean = measures(c_logits[:, -1], pair.true_id, pair.false_id)[0]
         hijacked = measures(h_logits[:, -1], pair.true_id, pair.false_id)[0]
-        restore = {k: [[None] * len(pair.positions) for _ in range(n_layers)] for k in KINDS}
         last = len(pair.ids) - 1
+        got: dict[Label, Measure] = {}
         for j, (h, c) in enumerate(pair.positions):
-            rows = [[Edit(kind, layer, 0, 0, clean_store[(kind, layer)][0, c])]
+            rows = [(Label("restore", kind, layer, j), [Edit(kind, layer, 0, 0, clean_store[(kind, layer)][0, c])])
                     for kind in KINDS for layer in range(n_layers)]
             if h == last:  # the last position also carries the knockouts and the heads
                 rows += _last_rows(pair, n_layers, layout.n_heads, window, heads, knock_sink)
-            got = _run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, cancel)
-            for i, kind in enumerate(KINDS):
-                for layer in range(n_layers):
-                    restore[kind][layer][j] = got[i * n_layers + layer]
-            if h == last:
-                rest = got[len(KINDS) * n_layers:]
-        knockout = {v: rest[i * n_layers:(i + 1) * n_layers] for i, v in enumerate(KNOCKOUTS)}
-        base = len(KNOCKOUTS) * n_layers
-        head_rows = [rest[base + layer * layout.n_heads: base + (layer + 1) * layout.n_heads] if heads else []
+            got.update(_run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, cancel))
+        restore = {k: [[got[Label("restore", k, layer, j)] for j in range(len(pair.positions))]
+                       for layer in range(n_layers)] for k in KINDS}
+        knockout = {v: [got[Label("knockout", v, layer)] for layer in range(n_layers)] for v in KNOCKOUTS}
+        head_rows = [[got[Label("head", ABLATION, layer, h)] for h in range(layout.n_heads)] if heads else []
                      for layer in range(n_layers)]
         dla = direct_attribution(lm, layout, hij_store, pair.true_id, pair.false_id)
     notes = () if any(pair.mentions) else ("no token of the prepended text mentions the false target: "
@@ -421,8 +430,10 @@ def ablate_heads(lm, pair: Pair, head_sets, chunk: int = 64) -> list[Measure]:
     layout = locate(lm)
     with torch.inference_mode():
         _, kv = _hijacked(lm, layout, pair)
-        rows = [[Edit("zero_head", int(layer), 0, 0, head=int(h)) for layer, h in hs] for hs in head_sets]
-        return _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
+        rows = [(Label("heads", ABLATION, -1, i), [Edit("zero_head", int(layer), 0, 0, head=int(h)) for layer, h in hs])
+                for i, hs in enumerate(head_sets)]
+        got = _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
+        return [got[label] for label, _ in rows]
 
 
 def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, chunk: int = 64,
@@ -441,28 +452,33 @@ def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, 
             extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
         _, kv = _hijacked(lm, layout, pair)
         c = pair.positions[-1][1]
-        rows = [[Edit("resid", layer, 0, 0, store[("resid", layer)][0, c])] for layer in range(n)]
-        for v in variants:
-            keys = knock_keys(pair, v, knock_sink)
-            rows += [[Edit("knock", b, 0, 0, keys=keys) for b in knock_layers(layer, v, window, n)]
-                     for layer in range(n)]
+        rows = [(RESTORE_LAST.label_at(layer, 0), [Edit("resid", layer, 0, 0, store[("resid", layer)][0, c])])
+                for layer in range(n)]
+        rows += _knock_rows(pair, n, window, knock_sink, variants)
         got = _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
-    out = {"restore_last": got[:n]}
-    for i, v in enumerate(variants):
-        out[v] = got[(i + 1) * n:(i + 2) * n]
+    out = {RESTORE_LAST.name: [got[RESTORE_LAST.label_at(layer, 0)] for layer in range(n)]}
+    for v in variants:
+        out[v] = [got[Label("knockout", v, layer)] for layer in range(n)]
     return out
 
 
-def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool,
-               sink: bool = False) -> list[list[Edit]]:
-    """The knockout rows (variant by variant, block by block), then one row per head."""
+def _knock_rows(pair: Pair, n_layers: int, window: int, sink: bool, variants=KNOCKOUTS) -> list[Row]:
+    """One labelled row per knockout variant and block."""
     rows = []
-    for v in KNOCKOUTS:
+    for v in variants:
         keys = knock_keys(pair, v, sink)
-        for layer in range(n_layers):
-            rows.append([Edit("knock", b, 0, 0, keys=keys) for b in knock_layers(layer, v, window, n_layers)])
+        rows += [(Label("knockout", v, layer), [Edit("knock", b, 0, 0, keys=keys)
+                                                for b in knock_layers(layer, v, window, n_layers)])
+                 for layer in range(n_layers)]
+    return rows
+
+
+def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool, sink: bool = False) -> list[Row]:
+    """The knockout rows, then one row per head (zero ablation at the last position)."""
+    rows = _knock_rows(pair, n_layers, window, sink)
     if heads:
-        rows += [[Edit("zero_head", layer, 0, 0, head=h)] for layer in range(n_layers) for h in range(n_heads)]
+        rows += [(Label("head", ABLATION, layer, h), [Edit("zero_head", layer, 0, 0, head=h)])
+                 for layer in range(n_layers) for h in range(n_heads)]
     return rows
 
 

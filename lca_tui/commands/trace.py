@@ -159,6 +159,7 @@ def _short(d: dict) -> str:
 def _print_one(data: dict, console) -> None:
     from rich.table import Table
 
+    from engine.hijack.measures import CURVES
     from engine.hijack.trace import positions_note
 
     console.print(f"[b]{data['model']}[/b]  true {data['target_true']!r}  false {data['target_false']!r}  "
@@ -166,13 +167,12 @@ def _print_one(data: dict, console) -> None:
     console.print(f"clean     {_m(data['clean'])}\nhijacked  {_m(data['hijacked'])}")
     console.print(positions_note(data), highlight=False, markup=False)
     table = Table(title=(f"per block, last position: P(true) and logit diff (knockout: all prepended tokens; "
-                         f"mentions: the false target's only; window: all, {data['window']} blocks)"),
+                         f"mentions: the false target's only; ±w: a window of {data['window']} blocks)"),
                   title_justify="left")
-    for col in ("block", "restore_last", "knockout", "mentions", "window", "dla attn"):
+    for col in ("block", *(m.name for m in CURVES), "dla attn"):
         table.add_column(col, justify="right")
     for entry in data["layers"]:
-        table.add_row(str(entry["layer"]), *(_short(entry[k]) for k in ("restore_last", "knockout",
-                      "knockout_mentions", "knockout_window")), f"{entry['dla_attn']:+.2f}")
+        table.add_row(str(entry["layer"]), *(_short(entry[m.name]) for m in CURVES), f"{entry['dla_attn']:+.2f}")
     console.print(table)
     flat = [(e["ablated"]["logit_diff"] - data["hijacked"]["logit_diff"], li, h)
             for li, row in enumerate(data["heads"]) for h, e in enumerate(row)]
@@ -188,16 +188,18 @@ def _n(x) -> str:
 def _print_dataset(data: dict, console) -> None:
     from rich.table import Table
 
+    from engine.hijack.measures import CURVES, KNOCKOUT
+
     s = data["all"]
     console.print(f"[b]{data['model']}[/b] {data['scheme']} n = {data['n']}: {data['records']} records traced "
                   f"({len(data['skipped'])} skipped), ES clean {s['es_clean']:.2f} -> hijacked {s['es_hijacked']:.2f}; "
                   f"{data['flipped']['records']} flipped")
     table = Table(title="mean logit diff per block (95% CI), all records", title_justify="left")
-    names = ("restore_last", "knockout", "knockout_mentions_window", "knockout_rest_window")
+    names = [m.name for m in CURVES]
     table.add_column("block", justify="right")
     for name in names:
         table.add_column(name, justify="right")
-    for layer in range(len(s["layers"]["knockout"]["logit_diff"])):
+    for layer in range(len(s["layers"][KNOCKOUT.name]["logit_diff"])):
         cells = []
         for name in names:
             c = s["layers"][name]["logit_diff"][layer]

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import math
 
+from engine.hijack import measures
 from engine.hijack.trace import positions_note
 from engine.session.report.build import records_table
 from engine.session.report.document import Block, Heatmap, LineChart, Paragraph, Section, Table
 from engine.session.report.values import fmt_time, num
 
 #: (legend, JSON key of a layers entry / of the dataset summary's layers)
-CURVES = (("restore_last", "restore_last"), ("knockout: all prepended", "knockout"),
-          ("knockout: mentions, window", "knockout_mentions_window"),
-          ("knockout: the rest, window", "knockout_rest_window"))
+CURVES = tuple((m.title, m.name) for m in measures.CURVES)  # (legend, JSON name)
 
 
 def _m(d) -> dict:
@@ -72,7 +71,7 @@ def _one(it) -> Block:
                                diverging=True, xlabel="head", ylabel="block",
                                xticks=list(range(len(heads[0]))), yticks=xs))
     rows = [{"layer": e.get("layer"), **{k: _m(e.get(k)).get("logit_diff") for _, k in CURVES},
-             "restore_p_true": _m(e.get("restore_last")).get("p_true"), "dla_attn": e.get("dla_attn"),
+             "restore_p_true": _m(e.get(measures.RESTORE_LAST.name)).get("p_true"), "dla_attn": e.get("dla_attn"),
              "dla_mlp": e.get("dla_mlp")} for e in layers]
     table = records_table(rows, ["layer", "restore_p_true", *[k for _, k in CURVES], "dla_attn", "dla_mlp"],
                           ["block", "restore_last P(true)", *[n for n, _ in CURVES], "DLA attn", "DLA MLP"],

@@ -17,6 +17,7 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, DataTable, Static
 
+from engine.hijack import measures
 from lca_tui import instrument
 from lca_tui.messages import CancelModelJob, ModelJobWanted, RecordResult
 from lca_tui.panels.hijack.views.base import View, pct
@@ -24,9 +25,8 @@ from widgets import Heatmap, LiveCurve, visible_token
 
 MODES = ("curves", "resid", "attn", "mlp", "heads", "table")
 _KIND = {"resid": "residual stream", "attn": "attention output", "mlp": "MLP output"}
-#: The curves: (series name, trace measure); logit(true) − logit(false) per block.
-CURVES = (("restore last", "restore"), ("knockout all", "all"), ("mentions ±w", "mentions_window"),
-          ("rest ±w", "rest_window"))
+#: The curves (``engine.hijack.measures.CURVES``): logit(true) − logit(false) per block.
+CURVES = measures.CURVES
 
 
 def pair_args(panel, prompt: str) -> tuple[tuple, str | None]:
@@ -145,9 +145,8 @@ class TraceView(View):
         c = self.query_one("#trace-curve", LiveCurve)
         c.clear()
         blocks = list(range(tr.n_layers))
-        for name, key in CURVES:
-            ms = tr.restore_last() if key == "restore" else tr.knockout[key]
-            c.set_series(name, blocks, [m.logit_diff for m in ms])
+        for spec in CURVES:
+            c.set_series(spec.label, blocks, [m.logit_diff for m in tr.curve(spec)])
         c.set_hline("clean", tr.clean.logit_diff)
         c.set_hline("hijacked", tr.hijacked.logit_diff)
 
