@@ -47,6 +47,9 @@ def run(args) -> dict:
         pair = T.prepare(lm, PROMPT, SENTENCE * args.n, TRUE, FALSE)
         t0 = time.perf_counter()
         d = jsonable(T.trace(lm, pair, knock_sink=sink).to_dict())
+        d.pop("heads")  # kept: what the tables read (the per-block measures), not the heat maps
+        for entry in d["layers"]:
+            entry.pop("restore")
         d["seconds"] = round(time.perf_counter() - t0, 2)
         out["runs"][f"{dtype}{' sink masked' if sink else ''}"] = d
         print(f"{dtype} knock_sink={sink}: {d['seconds']} s", file=sys.stderr, flush=True)
