@@ -33,13 +33,13 @@ run as rows of one batched forward over the tokens from p on (at the last positi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from engine.errors import UserError
 from engine.hijack.blocks import check_attention, check_frozen_norm, frozen_norm, locate, norm_bias, norm_f32
 from engine.hijack.edits import KINDS, Edit, apply, capture
 from engine.hijack.kv import KV, extend
+from engine.job_context import NO_JOB, JobContext
 
 #: Knockout variants: which prepended tokens (all, the false target's mentions, the rest) in one block
 #: or in ``window`` blocks centred on it; JSON ``knockout`` is "all", the others ``knockout_<variant>``.
@@ -324,18 +324,19 @@ def _eager(lm) -> bool:
 
 
 def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[list[Edit]], pair: Pair, chunk: int,
-              cancel: Callable[[], bool] | None) -> list[Measure]:
+              ctx: JobContext | None) -> list[Measure]:
     """Rows of edits (``row`` fields ignored: each row is its own batch row) on the tokens from
     ``start`` on after the hijacked keys/values before it; the measures at the last position.
-    ``cancel()`` is polled while no hook is installed, so it may run other forwards (the app's
-    model thread answers a waiting probe there)."""
+    Between forwards, while no hook is installed, ``ctx.pause()`` may run other forwards (the app's
+    model thread answers a waiting probe there) and ``ctx.check()`` stops at a cancel."""
     import torch
 
+    ctx = ctx or NO_JOB
     out: list[Measure] = []
     new = list(ids[start:])
     for lo in range(0, len(rows), chunk):
-        if cancel is not None and cancel():
-            raise Cancelled()
+        ctx.pause()
+        ctx.check()
         part = rows[lo:lo + chunk]
         n = len(part)
         edits = [Edit(e.kind, e.layer, r, e.col, e.value, e.head, e.keys) for r, row in enumerate(part) for e in row]
@@ -347,14 +348,10 @@ def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[list[Edit]], pair:
     return out
 
 
-class Cancelled(Exception):
-    """The trace was cancelled between two batched forwards."""
-
-
 def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
-          cancel: Callable[[], bool] | None = None, heads: bool = True, every_position: bool = True,
+          ctx: JobContext | None = None, heads: bool = True, every_position: bool = True,
           knock_sink: bool = False) -> Trace:
-    """The full trace of ``pair`` (module doc); ``cancel()`` is polled between batched forwards and
+    """The full trace of ``pair`` (module doc); ``ctx`` pauses between batched forwards and a cancel
     raises ``Cancelled``; hooks are removed on every path. ``every_position=False`` restores at the
     last position only (``pair`` is cut to it: the dataset trace's curves need no heat map).
     ``knock_sink``: the knockouts mask position 0 too when it is prepended (``knocked``)."""
@@ -383,7 +380,7 @@ def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
                     for kind in KINDS for layer in range(n_layers)]
             if h == last:  # the last position also carries the knockouts and the heads
                 rows += _last_rows(pair, n_layers, layout.n_heads, window, heads, knock_sink)
-            got = _run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, cancel)
+            got = _run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, ctx)
             for i, kind in enumerate(KINDS):
                 for layer in range(n_layers):
                     restore[kind][layer][j] = got[i * n_layers + layer]
