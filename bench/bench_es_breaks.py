@@ -27,6 +27,7 @@ def run(args) -> None:
     from engine.hijack.efficacy import efficacy_curve
     from engine.hijack.lm import load_lm
     from engine.hijack.schemes import scheme_records
+    from engine.job_context import JobContext
 
     torch.set_num_threads(args.threads)
     lm = load_lm(args.model, device="cpu")
@@ -38,7 +39,7 @@ def run(args) -> None:
         for batch in (8, 4, 2):
             breaks = [time.perf_counter()]
             efficacy_curve(lm, records, "relation", 5, batch_size=batch,
-                           progress=lambda d, t, b=breaks: b.append(time.perf_counter()))
+                           ctx=JobContext(pause=lambda b=breaks: b.append(time.perf_counter())))
             gaps = [b - a for a, b in zip(breaks, breaks[1:])]
             rows.append({"batch_size": batch, "wall_s": breaks[-1] - breaks[0], "longest_gap_s": max(gaps),
                          "median_gap_s": statistics.median(gaps), "breaks": len(gaps)})

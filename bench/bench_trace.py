@@ -150,6 +150,7 @@ def main() -> int:
     from engine.hijack.counterfact import load_counterfact
     from engine.hijack.efficacy import efficacy_curve
     from engine.hijack.lm import load_lm
+    from engine.job_context import JobContext
 
     load0 = os.getloadavg()
     lm = load_lm(args.model, device="cpu")
@@ -193,7 +194,7 @@ def main() -> int:
     for chunk in (64, 32, 16, 8):  # (d) the longest wait a probe has while the app's trace runs
         stamps = []
         t0 = time.perf_counter()
-        T.trace(lm, pair, chunk=chunk, cancel=lambda s=stamps: s.append(time.perf_counter()) and False)
+        T.trace(lm, pair, chunk=chunk, ctx=JobContext(pause=lambda s=stamps: s.append(time.perf_counter())))
         total = time.perf_counter() - t0
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         chunks.append({"rows": chunk, "trace_s": total, "max_gap_s": max(gaps), "median_gap_s": statistics.median(gaps)})

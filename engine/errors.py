@@ -22,3 +22,17 @@ class ConfigError(UserError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class Cancelled(Exception):
+    """A job stopped at a cancel (``engine.job_context.JobContext.check``): the one rule for every
+    cancellable engine function. ``partial`` is what it had finished when that means something (an
+    ``EfficacyResult`` flagged ``cancelled``: the records scored so far), else None (a trace, a
+    dataset trace, an experiment's jobs)."""
+
+    def __init__(self, partial=None):
+        super().__init__(partial)  # args hold the partial result: it pickles back as it was
+        self.partial = partial
+
+    def __str__(self) -> str:
+        return "cancelled"

@@ -195,8 +195,7 @@ class LcaApp(App):
 
     def on_model_job_wanted(self, msg: ModelJobWanted) -> None:
         host = self._host()
-        host.submit(msg.kind, lambda job_id: msg.fn(host, job_id), msg.meta, job_id=msg.job_id,
-                    reply_to=msg.reply_to)
+        host.submit(msg.job, msg.meta, job_id=msg.job_id, reply_to=msg.reply_to)
         self._refresh_status()
 
     def on_cancel_model_job(self, msg: CancelModelJob) -> None:

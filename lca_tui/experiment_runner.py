@@ -34,20 +34,18 @@ class ExperimentRunner:
     def _run(self, name: str, level: str, cancel: threading.Event) -> None:
         """The worker thread: it posts messages and touches no UI state."""
         from engine import experiments
-        from engine.errors import describe
+        from engine.errors import Cancelled, describe
+        from engine.job_context import JobContext
 
         post = self.app.post_message
-
-        def progress(done, total):
-            post(ExperimentProgress(name, done, total))
-
+        ctx = JobContext(lambda done, total, _partial: post(ExperimentProgress(name, done, total)), cancel)
         try:
-            result = experiments.run(name, level, progress=progress, cancel=cancel).to_dict()
+            result = experiments.run(name, level, ctx=ctx).to_dict()
             session = self.app.session
             if session is not None:
                 session.record_experiment(result)
         except Exception as exc:  # noqa: BLE001 - Cancelled, UserError, anything: shown inline
-            msg = "cancelled" if isinstance(exc, experiments.Cancelled) else describe(exc)
+            msg = "cancelled" if isinstance(exc, Cancelled) else describe(exc)
             post(ExperimentDone(name, error=msg))
             return
         post(ExperimentDone(name, result=result))

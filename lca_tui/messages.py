@@ -10,11 +10,13 @@ it and the app sees the rest (status bar, job count). Panels ask the app for sha
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from engine.hijack.jobs import ModelJob
 
 _JOB_IDS = itertools.count(1)
 
@@ -176,12 +178,12 @@ class ProbeWanted(Message):
 
 @dataclass(eq=False)
 class ModelJobWanted(Message):
-    """A panel asks for ``fn(host, job_id)`` on the model thread (the job watches
-    ``host.cancel_event``); progress and the result come back to ``reply_to`` as JobProgress /
-    JobFinished carrying ``job_id``, which is given here, before the job runs."""
+    """A panel asks for a named job on the model thread (``engine.hijack.jobs.ModelJob``: a function of
+    ``engine/hijack/jobs.py`` and its arguments); progress and the result come back to ``reply_to`` as
+    JobProgress / JobFinished carrying ``job_id``, which is given here, before the job runs, and
+    ``meta``, the asker's own notes on the request."""
 
-    kind: str
-    fn: Callable
+    job: ModelJob
     reply_to: Any
     meta: dict | None = None
     job_id: int = field(default_factory=new_job_id, init=False)
@@ -189,6 +191,10 @@ class ModelJobWanted(Message):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.meta = self.meta or {}
+
+    @property
+    def kind(self) -> str:
+        return self.job.kind
 
 
 @dataclass(eq=False)

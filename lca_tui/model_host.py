@@ -10,8 +10,12 @@ to whoever asked (``reply_to``, a widget: ``post_message`` is thread-safe), else
 The model is never touched from another thread. After a model load the newest probe is served
 again, so the asker sees the new model.
 
-Every job has its own cancel event, created when it is queued: a cancel pressed while the job still
-waits behind another is kept, and the job then finishes at once as cancelled.
+Jobs are named (``engine.hijack.jobs.ModelJob``: a module-level ``fn(lm, ctx, *args)``); the host runs
+each with the loaded model and a ``JobContext`` (``engine.job_context``) of its own: ``progress`` goes to
+whoever asked as ``JobProgress``, ``pause`` is ``serve_probe``, and the cancel is the job's own event,
+created when it is queued: a cancel pressed while the job still waits behind another is kept, and the
+job then finishes at once as cancelled. A job that raises ``Cancelled`` finishes as cancelled with
+the exception's ``partial`` as its result.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from engine.errors import Cancelled
+from engine.job_context import JobContext
 from lca_tui import instrument
 from lca_tui.messages import (
     JobFinished,
@@ -51,12 +57,10 @@ class ModelHost:
         self._jobs: queue.Queue = queue.Queue()
         self._wake = threading.Condition()
         self._cancels: dict[int, threading.Event] = {}
-        self._current: threading.Event | None = None
         self._last_probe: tuple[ProbeRequest, Any] | None = None
         self._probing = False
         self._stop = threading.Event()
         self.running_job: str | None = None
-        self._reply_to = None
         self._loads = 0  # load jobs queued or running
         #: Threads of this process that run torch at the same time as this one (training runs);
         #: the app keeps it current and the model thread takes its share (engine.threads.plan).
@@ -74,17 +78,20 @@ class ModelHost:
     def load(self, name: str | None, device: str = "auto", dtype: str = "auto") -> int:
         with self._wake:
             self._loads += 1
-        return self.submit("load", lambda job_id: self._load(name, device, dtype))
+        return self._queue("load", lambda ctx: self._load(name, device, dtype))
 
-    def submit(self, kind: str, fn: Callable[[int], Any], meta: dict | None = None,
+    def submit(self, job, meta: dict | None = None, job_id: int | None = None, reply_to: Any = None) -> int:
+        """Queue a named job (``engine.hijack.jobs.ModelJob``) to run on the model thread as
+        ``job.fn(lm, ctx, *job.args, **job.kwargs)``; its return value (or error, or cancel) is posted
+        as ``JobFinished`` to ``reply_to``, its progress as ``JobProgress``."""
+        return self._queue(job.kind, lambda ctx: job.run(self.lm, ctx), meta, job_id, reply_to)
+
+    def _queue(self, kind: str, run: Callable[[JobContext], Any], meta: dict | None = None,
                job_id: int | None = None, reply_to: Any = None) -> int:
-        """Queue ``fn(job_id)`` to run on the model thread; its return value (or error) is posted
-        as ``JobFinished`` to ``reply_to``. Jobs may call ``self.progress``, ``self.serve_probe``
-        and watch ``self.cancel_event`` (their own)."""
         job_id = new_job_id() if job_id is None else job_id  # the one counter: ids never collide
         with self._wake:
             self._cancels[job_id] = threading.Event()
-            self._jobs.put((job_id, kind, fn, meta or {}, reply_to))
+            self._jobs.put((job_id, kind, run, meta or {}, reply_to))
             self._wake.notify()
         return job_id
 
@@ -101,15 +108,6 @@ class ModelHost:
         self.cancel()
         with self._wake:
             self._wake.notify()
-
-    @property
-    def cancel_event(self) -> threading.Event:
-        """The running job's cancel event (a set one outside jobs: nothing to continue)."""
-        ev = self._current
-        if ev is None:
-            ev = threading.Event()
-            ev.set()
-        return ev
 
     @property
     def probing(self) -> bool:
@@ -166,7 +164,7 @@ class ModelHost:
     def _reply(self, reply_to, msg) -> None:
         (reply_to.post_message if reply_to is not None else self.post)(msg)
 
-    def _run_job(self, job_id: int, kind: str, fn, meta: dict, reply_to=None) -> None:
+    def _run_job(self, job_id: int, kind: str, run, meta: dict, reply_to=None) -> None:
         with self._wake:
             cancel = self._cancels.get(job_id) or threading.Event()
         if cancel.is_set() or self._stop.is_set():  # cancelled while it waited in the queue
@@ -175,12 +173,15 @@ class ModelHost:
                 self._loads -= kind == "load"
             self._reply(reply_to, JobFinished(job_id, kind, cancelled=True, meta=meta))
             return
-        self._current = cancel
         self.running_job = kind
-        self._reply_to = reply_to
+        ctx = JobContext(lambda done, total, partial: self._reply(reply_to, JobProgress(job_id, kind, done, total,
+                                                                                         partial)),
+                         cancel, self.serve_probe)
         instrument.emit("job", kind=kind, state="start")
         try:
-            result = fn(job_id)
+            result = run(ctx)
+        except Cancelled as exc:
+            self._reply(reply_to, JobFinished(job_id, kind, result=exc.partial, cancelled=True, meta=meta))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message, never a crash
             from engine.errors import UserError, describe
 
@@ -194,15 +195,9 @@ class ModelHost:
         finally:
             with self._wake:
                 self._cancels.pop(job_id, None)
-            self._current = None
-            self._reply_to = None
             self.running_job = None
             self._idle_since = time.monotonic()
             instrument.emit("job", kind=kind, state="end")
-
-    def progress(self, job_id: int, kind: str, done: int, total: int, partial: Any = None) -> None:
-        """Post a running job's progress to whoever asked for the job."""
-        self._reply(self._reply_to, JobProgress(job_id, kind, done, total, partial))
 
     def serve_probe(self, force: bool = False) -> None:
         """Answer the pending probe (jobs call this between their forwards): at once when it is the

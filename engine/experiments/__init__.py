@@ -1,6 +1,6 @@
 """The experiment suite: the paper's figures as engine functions (``lca-tui experiment NAME``).
 
-Every experiment is ``run_<name>(grid, progress=None, cancel=None, jobs=1) -> ExperimentResult`` in
+Every experiment is ``run_<name>(grid, ctx=None, jobs=1) -> ExperimentResult`` in
 one family module, with three grids: ``tiny`` (tests, seconds), ``quick`` (a 2-core CPU, minutes
 for the whole suite) and ``paper`` (the paper's sweep, for a GPU). ``ExperimentResult.to_dict()``
 is what the session stores and ``--json`` prints: {"name", "title", "figure", "claim", "verdict",
@@ -12,7 +12,7 @@ Registry API (importing this module does not import torch):
     get(name) -> ExperimentSpec           (UserError for an unknown name)
     grid(name, level="quick") -> Grid      (level: tiny | quick | paper)
     run(name, level="quick", seeds=None, jobs=1, device=None, overrides=None,
-        progress=None, cancel=None) -> ExperimentResult
+        ctx=None) -> ExperimentResult     (ctx: an engine.job_context.JobContext; progress counts jobs)
 
 Families: ``hijack`` (hijack-curves), ``mechanism`` (hijack-mechanism: the causal trace over records),
 ``value`` (value-matrix, value-swap, value-angles), ``embedding`` (embedding-dim, embedding-geometry,
@@ -31,9 +31,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.errors import UserError
+from engine.errors import Cancelled, UserError  # noqa: F401
 from engine.experiments.grids import LEVELS, Grid  # noqa: F401
-from engine.experiments.jobs import Cancelled  # noqa: F401
 from engine.experiments.results import ExperimentResult
 from engine.experiments.specs import SPECS, Chart, ExperimentSpec  # noqa: F401
 
@@ -99,8 +98,8 @@ def build_grid(name: str, level: str = "quick", seeds: int | None = None, device
 
 
 def run(name: str, level: str = "quick", seeds: int | None = None, jobs: int = 1, device: str | None = None,
-        overrides: Mapping[str, Any] | None = None, progress=None, cancel=None) -> ExperimentResult:
+        overrides: Mapping[str, Any] | None = None, ctx=None) -> ExperimentResult:
     """Build the grid (see ``build_grid``) and run the experiment."""
     exp = get(name)
     g = build_grid(exp.name, level, seeds, device, overrides)
-    return exp.function()(g, progress=progress, cancel=cancel, jobs=jobs)
+    return exp.function()(g, ctx=ctx, jobs=jobs)

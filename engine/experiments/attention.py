@@ -67,13 +67,13 @@ def _cluster_job(spec: dict) -> dict:
     return out
 
 
-def run_attention_cluster(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_attention_cluster(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "k": grid["k"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "seed": grid["seeds"]}, fixed={"map_samples": grid["map_samples"]})
     for s in specs:
         s["neighborhood"] = f"cluster:{s['k']}"
-    pairs = train_pairs(_cluster_job, specs, grid, jobs, progress, cancel)
+    pairs = train_pairs(_cluster_job, specs, grid, jobs, ctx)
     rows, curves = [], {}
     cells = [(m, k, L, d) for m in as_list(grid["m"]) for k in as_list(grid["k"]) for L in as_list(grid["L"])
              for d in as_list(grid["d"])]

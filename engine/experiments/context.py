@@ -85,12 +85,12 @@ def _mixing_job(spec: dict) -> dict:
     return out
 
 
-def run_context_mixing(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_context_mixing(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     rs = [float(v) for v in as_list(grid["r"])]
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "seed": grid["seeds"]}, fixed={"r": rs, "n": grid["n"]})
-    pairs = train_pairs(_mixing_job, specs, grid, jobs, progress, cancel)
+    pairs = train_pairs(_mixing_job, specs, grid, jobs, ctx)
     rows, curves = [], {}
     cells = [(m, L, d) for m in as_list(grid["m"]) for L in as_list(grid["L"]) for d in as_list(grid["d"])]
     for m, L, d in cells:
@@ -146,7 +146,7 @@ def _one_model_job(spec: dict) -> dict:
     return out
 
 
-def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_context_length(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     """App. C.6. Reading ``per-L`` (the default): one model trained per context length L, each scored
     at its own L. Reading ``one-model`` (``--set reading=one-model``): one model per (m, d, seed)
     trained at L = ``train_L`` and scored at every L of the grid."""
@@ -158,7 +158,7 @@ def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
     rows, curves = [], {}
     if reading == "per-L":
         specs = lca_specs(grid, {"m": grid["m"], "L": Ls, "d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]})
-        pairs = train_pairs(accuracy_job, specs, grid, jobs, progress, cancel)
+        pairs = train_pairs(accuracy_job, specs, grid, jobs, ctx)
         for m in as_list(grid["m"]):
             for d in as_list(grid["d"]):
                 for L in Ls:
@@ -174,7 +174,7 @@ def run_context_length(grid: Grid, progress=None, cancel=None, jobs: int = 1) ->
         train_L = int(grid["train_L"])
         specs = lca_specs(grid, {"m": grid["m"], "d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]},
                           fixed={"L": train_L, "lengths": Ls})
-        pairs = train_pairs(_one_model_job, specs, grid, jobs, progress, cancel)
+        pairs = train_pairs(_one_model_job, specs, grid, jobs, ctx)
         for m in as_list(grid["m"]):
             for d in as_list(grid["d"]):
                 lr, runs = best_lr([(s, r) for s, r in pairs if (s["m"], s["d"]) == (m, d)])

@@ -102,7 +102,7 @@ def _dim_job(spec: dict) -> dict:
     return scores(tr)
 
 
-def run_embedding_dim(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_embedding_dim(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     axes = {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
             "freeze_embedding": (False, True), "seed": grid["seeds"]}
@@ -112,7 +112,7 @@ def run_embedding_dim(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
         if 2 ** m in as_list(grid["d"]):     # the orthonormal frozen control at d = V
             specs += lca_specs(grid, {**axes, "m": [m], "d": [2 ** m], "freeze_embedding": [True]},
                                fixed={"orthonormal": True})
-    pairs = train_pairs(_dim_job, specs, grid, jobs, progress, cancel)
+    pairs = train_pairs(_dim_job, specs, grid, jobs, ctx)
     rows, curves = [], {}
     for m, L, d in cells:
         V = 2 ** m
@@ -219,11 +219,11 @@ def geometry_curves(rows: list[dict]) -> dict:
     return curves
 
 
-def run_embedding_geometry(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_embedding_geometry(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "freeze_value": (False, True), "seed": grid["seeds"]})
-    rows = geometry_rows(train_pairs(_geometry_job, specs, grid, jobs, progress, cancel), _cells(grid))
+    rows = geometry_rows(train_pairs(_geometry_job, specs, grid, jobs, ctx), _cells(grid))
     notes = ["a_pairs, b_pairs, r2_pairs: the eq. 5.2 line fitted over every pair t != t' (seed means); "
              "a_means, r2_means: the same line through the per-distance means; b0 (= k=0): mean squared norm",
              "Gaussian init rows: the untrained W_E of the same seeds (a ≈ 0 expected)", _NOTE_HELD_OUT]
@@ -255,11 +255,11 @@ def _energy(s, k: int) -> float:
     return float(s2[:k].sum() / s2.sum()) if s2.sum() > 0 else float("nan")
 
 
-def run_spectrum(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_spectrum(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "seed": grid["seeds"]})
-    pairs = train_pairs(_spectrum_job, specs, grid, jobs, progress, cancel)
+    pairs = train_pairs(_spectrum_job, specs, grid, jobs, ctx)
     rows, curves = [], {}
     for m, L, d in _cells(grid):
         lr, runs = best_lr([p for p in pairs if _key(p[0]) == (m, L, d)])

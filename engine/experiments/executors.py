@@ -1,12 +1,14 @@
 """Executors: where a sweep's jobs run, behind one interface (``engine.experiments.jobs.run_jobs`` picks
 one from the sweep's settings and the job store sits under all of them).
 
-    executor.run(fn, tasks, store, done, failed, cancel) -> PoolStats
+    executor.run(fn, tasks, store, done, failed, ctx) -> PoolStats
 
 ``tasks`` is a list of ``(index, spec)`` in the order to start them (longest first); ``done(index,
-result)`` and ``failed(index, message, user_error)`` are called as jobs end, in the calling thread.
+result)`` and ``failed(index, message, user_error)`` are called as jobs end, in the calling thread;
+a cancel of ``ctx`` (``engine.job_context``) raises ``Cancelled`` between jobs.
 
-- ``InProcess``: this process, one job after another (``--jobs 1``; the cancel event reaches the job).
+- ``InProcess``: this process, one job after another (``--jobs 1``; the job sees the cancel through
+  ``jobs.current_context()``).
 - ``LocalPool``: ``n`` spawned worker processes on this machine (``--jobs N``); with ``env`` per worker
   it is the per-GPU executor (``--gpus 0,1``: worker k sees only ``CUDA_VISIBLE_DEVICES=gpus[k]``).
   Scheduling is dynamic: the next job goes to whichever worker is free (``schedule="round-robin"``
@@ -31,7 +33,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.errors import UserError, describe
+from engine.errors import Cancelled, UserError, describe
+from engine.job_context import JobContext
 
 #: How many times a job is started before a worker death on it counts as the job's failure.
 MAX_ATTEMPTS = 3
@@ -117,32 +120,32 @@ def _worker_main(conn, store_root, code, name) -> None:
 
 
 class InProcess:
-    """Jobs one after another in this process (the cancel event reaches each job)."""
+    """Jobs one after another in this process (each job sees the cancel: ``jobs.current_context()``)."""
 
     workers = 1
 
-    def __init__(self, set_cancel: Callable | None = None):
-        self._set_cancel = set_cancel  # a context manager factory: the job's cancel event (jobs.current_cancel)
+    def __init__(self, set_context: Callable | None = None):
+        self._set_context = set_context  # a context manager factory: the job's context (jobs.current_context)
 
-    def run(self, fn, tasks, store, done, failed, cancel, cancelled: type[BaseException]) -> PoolStats:
+    def run(self, fn, tasks, store, done, failed, ctx: JobContext) -> PoolStats:
         t0 = time.perf_counter()
         busy = 0.0
         for i, spec in tasks:
-            if cancel is not None and cancel.is_set():
-                raise cancelled()
+            if ctx.cancelled():
+                raise Cancelled()
             t1 = time.perf_counter()
-            ctx = self._set_cancel(cancel) if self._set_cancel else contextlib.nullcontext()
+            scope = self._set_context(ctx) if self._set_context else contextlib.nullcontext()
             try:
-                with ctx:
+                with scope:
                     res = fn(spec)
-                if cancel is not None and cancel.is_set():  # a job that saw the cancel may be partial
-                    raise cancelled()
+                if ctx.cancelled():  # a job that saw the cancel may be partial
+                    raise Cancelled()
                 if store is not None:
                     res = store.put(fn, spec, res, time.perf_counter() - t1, f"pid {os.getpid()}")
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:
-                if isinstance(exc, cancelled) or (cancel is not None and cancel.is_set()):
+                if isinstance(exc, Cancelled) or ctx.cancelled():
                     raise
                 failed(i, _failure(exc), isinstance(exc, UserError))
                 continue
@@ -176,11 +179,11 @@ class LocalPool:
         self.env = list(env) if env else [{} for _ in range(self.workers)]
         self.schedule = schedule
 
-    def run(self, fn, tasks, store, done, failed, cancel, cancelled: type[BaseException]) -> PoolStats:
+    def run(self, fn, tasks, store, done, failed, ctx: JobContext) -> PoolStats:
         import multiprocessing as mp
         from multiprocessing.connection import wait
 
-        ctx = mp.get_context("spawn")
+        spawn = mp.get_context("spawn")
         n = min(self.workers, len(tasks))
         stats = PoolStats(n, per_worker_busy=[0.0] * n)
         if n == 0:
@@ -200,9 +203,9 @@ class LocalPool:
         current: list = [None] * n  # (job index, start time) per worker
 
         def start(k):
-            parent, child = ctx.Pipe()
+            parent, child = spawn.Pipe()
             with _environ(self.env[k % len(self.env)]):
-                p = ctx.Process(target=_worker_main, args=(child, root, code, f"worker {k}"), daemon=True)
+                p = spawn.Process(target=_worker_main, args=(child, root, code, f"worker {k}"), daemon=True)
                 p.start()
             child.close()
             procs[k], conns[k] = p, parent
@@ -262,8 +265,8 @@ class LocalPool:
                                    False)
                         stats.restarts += 1
                         start(k)
-                if cancel is not None and cancel.is_set():
-                    raise cancelled()
+                if ctx.cancelled():
+                    raise Cancelled()
         finally:
             for k in range(n):
                 if conns[k] is not None:
@@ -324,7 +327,7 @@ class Slurm:
     def workers(self) -> int:
         return self.parallelism or 0
 
-    def run(self, fn, tasks, store, done, failed, cancel, cancelled: type[BaseException]) -> PoolStats:
+    def run(self, fn, tasks, store, done, failed, ctx: JobContext) -> PoolStats:
         try:
             import submitit
         except ImportError:
@@ -373,8 +376,8 @@ class Slurm:
                         else:
                             failed(i, "its Slurm task ended without a store entry (is --store on shared disk?)",
                                    False)
-                    if cancel is not None and cancel.is_set():
-                        raise cancelled()
+                    if ctx.cancelled():
+                        raise Cancelled()
                     if running:
                         time.sleep(self.poll_s)
             except BaseException:

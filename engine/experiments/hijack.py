@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from engine.errors import UserError
 from engine.experiments.grids import Grid, as_list
-from engine.experiments.jobs import Cancelled, Timer, current_cancel, run_jobs
+from engine.experiments.jobs import Timer, current_context, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 from engine.experiments.stats import sign_test_p
@@ -57,13 +57,11 @@ def _hijack_job(spec: dict) -> dict:
     records = [FactRecord.from_dict(r) for r in spec["records"]]
     for scheme in spec["schemes"]:
         check_window(lm, records, scheme, spec["max_prepends"])
-    cancel = current_cancel()
+    ctx = current_context()
     out = {"model": spec["model"], "relation": spec["relation"], "schemes": {}}
     for scheme in spec["schemes"]:
         res = efficacy_curve(lm, records, scheme, spec["max_prepends"], scoring=spec["scoring"],
-                             batch_size=spec["batch_size"], cancel=cancel, index_offset=spec.get("offset", 0))
-        if res.cancelled:
-            raise Cancelled()
+                             batch_size=spec["batch_size"], ctx=ctx, index_offset=spec.get("offset", 0))
         part = tally(res)
         out["schemes"][scheme] = {"metric": res.metric, "per_n": part["per_n"], "up": part["up"],
                                   "down": part["down"]}
@@ -79,7 +77,7 @@ def _prepare_models(models) -> None:
             embedded_model_dir(str(name).strip().lower())
 
 
-def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_hijack_curves(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     from engine.hijack.counterfact import load_counterfact
     from engine.hijack.efficacy import tally_curve
     from engine.hijack.schemes import check_scheme, is_reverse
@@ -106,7 +104,7 @@ def run_hijack_curves(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> 
               "device": grid["device"]}
              for model in models for rel in relations for start in range(0, max(len(recs[rel]), 1), CHUNK_RECORDS)]
     try:
-        res = run_jobs(_hijack_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+        res = run_jobs(_hijack_job, specs, jobs=jobs, ctx=ctx)
     finally:
         _LM_CACHE.clear()
 

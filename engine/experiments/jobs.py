@@ -1,4 +1,4 @@
-"""The job runner: ``run_jobs(fn, specs, jobs, progress, cancel)`` runs independent jobs (a config x
+"""The job runner: ``run_jobs(fn, specs, jobs, ctx)`` runs independent jobs (a config x
 seed, a model x relation) on an executor (``engine.experiments.executors``: this process, ``jobs``
 spawned worker processes, one process per GPU, a Slurm array), and/or sharded over the ranks of a
 ``torchrun`` launch (``engine.experiments.distributed``). Inside ``with sweep(store=JobStore(...))``
@@ -16,20 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import UserError
+from engine.job_context import NO_JOB, JobContext
 
-Progress = Callable[[int, int], None]
-
-
-class Cancelled(Exception):
-    """Raised by ``run_jobs`` (and so by every ``run_<name>``) when ``cancel.is_set()``."""
+_context_var: contextvars.ContextVar = contextvars.ContextVar("lca_experiment_job", default=NO_JOB)
 
 
-_cancel_var: contextvars.ContextVar = contextvars.ContextVar("lca_experiment_cancel", default=None)
-
-
-def current_cancel():
-    """The cancel event of the job running in this process (None in worker processes)."""
-    return _cancel_var.get()
+def current_context() -> JobContext:
+    """The context of the job running in this process: the sweep's cancel, no progress of its own
+    (``run_jobs`` counts jobs); ``NO_JOB`` in worker processes."""
+    return _context_var.get()
 
 
 @contextlib.contextmanager
@@ -47,13 +42,13 @@ def single_threaded() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _job_cancel(cancel) -> Iterator[None]:
-    token = _cancel_var.set(cancel)
+def _job_context(ctx: JobContext) -> Iterator[None]:
+    token = _context_var.set(ctx.quiet())
     try:
         with single_threaded():
             yield
     finally:
-        _cancel_var.reset(token)
+        _context_var.reset(token)
 
 
 class JobsFailed(UserError):
@@ -139,11 +134,11 @@ def make_executor(sw: Sweep, jobs: int):
         return X.LocalPool(len(sw.gpus), env=[{"CUDA_VISIBLE_DEVICES": str(g)} for g in sw.gpus],
                            schedule=sw.schedule)
     if jobs <= 1:
-        return X.InProcess(set_cancel=_job_cancel)
+        return X.InProcess(set_context=_job_context)
     return X.LocalPool(jobs, schedule=sw.schedule)
 
 
-def _run_local(fn, specs: list[dict], jobs: int, progress, cancel, cost=None) -> list:
+def _run_local(fn, specs: list[dict], jobs: int, ctx: JobContext, cost=None) -> list:
     """Read finished jobs from the sweep's store, run the rest on its executor (longest first)."""
     sw = current_sweep() or Sweep()
     store = sw.store
@@ -151,8 +146,7 @@ def _run_local(fn, specs: list[dict], jobs: int, progress, cancel, cost=None) ->
     out: list = [None] * total
     if total == 0:
         return out
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
+    ctx.check()
     todo = []
     for i, spec in enumerate(specs):
         hit, res = store.get(fn, spec) if store is not None else (False, None)
@@ -164,8 +158,8 @@ def _run_local(fn, specs: list[dict], jobs: int, progress, cancel, cost=None) ->
     sw.resumed += resumed
     sw.total += total
     state = {"done": resumed}
-    if progress and resumed:
-        progress(resumed, total)
+    if resumed:
+        ctx.progress(resumed, total)
     estimate = cost or estimate_cost
     order = sorted(todo, key=lambda i: -estimate(specs[i]))  # stable: equal costs keep spec order
     failures: list[tuple[int, str, bool]] = []
@@ -174,16 +168,14 @@ def _run_local(fn, specs: list[dict], jobs: int, progress, cancel, cost=None) ->
         out[i] = res
         sw.ran += 1
         state["done"] += 1
-        if progress:
-            progress(state["done"], total)
+        ctx.progress(state["done"], total)
 
     def failed(i, msg, user):
         failures.append((i, msg, user))
 
     executor = make_executor(sw, jobs)
-    sw.stats.append(executor.run(fn, [(i, specs[i]) for i in order], store, done, failed, cancel, Cancelled))
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
+    sw.stats.append(executor.run(fn, [(i, specs[i]) for i in order], store, done, failed, ctx))
+    ctx.check()
     if failures:
         msgs = {m for _, m, _ in failures}
         if all(u for _, _, u in failures) and len(msgs) == 1:  # one user mistake, the same in every job
@@ -193,7 +185,7 @@ def _run_local(fn, specs: list[dict], jobs: int, progress, cancel, cost=None) ->
 
 
 def run_jobs(fn: Callable[[dict], Any], specs: Sequence[dict], jobs: int = 1,
-             progress: Progress | None = None, cancel=None, cost: Callable[[dict], float] | None = None) -> list:
+             ctx: JobContext | None = None, cost: Callable[[dict], float] | None = None) -> list:
     """Run ``fn(spec)`` for every spec; results in spec order.
 
     ``fn`` must be a module-level function (worker processes import it) and its result plain
@@ -206,26 +198,28 @@ def run_jobs(fn: Callable[[dict], Any], specs: Sequence[dict], jobs: int = 1,
     Under ``torchrun`` (``WORLD_SIZE`` > 1) job i runs on rank i % world (through the same store, so a
     relaunch resumes) and every rank receives all the results (rank 0 reports); a spec whose
     ``device`` is ``"auto"`` gets the rank's device (``cuda:LOCAL_RANK``) there.
-    ``progress(done, total)`` counts this rank's jobs, those from the store first; ``cancel.is_set()``
-    stops between jobs (and between training steps for jobs run in this process) with ``Cancelled``.
+    ``ctx.progress(done, total)`` counts this rank's jobs, those from the store first; a cancel stops
+    between jobs (and between training steps for jobs run in this process: ``current_context()``)
+    with ``Cancelled``.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs must be a positive integer, not {jobs!r}")
     from engine.experiments import distributed
 
     specs = [dict(s) for s in specs]
-    ctx = distributed.auto_init()
-    if ctx is None:
-        return _run_local(fn, specs, jobs, progress, cancel, cost)
-    mine = distributed.shard(len(specs), ctx.rank, ctx.world_size)
+    ctx = ctx or NO_JOB
+    dist = distributed.auto_init()
+    if dist is None:
+        return _run_local(fn, specs, jobs, ctx, cost)
+    mine = distributed.shard(len(specs), dist.rank, dist.world_size)
     local_specs = []
     for i in mine:
         s = specs[i]
-        if s.get("device", "auto") in (None, "auto") and ctx.device is not None:
-            s = {**s, "device": ctx.device}
+        if s.get("device", "auto") in (None, "auto") and dist.device is not None:
+            s = {**s, "device": dist.device}
         local_specs.append(s)
-    local = _run_local(fn, local_specs, jobs, progress, cancel, cost)
-    return distributed.gather_in_order(ctx, list(zip(mine, local)), len(specs))
+    local = _run_local(fn, local_specs, jobs, ctx, cost)
+    return distributed.gather_in_order(dist, list(zip(mine, local)), len(specs))
 
 
 class Timer:

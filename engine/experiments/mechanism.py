@@ -12,16 +12,17 @@ false target scores high).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from engine.errors import UserError
 from engine.experiments.grids import Grid
-from engine.experiments.jobs import Cancelled, Timer, current_cancel, run_jobs
+from engine.experiments.jobs import Timer, current_context, run_jobs
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_ci, sign_test_p
 from engine.hijack import measures
 from engine.hijack.measures import NAMES
+from engine.job_context import NO_JOB, JobContext
 
 TOP_K = (1, 3, 10)
 
@@ -106,12 +107,12 @@ _STORE_FN = "engine.hijack.trace:record"  # the job-store name of one record's t
 
 
 def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
-              cancel: Callable[[], bool] | None = None, progress=None, store=None,
+              ctx: JobContext | None = None, store=None,
               knock_sink: bool = False) -> tuple[list, list[dict]]:
-    """(traces, skipped records with their reasons) of every record, one record at a time. With a job
-    store (``engine.jobstore``) each record's trace is written as it finishes and a rerun reads it
-    (resume; ``store.hits`` counts them)."""
-    from engine.hijack.trace import Cancelled as TraceCancelled
+    """(traces, skipped records with their reasons) of every record, one record at a time;
+    ``ctx.progress(records done, records)``, the stored ones first. With a job store
+    (``engine.jobstore``) each record's trace is written as it finishes and a rerun reads it (resume;
+    ``store.hits`` counts them)."""
     from engine.hijack.trace import Trace
     from engine.hijack.trace_dataset import trace_records
 
@@ -129,37 +130,32 @@ def trace_all(lm, records: Sequence, scheme: str, n: int, template: str | None =
             stored[i] = data
         else:
             todo.append(i)
-    it = iter(trace_records(lm, [records[i] for i in todo], scheme, n, template, window=window, cancel=cancel,
-                            knock_sink=knock_sink,
-                            progress=(lambda d, t, eta: progress(d + len(stored), len(records), eta))
-                            if progress else None))
-    try:
-        for i, rec in enumerate(records):
-            if i in stored:
-                data = stored[i]
-            else:
-                rt = next(it)
-                data = {"skipped": rt.skipped} if rt.trace is None else {"trace": rt.trace.to_dict()}
-                if store is not None:
-                    data = store.put(_STORE_FN, spec(rec), data)
-            if data.get("trace") is None:
-                skipped.append({"case_id": rec.case_id, "reason": data.get("skipped")})
-            else:
-                done.append(Trace.from_dict(data["trace"]))
-    except TraceCancelled as exc:
-        raise Cancelled() from exc
+    it = iter(trace_records(lm, [records[i] for i in todo], scheme, n, template, window=window,
+                            ctx=(ctx or NO_JOB).part(len(stored), len(records)), knock_sink=knock_sink))
+    for i, rec in enumerate(records):
+        if i in stored:
+            data = stored[i]
+        else:
+            rt = next(it)
+            data = {"skipped": rt.skipped} if rt.trace is None else {"trace": rt.trace.to_dict()}
+            if store is not None:
+                data = store.put(_STORE_FN, spec(rec), data)
+        if data.get("trace") is None:
+            skipped.append({"case_id": rec.case_id, "reason": data.get("skipped")})
+        else:
+            done.append(Trace.from_dict(data["trace"]))
     if not done:
         raise UserError("no record could be traced: " + "; ".join(s["reason"] for s in skipped[:3]))
     return done, skipped
 
 
 def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | None = None, window: int | None = None,
-                  cancel: Callable[[], bool] | None = None, progress=None, per_record: bool = False,
+                  ctx: JobContext | None = None, per_record: bool = False,
                   store=None, knock_sink: bool = False) -> dict:
     """The dataset trace as ``lca-tui trace --dataset`` prints it: the summaries over all and over the
     flipped records, the held-out head ablation, the skipped records; ``per_record`` adds each trace."""
     hits = store.hits if store is not None else 0
-    done, skipped = trace_all(lm, records, scheme, n, template, window, cancel, progress, store, knock_sink)
+    done, skipped = trace_all(lm, records, scheme, n, template, window, ctx, store, knock_sink)
     out = {"model": lm.name, "scheme": scheme, "n": n, "window": done[0].window, "knock_sink": knock_sink,
            "records": len(done),
            "skipped": skipped, "all": summarise(done), "flipped": summarise([t for t in done if t.hijacked.flipped]),
@@ -235,7 +231,7 @@ def _mechanism_job(spec: dict) -> dict:
     lm = _lm(spec["model"], spec.get("device") or "auto")
     records = [FactRecord.from_dict(r) for r in spec["records"]]
     traces, skipped = trace_all(lm, records, spec["scheme"], spec["n"], window=spec["window"],
-                                cancel=current_cancel())
+                                ctx=current_context())
     heads = held_out_heads(lm, traces)
     row = mechanism_row(spec["model"], spec["scheme"], traces, heads)
     row["skipped"] = len(skipped)
@@ -246,7 +242,7 @@ def _mechanism_job(spec: dict) -> dict:
     return {"row": row, "curves": curves, "ranking": heads.get("ranking", [])[:10]}
 
 
-def run_hijack_mechanism(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_hijack_mechanism(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     from engine.experiments.hijack import _LM_CACHE, _prepare_models
     from engine.hijack.counterfact import load_counterfact
     from engine.hijack.schemes import check_scheme
@@ -259,7 +255,7 @@ def run_hijack_mechanism(grid: Grid, progress=None, cancel=None, jobs: int = 1) 
     specs = [{"model": model, "scheme": scheme, "records": [r.to_dict() for r in records], "n": grid["n"],
               "window": grid["window"], "device": grid["device"]} for model in models for scheme in schemes]
     try:
-        res = run_jobs(_mechanism_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+        res = run_jobs(_mechanism_job, specs, jobs=jobs, ctx=ctx)
     finally:
         _LM_CACHE.clear()
     rows = [r["row"] for r in res]

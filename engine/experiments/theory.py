@@ -83,12 +83,12 @@ def _constructed_job(spec: dict) -> dict:
     return out
 
 
-def _sweep(grid: Grid, neighborhood: str, progress, cancel, jobs):
+def _sweep(grid: Grid, neighborhood: str, ctx, jobs):
     Ls = [int(x) for x in as_list(grid["L"])]
     specs = [{"m": m, "seed": s, "L": Ls, "n": grid["n"], "omega": grid["omega"], "beta": grid["beta"],
               "neighborhood": neighborhood, "device": grid["device"]}
              for m in as_list(grid["m"]) for s in as_list(grid["seeds"])]
-    res = run_jobs(_constructed_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+    res = run_jobs(_constructed_job, specs, jobs=jobs, ctx=ctx)
     keys = [k for k in res[0] if k not in ("m", "seed", "L", "bayes")] if res else []
     rows, curves = [], {}
     for m in as_list(grid["m"]):
@@ -111,18 +111,18 @@ def _sweep(grid: Grid, neighborhood: str, progress, cancel, jobs):
     return rows, curves
 
 
-def run_theorem1(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_theorem1(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
-    rows, curves = _sweep(grid, "all", progress, cancel, jobs)
+    rows, curves = _sweep(grid, "all", ctx, jobs)
     return SPECS["theorem1"].result(grid, rows, curves, t.seconds,
                                    notes=["no training: orthonormal W_E (d = V), W_K = W_Q = 0, W_V from eq. 5.1",
                                           "identity column: the same embeddings with W_V = I (always 0 here: "
                                           "the answer token never appears in its own context)"])
 
 
-def run_lemma2(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_lemma2(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
-    rows, curves = _sweep(grid, "hamming1", progress, cancel, jobs)
+    rows, curves = _sweep(grid, "hamming1", ctx, jobs)
     return SPECS["lemma2"].result(grid, rows, curves, t.seconds,
                                    notes=["at short L even the Bayes classifier errs (the context does not yet "
                                           "determine y); Lemma 2's zero error is read where Bayes is perfect",
@@ -159,14 +159,14 @@ def eq52_embedding(m: int, a: float, b: float, b0: float):
 # ----------------------------------------------------------------------------------- theorem3
 
 
-def run_theorem3(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_theorem3(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     from engine.experiments.embedding import _geometry_job, geometry_curves, geometry_rows
     from engine.experiments.training import lca_specs, train_pairs
 
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]},
                       fixed={"freeze_value": True, "omega": 1.0, "neighborhood": "all"})
-    pairs = train_pairs(_geometry_job, specs, grid, jobs, progress, cancel)
+    pairs = train_pairs(_geometry_job, specs, grid, jobs, ctx)
     cells = [(m, L, d) for m in as_list(grid["m"]) for L in as_list(grid["L"]) for d in as_list(grid["d"])]
     rows = geometry_rows(pairs, cells, label_of=lambda frozen: "W_V = I, ω = 1")
     for row in rows:
@@ -233,14 +233,14 @@ def _theorem4_job(spec: dict) -> dict:
     return out
 
 
-def run_theorem4(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_theorem4(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     b0s = [float(v) for v in as_list(grid["b0_minus_b"])]
     Ls = [int(v) for v in as_list(grid["L"])]
     ab = [(float(a), float(b)) for a, b in as_list(grid["ab"])]
     specs = [{"m": m, "seed": s, "ab": ab, "b0": b0s, "L": Ls, "n": grid["n"], "beta": grid["beta"]}
              for m in as_list(grid["m"]) for s in as_list(grid["seeds"])]
-    res = run_jobs(_theorem4_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+    res = run_jobs(_theorem4_job, specs, jobs=jobs, ctx=ctx)
     rows, curves = [], {}
     for m in as_list(grid["m"]):
         mine = [r for r in res if r["m"] == m]
@@ -296,10 +296,10 @@ def _lemma5_job(spec: dict) -> dict:
     return {"m": m, "seed": spec["seed"], "draws": out}
 
 
-def run_lemma5(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_lemma5(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     specs = [{"m": m, "seed": s, "draws": grid["draws"]} for m in as_list(grid["m"]) for s in as_list(grid["seeds"])]
-    res = run_jobs(_lemma5_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+    res = run_jobs(_lemma5_job, specs, jobs=jobs, ctx=ctx)
     rows = []
     for m in as_list(grid["m"]):
         draws = [d for r in res if r["m"] == m for d in r["draws"]]
@@ -377,11 +377,11 @@ def _lemma6_job(spec: dict) -> dict:
             "err_with_alpha": float((with_alpha - auto).abs().max()) / scale}
 
 
-def run_lemma6(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_lemma6(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     specs = [{"m": m, "L": L, "seed": s, "k": grid["k"], "d": grid["d"], "n": grid["n"], "omega": grid["omega"]}
              for m in as_list(grid["m"]) for L in as_list(grid["L"]) for s in as_list(grid["seeds"])]
-    res = run_jobs(_lemma6_job, specs, jobs=jobs, progress=progress, cancel=cancel)
+    res = run_jobs(_lemma6_job, specs, jobs=jobs, ctx=ctx)
     rows = []
     for m in as_list(grid["m"]):
         for L in as_list(grid["L"]):

@@ -29,8 +29,9 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.experiments.grids import Grid, as_list
-from engine.experiments.jobs import current_cancel, run_jobs
+from engine.experiments.jobs import current_context, run_jobs
 from engine.experiments.stats import mean_std
+from engine.job_context import NO_JOB
 
 #: Seed offset of the test set (the validation set is the trainer's, seed + 2).
 TEST_SEED = 9_000_000
@@ -131,13 +132,13 @@ def run_trainer(tr, patience: int = 0, cache_tag: str = ""):
     path = _cache_path(tr, patience, cache_tag)
     if _load_cached(tr, path):
         return tr
-    cancel = current_cancel()
+    ctx = current_context()
     state = {"best": float("inf"), "stale": 0}
 
     wsd = tr.cfg.train.schedule == "wsd"
 
     def on_event(ev):
-        if cancel is not None and cancel.is_set():
+        if ctx.cancelled():
             tr.stop()
         if (patience > 0 and not tr.plateau and ev.get("event") == "eval" and ev.get("step", 0) < tr.end_step
                 and not (wsd and tr.decaying)):
@@ -235,7 +236,7 @@ def best_lr(pairs: Sequence[tuple[dict, dict]], key: str = "val_accuracy") -> tu
 
 
 def train_pairs(fn: Callable[[dict], dict], specs: Sequence[dict], grid: Grid, jobs: int = 1,
-                progress=None, cancel=None) -> list[tuple[dict, dict]]:
+                ctx=None) -> list[tuple[dict, dict]]:
     """Run ``fn`` (a training job returning ``scores``) on the specs; (spec, result) pairs in spec order.
 
     With ``lr_select = "race"`` in the grid and several learning rates, the lr of each cell (the
@@ -243,6 +244,7 @@ def train_pairs(fn: Callable[[dict], dict], specs: Sequence[dict], grid: Grid, j
     with the best **validation** accuracy (ties: the smaller lr) wins, and only the winner trains the
     other seeds; the losers' first-seed runs stay in the pairs. Otherwise every spec runs
     (``lr_select = "all"``, the default). ``best_lr`` on the pairs gives the race's choice either way.
+    ``ctx.progress`` counts the jobs of the race and its followers as one sweep.
     """
     specs = [dict(s) for s in specs]
     lrs = {s.get("lr") for s in specs}
@@ -250,7 +252,7 @@ def train_pairs(fn: Callable[[dict], dict], specs: Sequence[dict], grid: Grid, j
     if mode not in LR_SELECT:
         raise UserError(f"lr_select must be one of {', '.join(LR_SELECT)}, got {mode!r}")
     if mode != "race" or len(lrs) < 2:
-        return list(zip(specs, run_jobs(fn, specs, jobs=jobs, progress=progress, cancel=cancel)))
+        return list(zip(specs, run_jobs(fn, specs, jobs=jobs, ctx=ctx)))
     import json
 
     cells = [json.dumps({k: v for k, v in s.items() if k not in ("lr", "seed")}, sort_keys=True, default=str)
@@ -262,17 +264,15 @@ def train_pairs(fn: Callable[[dict], dict], specs: Sequence[dict], grid: Grid, j
     rest_per_lr = sum(1 for i, s in enumerate(specs) if s["seed"] != first[cells[i]]) // len(lrs)
     total = len(lead) + rest_per_lr
 
-    def counted(offset):
-        return None if progress is None else (lambda done, _n: progress(offset + done, total))
-
-    res1 = run_jobs(fn, [specs[i] for i in lead], jobs=jobs, progress=counted(0), cancel=cancel)
+    ctx = ctx or NO_JOB
+    res1 = run_jobs(fn, [specs[i] for i in lead], jobs=jobs, ctx=ctx.part(0, total))
     winner: dict = {}
     for i, r in zip(lead, res1):
         c, lr = cells[i], specs[i]["lr"]
         if c not in winner or (r["val_accuracy"], -lr) > winner[c][0]:
             winner[c] = ((r["val_accuracy"], -lr), lr)
     follow = [i for i, s in enumerate(specs) if s["seed"] != first[cells[i]] and s["lr"] == winner[cells[i]][1]]
-    res2 = run_jobs(fn, [specs[i] for i in follow], jobs=jobs, progress=counted(len(lead)), cancel=cancel)
+    res2 = run_jobs(fn, [specs[i] for i in follow], jobs=jobs, ctx=ctx.part(len(lead), total))
     out = dict(zip(lead, res1))
     out.update(zip(follow, res2))
     return [(specs[i], out[i]) for i in sorted(out)]

@@ -92,11 +92,11 @@ def _conv(runs) -> int:
 
 
 # ----------------------------------------------------------------------------------- value-matrix
-def run_value_matrix(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_value_matrix(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "freeze_value": (False, True), "seed": grid["seeds"]})
-    pairs = train_pairs(accuracy_job, specs, grid, jobs, progress, cancel)
+    pairs = train_pairs(accuracy_job, specs, grid, jobs, ctx)
     rows, curves = [], {}
     for m, L, d in _cells(grid):
         lr_t, tr_runs = best_lr(_in(pairs, m, L, d, freeze_value=False))
@@ -126,17 +126,17 @@ _NOTES = ["accuracy on a held-out test set; the lr of each cell is chosen on a s
 
 
 # ----------------------------------------------------------------------------------- swap / angles
-def _value_runs(grid: Grid, progress, cancel, jobs):
+def _value_runs(grid: Grid, ctx, jobs):
     specs = lca_specs(grid, {"m": grid["m"], "L": grid["L"], "d": grid["d"], "lr": grid["lr"],
                              "seed": grid["seeds"]})
-    pairs = train_pairs(_value_job, specs, grid, jobs, progress, cancel)
+    pairs = train_pairs(_value_job, specs, grid, jobs, ctx)
     return [((m, L, d), *best_lr(_in(pairs, m, L, d))) for m, L, d in _cells(grid)]
 
 
-def run_value_swap(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_value_swap(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     rows = []
-    for (m, L, d), lr, runs in _value_runs(grid, progress, cancel, jobs):
+    for (m, L, d), lr, runs in _value_runs(grid, ctx, jobs):
         row = {"m": m, "L": L, "d": d, "lr": lr}
         for key in ("trained", "constructed", "random_constructed", "bayes"):
             mu, sd = mean_std([r[key] for r in runs])
@@ -153,10 +153,10 @@ def run_value_swap(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> Exp
     return SPECS["value-swap"].result(grid, rows, curves, t.seconds, notes=_NOTES)
 
 
-def run_value_angles(grid: Grid, progress=None, cancel=None, jobs: int = 1) -> ExperimentResult:
+def run_value_angles(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     t = Timer()
     rows = []
-    for (m, L, d), lr, runs in _value_runs(grid, progress, cancel, jobs):
+    for (m, L, d), lr, runs in _value_runs(grid, ctx, jobs):
         row = {"m": m, "L": L, "d": d, "k": m, "lr": lr}
         for key, col in (("angle_constructed", "constructed"), ("angle_random", "random_constructed"),
                          ("angle_initial", "initial_W_V")):

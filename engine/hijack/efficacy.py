@@ -24,12 +24,13 @@ cannot take a mask with holes (flash-attention) get no prefix sharing at all, wi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from engine.errors import UserError
+from engine.errors import Cancelled, UserError
 from engine.hijack.kv import common_prefix, extend, fit_window
 from engine.hijack.probe import continuation_ids
+from engine.job_context import NO_JOB, JobContext
 
 SCORINGS = ("whole", "first", "nll")
 _WINDOW_BATCHES = 8  # records are planned (tokenised) and length-sorted this many batches at a time
@@ -213,14 +214,14 @@ def oom_guard(exc: BaseException, batch_size: int | None) -> None:
 
 
 def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | None = None,
-                   scoring: str = "whole", batch_size: int = 8,
-                   progress: Callable[[int, int], None] | None = None, cancel=None,
+                   scoring: str = "whole", batch_size: int = 8, ctx: JobContext | None = None,
                    index_offset: int = 0) -> EfficacyResult:
     """ES(n) for n = 0..max_prepends over ``records`` (see the module docstring).
 
-    ``batch_size`` is the number of sequences per forward pass. ``progress(done, total)`` counts
-    (record, n) prompts. When ``cancel.is_set()`` between batches, returns the records finished so far
-    with ``cancelled=True``. ``record_index`` of the scores counts from ``index_offset``.
+    ``batch_size`` is the number of sequences per forward pass. ``ctx.progress(done, total)`` counts
+    (record, n) prompts; every forward is followed by ``ctx.pause()``. A cancel seen between batches
+    raises ``Cancelled`` whose ``partial`` holds the records finished so far (``cancelled=True``).
+    ``record_index`` of the scores counts from ``index_offset``.
     """
     import torch
 
@@ -228,6 +229,7 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
     from engine.hijack.schemes import is_reverse
 
     reverse = is_reverse(name)
+    ctx = ctx or NO_JOB
     share, notes = sharing(lm)
     total = len(records) * (max_prepends + 1)
     scores: list[RecordScore] = []
@@ -242,12 +244,12 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
                               index_offset + w_start)
                 plans.sort(key=lambda items: len(items[-1].ids))
                 for start in range(0, len(plans), batch_size):
-                    if cancel is not None and cancel.is_set():
+                    if ctx.cancelled():
                         cancelled = True
                         break
                     batch = plans[start:start + batch_size]
-                    batch_scores = _run_batch(lm, batch, scoring, batch_size, reverse, cancel,
-                                              lambda k: progress(len(scores) + k, total) if progress else None)
+                    batch_scores = _run_batch(lm, batch, scoring, batch_size, reverse, ctx,
+                                              lambda k: ctx.progress(len(scores) + k, total))
                     if batch_scores is None:
                         cancelled = True
                         break
@@ -259,7 +261,10 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
         oom_guard(exc, batch_size)
         raise
     scores.sort(key=lambda s: (s.n, s.record_index))
-    return _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
+    result = _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
+    if cancelled:
+        raise Cancelled(result)
+    return result
 
 
 def check_window(lm, records, scheme: str, max_prepends: int, template: str | None = None,
@@ -327,17 +332,18 @@ def tally_curve(parts: Sequence[dict], max_prepends: int) -> tuple[CurvePoint, .
 
 
 def efficacy_streamed(lm, records, scheme: str, max_prepends: int, template: str | None = None,
-                      scoring: str = "whole", batch_size: int = 8, store=None,
-                      progress: Callable[[int, int], None] | None = None, cancel=None,
+                      scoring: str = "whole", batch_size: int = 8, store=None, ctx: JobContext | None = None,
                       chunk: int = CHUNK_RECORDS) -> EfficacyResult:
     """``efficacy_curve`` over a large record set in chunks of ``chunk`` records, keeping only each
     chunk's ``tally`` (memory flat in the number of records: no per-record scores or prompts are kept).
     With a job store (``engine.jobstore.JobStore``) every chunk is written as soon as it is scored and
     a rerun reads the finished chunks instead (resume; ``store.hits`` counts them). The result has
-    the curve and the flip points (``flips``) but no ``records``. ``progress(done, total)`` counts
-    (record, n) prompts, the resumed ones first."""
+    the curve and the flip points (``flips``) but no ``records``. ``ctx.progress(done, total)`` counts
+    (record, n) prompts, the resumed ones first; a cancel raises ``Cancelled`` with the finished
+    chunks' result (``cancelled=True``) as its ``partial``."""
     name = check_request(records, scheme, max_prepends, scoring, batch_size, template)
     check_window(lm, records, name, max_prepends, template)
+    ctx = ctx or NO_JOB
     total = len(records) * (max_prepends + 1)
     parts: list[dict] = []
     done = 0
@@ -349,11 +355,10 @@ def efficacy_streamed(lm, records, scheme: str, max_prepends: int, template: str
                 "batch_size": batch_size, "offset": start, "records": [r.to_dict() for r in part_records]}
         hit, part = store.get(_STREAM_FN, spec) if store is not None else (False, None)
         if not hit:
-            base = done
-            res = efficacy_curve(lm, part_records, name, max_prepends, template, scoring, batch_size,
-                                 (lambda k, _t, base=base: progress(base + k, total)) if progress else None,
-                                 cancel, index_offset=start)
-            if res.cancelled:
+            try:
+                res = efficacy_curve(lm, part_records, name, max_prepends, template, scoring, batch_size,
+                                     ctx.part(done, total), index_offset=start)
+            except Cancelled:
                 cancelled = True
                 break
             part = tally(res)
@@ -361,8 +366,7 @@ def efficacy_streamed(lm, records, scheme: str, max_prepends: int, template: str
                 part = store.put(_STREAM_FN, spec, part)
         parts.append(part)
         done += len(part_records) * (max_prepends + 1)
-        if progress:
-            progress(done, total)
+        ctx.progress(done, total)
     notes = tuple(dict.fromkeys(n for p in parts for n in p["notes"]))
     inexact = sum(len(p["inexact"]) for p in parts)
     if inexact:
@@ -371,8 +375,12 @@ def efficacy_streamed(lm, records, scheme: str, max_prepends: int, template: str
     from engine.hijack.schemes import metric_name
 
     flips = tuple(FlipPoint(i, c, n) for p in parts for i, c, n in p["flips"])
-    return EfficacyResult(lm.name, name, metric_name(name), scoring, max_prepends, sum(p["records"] for p in parts),
-                          tally_curve(parts, max_prepends), (), cancelled, template, notes, flips)
+    result = EfficacyResult(lm.name, name, metric_name(name), scoring, max_prepends,
+                            sum(p["records"] for p in parts), tally_curve(parts, max_prepends), (), cancelled,
+                            template, notes, flips)
+    if cancelled:
+        raise Cancelled(result)
+    return result
 
 
 #: The store's name for a streamed chunk (``engine.jobstore`` keys entries by function name).
@@ -390,8 +398,9 @@ def sharing(lm) -> tuple[bool, tuple[str, ...]]:
     return True, ()
 
 
-def _run_batch(lm, plans, scoring, batch_size, reverse, cancel, report):
-    """Score every (record, n) of a record batch; None when cancelled midway."""
+def _run_batch(lm, plans, scoring, batch_size, reverse, ctx: JobContext, report):
+    """Score every (record, n) of a record batch, ``report(k)`` and ``ctx.pause()`` after each forward
+    (the app's model thread answers a waiting probe there); None when cancelled midway."""
 
     # Stage 1: keys/values of each record's longest shared prefix (one padded forward).
     roots = [(items[0].record_index, items[-1].ids[:max(it.shared for it in items)]) for items in plans]
@@ -400,7 +409,8 @@ def _run_batch(lm, plans, scoring, batch_size, reverse, cancel, report):
     root_kv = None
     if roots:
         _, _, root_kv = extend(lm, None, [r for _, r in roots], keep=1)
-        report(0)  # a break between forwards (the app's model thread answers a waiting probe there)
+        report(0)
+        ctx.pause()  # a break between forwards (the app's model thread answers a waiting probe there)
 
     # Stage 2: each (record, n) runs its own remaining tokens (+ target continuations) after the prefix.
     work = []  # (item, rows, row index of the true / false continuation)
@@ -427,10 +437,11 @@ def _run_batch(lm, plans, scoring, batch_size, reverse, cancel, report):
             continue
         if not chunk:
             break
-        if cancel is not None and cancel.is_set():
+        if ctx.cancelled():
             return None
         out.extend(_run_chunk(lm, chunk, root_kv, slot, scoring, reverse))
         report(len(out))
+        ctx.pause()
         chunk, n_rows = ([entry], len(entry[1])) if entry is not None else ([], 0)
     return out
 

@@ -1,12 +1,37 @@
 """The hijack panel's model-thread jobs: a sweep of n for one record, an ES evaluation, a causal trace.
 
-Each runs on the thread that owns the model and takes that thread's ``host``: ``host.lm`` (the
-language model), ``host.cancel_event`` (this job's cancel), ``host.serve_probe()`` (answer a
-waiting probe between batches, so typing keeps getting answers) and ``host.progress(job_id, kind,
-done, total, partial)`` (a partial result for whoever asked).
+Each is a module-level function ``fn(lm, ctx, *args)``. The app asks for one by name, as a
+``ModelJob(fn, args, kwargs)`` (``lca_tui.messages.ModelJobWanted``), and its model thread runs it with
+the loaded model and the job's ``JobContext`` (``engine.job_context``): ``ctx.pause()`` between forwards
+answers a waiting probe, so typing keeps getting answers; ``ctx.progress(done, total, partial)``
+reaches whoever asked; a cancel raises ``Cancelled`` (its ``partial`` the result so far where there is
+one). Nothing here needs the app: ``ModelJob(...).run(lm, ctx)`` runs a job anywhere.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.job_context import NO_JOB, JobContext
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    """A model-thread job by name: ``fn(lm, ctx, *args, **kwargs)``; its ``kind`` is ``fn``'s name."""
+
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.fn.__name__
+
+    def run(self, lm, ctx: JobContext | None = None) -> Any:
+        return self.fn(lm, ctx or NO_JOB, *self.args, **self.kwargs)
+
 
 #: Rows per forward of the app's ES evaluation and sweep on a CPU: a probe typed meanwhile waits for
 #: at most one forward (bench/bench_probe_priority.py, BENCHMARKS.md); elsewhere the library's 8.
@@ -18,25 +43,20 @@ def app_batch_size(lm) -> int:
     return APP_ES_BATCH_CPU if str(lm.device) == "cpu" else 8
 
 
-def sweep(host, job_id, record, scheme, top, template=None):
-    """P(true), P(false) for n = 0..top sentences of ``scheme`` before ``record``."""
+def sweep(lm, ctx: JobContext, record, scheme, top, template=None):
+    """P(true), P(false) for n = 0..top sentences of ``scheme`` before ``record`` (no progress reports)."""
     from engine.hijack.efficacy import efficacy_curve
 
-    return efficacy_curve(host.lm, [record], scheme, top, template, cancel=host.cancel_event,
-                          batch_size=app_batch_size(host.lm), progress=lambda d, t: host.serve_probe())
+    return efficacy_curve(lm, [record], scheme, top, template, batch_size=app_batch_size(lm), ctx=ctx.quiet())
 
 
-def evaluate(host, job_id, records, scheme, top, template=None):
-    """ES(n), n = 0..top, over ``records``; a partial result every 8 records."""
+def efficacy(lm, ctx: JobContext, records, scheme, top, template=None):
+    """ES(n), n = 0..top, over ``records``; ``ctx.progress(records done, records, merged result)``
+    every 8 records."""
     from engine.hijack.progressive import efficacy_progressive
 
-    def partial(result, done, total):
-        host.progress(job_id, "efficacy", done, total, result)
-        host.serve_probe()
-
-    return efficacy_progressive(host.lm, records, scheme, top, chunk=8, on_partial=partial, template=template,
-                                batch_size=app_batch_size(host.lm), cancel=host.cancel_event,
-                                progress=lambda d, t: host.serve_probe())
+    return efficacy_progressive(lm, records, scheme, top, chunk=8, ctx=ctx, template=template,
+                                batch_size=app_batch_size(lm))
 
 
 #: Rows per batched forward of the app's trace: the longest a waiting probe waits is one such
@@ -44,22 +64,12 @@ def evaluate(host, job_id, records, scheme, top, template=None):
 APP_TRACE_CHUNK = 16
 
 
-def trace(host, job_id, prompt, prepend, target_true, target_false, mention=None, window=None):
+def trace(lm, ctx: JobContext, prompt, prepend, target_true, target_false, mention=None, window=None):
     """The causal trace of ``prepend + prompt`` against ``prompt`` (``engine.hijack.trace``); between
-    its batched forwards (``APP_TRACE_CHUNK`` rows each) it answers a waiting probe (no trace hook is
-    installed then) and stops at a cancel (the result is then None)."""
-    from engine.hijack.trace import Cancelled, prepare
+    its batched forwards (``APP_TRACE_CHUNK`` rows each) it pauses (no trace hook is installed then:
+    the app answers a waiting probe) and a cancel raises ``Cancelled`` (no partial trace)."""
+    from engine.hijack.trace import prepare
     from engine.hijack.trace import trace as run
 
-    pair = prepare(host.lm, prompt, prepend, target_true, target_false, mention)
-
-    def cancel() -> bool:
-        if host.cancel_event.is_set():
-            return True
-        host.serve_probe()
-        return host.cancel_event.is_set()
-
-    try:
-        return run(host.lm, pair, window=window, cancel=cancel, chunk=APP_TRACE_CHUNK)
-    except Cancelled:
-        return None
+    pair = prepare(lm, prompt, prepend, target_true, target_false, mention)
+    return run(lm, pair, window=window, ctx=ctx, chunk=APP_TRACE_CHUNK)

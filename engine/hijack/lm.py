@@ -57,7 +57,7 @@ ALIASES = {
 }
 _FALLBACK_WINDOW = 2048
 
-Progress = Callable[[str], None]
+Say = Callable[[str], None]  # a line about a slow step (converting, loading): not job progress
 
 
 def cache_dir() -> Path:
@@ -249,7 +249,7 @@ def _quiet_gguf():
             gguf_utils.tqdm = bar
 
 
-def embedded_model_dir(alias: str = DEFAULT_MODEL, progress: Progress | None = None) -> Path:
+def embedded_model_dir(alias: str = DEFAULT_MODEL, progress: Say | None = None) -> Path:
     """The converted HF folder of an embedded alias, converting the GGUF once (atomically) if needed."""
     target = cache_dir() / "models" / ALIASES[alias].folder
     if (target / "config.json").is_file():
@@ -302,7 +302,7 @@ def _window(config, tokenizer) -> int:
     return value if isinstance(value, int) and 0 < value < 10**7 else _FALLBACK_WINDOW
 
 
-def resolve_source(name: str | None, progress: Progress | None = None) -> tuple[str, str]:
+def resolve_source(name: str | None, progress: Say | None = None) -> tuple[str, str]:
     """(display name, path or hub id) for a model name; converts the embedded model when needed."""
     key = (name or DEFAULT_MODEL).strip()
     if not key:
@@ -320,7 +320,7 @@ def resolve_source(name: str | None, progress: Progress | None = None) -> tuple[
 
 
 def load_lm(name: str | None = None, device: str = "auto", dtype: str = "auto",
-            trust_remote_code: bool = False, progress: Progress | None = None,
+            trust_remote_code: bool = False, progress: Say | None = None,
             attn_implementation: str | None = None) -> LanguageModel:
     """Load a causal LM and its tokenizer (see the module docstring for names and devices).
 

@@ -1,17 +1,19 @@
 """Efficacy curves that fill in as records finish (for live views).
 
 ``efficacy_progressive`` runs ``efficacy_curve`` over chunks of records and, after each chunk,
-reports the merged curve so far. Merging weights each chunk's per-n means by its record count, so the
-final curve equals one ``efficacy_curve`` call over all records; record indices count over all chunks
-(so flip points of the merged result are per record).
+reports the merged curve so far (``ctx.progress``'s ``partial``). Merging weights each chunk's per-n
+means by its record count, so the final curve equals one ``efficacy_curve`` call over all records;
+record indices count over all chunks (so flip points of the merged result are per record).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
+from engine.errors import Cancelled
 from engine.hijack.efficacy import CurvePoint, EfficacyResult, efficacy_curve
+from engine.job_context import NO_JOB, JobContext
 
 
 def merge_results(parts: Sequence[EfficacyResult]) -> EfficacyResult:
@@ -42,21 +44,23 @@ def merge_results(parts: Sequence[EfficacyResult]) -> EfficacyResult:
 
 
 def efficacy_progressive(lm, records, scheme: str, max_prepends: int, chunk: int = 8,
-                         on_partial: Callable[[EfficacyResult, int, int], None] | None = None,
-                         cancel=None, **kwargs) -> EfficacyResult:
-    """``efficacy_curve`` in chunks of ``chunk`` records, calling ``on_partial(merged, done, total)``
-    after each; stops early (``cancelled=True``) when ``cancel`` is set."""
+                         ctx: JobContext | None = None, **kwargs) -> EfficacyResult:
+    """``efficacy_curve`` in chunks of ``chunk`` records, reporting ``ctx.progress(records done, records,
+    merged result so far)`` after each; a cancel raises ``Cancelled`` whose ``partial`` is the merged
+    result of the records scored (``cancelled=True``)."""
+    ctx = ctx or NO_JOB
     records = list(records)
     parts: list[EfficacyResult] = []
     for start in range(0, len(records), chunk):
-        if cancel is not None and cancel.is_set() and parts:
-            return replace(merge_results(parts), cancelled=True)
-        part = efficacy_curve(lm, records[start:start + chunk], scheme, max_prepends, cancel=cancel,
-                              index_offset=start, **kwargs)
+        if ctx.cancelled() and parts:
+            raise Cancelled(replace(merge_results(parts), cancelled=True))
+        try:
+            part = efficacy_curve(lm, records[start:start + chunk], scheme, max_prepends, ctx=ctx.quiet(),
+                                  index_offset=start, **kwargs)
+        except Cancelled as exc:
+            raise Cancelled(merge_results([*parts, exc.partial])) from None
         parts.append(part)
-        merged = merge_results(parts)
-        if on_partial is not None:
-            on_partial(merged, min(start + chunk, len(records)), len(records))
-        if part.cancelled:
-            return merged
-    return merge_results(parts) if parts else efficacy_curve(lm, records, scheme, max_prepends, **kwargs)
+        ctx.progress(min(start + chunk, len(records)), len(records), merge_results(parts))
+        ctx.pause()
+    return merge_results(parts) if parts else efficacy_curve(lm, records, scheme, max_prepends, ctx=ctx.quiet(),
+                                                             **kwargs)

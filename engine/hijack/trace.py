@@ -33,7 +33,6 @@ run as rows of one batched forward over the tokens from p on (at the last positi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from engine.errors import UserError
@@ -49,6 +48,7 @@ from engine.hijack.measures import (
     LayerMeasure,
     knockout_measure,
 )
+from engine.job_context import NO_JOB, JobContext
 
 DEFAULT_WINDOW = 5
 ABLATION = "zero"  # head ablation: the head's z set to 0 at the last position
@@ -336,18 +336,20 @@ Row = tuple[Label, list[Edit]]  # an intervention: its label and its edits (one 
 
 
 def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[Row], pair: Pair, chunk: int,
-              cancel: Callable[[], bool] | None) -> dict[Label, Measure]:
+              ctx: JobContext | None) -> dict[Label, Measure]:
     """Labelled rows of edits (``row`` fields ignored: each row is its own batch row) on the tokens
     from ``start`` on after the hijacked keys/values before it; the measure at the last position of
-    each, by label. ``cancel()`` is polled while no hook is installed, so it may run other forwards
-    (the app's model thread answers a waiting probe there)."""
+    each, by label. Between forwards, while no hook is installed, ``ctx.pause()`` may run other
+    forwards (the app's model thread answers a waiting probe there) and ``ctx.check()`` stops at a
+    cancel."""
     import torch
 
+    ctx = ctx or NO_JOB
     out: dict[Label, Measure] = {}
     new = list(ids[start:])
     for lo in range(0, len(rows), chunk):
-        if cancel is not None and cancel():
-            raise Cancelled()
+        ctx.pause()
+        ctx.check()
         part = rows[lo:lo + chunk]
         n = len(part)
         edits = [Edit(e.kind, e.layer, r, e.col, e.value, e.head, e.keys)
@@ -360,14 +362,10 @@ def _run_rows(lm, layout, kv: KV, ids, start: int, rows: list[Row], pair: Pair, 
     return out
 
 
-class Cancelled(Exception):
-    """The trace was cancelled between two batched forwards."""
-
-
 def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
-          cancel: Callable[[], bool] | None = None, heads: bool = True, every_position: bool = True,
+          ctx: JobContext | None = None, heads: bool = True, every_position: bool = True,
           knock_sink: bool = False) -> Trace:
-    """The full trace of ``pair`` (module doc); ``cancel()`` is polled between batched forwards and
+    """The full trace of ``pair`` (module doc); ``ctx`` pauses between batched forwards and a cancel
     raises ``Cancelled``; hooks are removed on every path. ``every_position=False`` restores at the
     last position only (``pair`` is cut to it: the dataset trace's curves need no heat map).
     ``knock_sink``: the knockouts mask position 0 too when it is prepended (``knocked``)."""
@@ -396,7 +394,7 @@ def trace(lm, pair: Pair, window: int | None = None, chunk: int = 64,
                     for kind in KINDS for layer in range(n_layers)]
             if h == last:  # the last position also carries the knockouts and the heads
                 rows += _last_rows(pair, n_layers, layout.n_heads, window, heads, knock_sink)
-            got.update(_run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, cancel))
+            got.update(_run_rows(lm, layout, kv, pair.ids, h, rows, pair, chunk, ctx))
         restore = {k: [[got[Label("restore", k, layer, j)] for j in range(len(pair.positions))]
                        for layer in range(n_layers)] for k in KINDS}
         knockout = {v: [got[Label("knockout", v, layer)] for layer in range(n_layers)] for v in KNOCKOUTS}

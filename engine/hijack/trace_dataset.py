@@ -1,6 +1,6 @@
 """The causal trace over records: each CounterFact-style record's hijacked prompt (``n`` sentences of a
 scheme prepended, ``engine.hijack.schemes``) traced against its clean prompt (n = 0), one record at
-a time (memory flat in the number of records), with progress, an ETA and cancellation.
+a time (memory flat in the number of records), with progress and cancellation (``engine.job_context``).
 
 The mentions a knockout restricts to are those of the target the scheme repeats: the false target
 for ``not-think`` / ``relation`` (and a custom template), the true one for the reverse schemes.
@@ -10,15 +10,13 @@ window) is yielded with the reason instead of a trace.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.errors import UserError
 from engine.hijack.blocks import check_attention, locate
-from engine.hijack.trace import Cancelled, Pair, Trace, knock_window, prepare, trace
-
-Progress = Callable[[int, int, float], None]  # (records done, records in all, seconds left; nan unknown)
+from engine.hijack.trace import Pair, Trace, knock_window, prepare, trace
+from engine.job_context import NO_JOB, JobContext
 
 
 @dataclass(frozen=True)
@@ -43,19 +41,18 @@ def record_pair(lm, record, scheme: str, n: int, template: str | None = None) ->
 
 def trace_records(lm, records: Sequence, scheme: str, n: int, template: str | None = None,
                   window: int | None = None, heads: bool = True, every_position: bool = False,
-                  cancel: Callable[[], bool] | None = None, progress: Progress | None = None,
-                  knock_sink: bool = False) -> Iterator[RecordTrace]:
-    """Yield one ``RecordTrace`` per record, in order; ``cancel()`` stops between (and inside) records
-    by raising ``Cancelled``. What no record can pass (the attention implementation) fails before the
-    first; a record whose own trace fails (e.g. activations that overflow) is yielded skipped with the
-    reason."""
+                  ctx: JobContext | None = None, knock_sink: bool = False) -> Iterator[RecordTrace]:
+    """Yield one ``RecordTrace`` per record, in order; ``ctx.progress(records done, records)`` after
+    each, and a cancel stops between (and inside) records by raising ``Cancelled``. What no record can
+    pass (the attention implementation) fails before the first; a record whose own trace fails (e.g.
+    activations that overflow) is yielded skipped with the reason."""
     check_attention(lm)
     knock_window(window, locate(lm).n_layers)
-    start = time.perf_counter()
+    ctx = ctx or NO_JOB
     total = len(records)
     for i, rec in enumerate(records):
-        if cancel is not None and cancel():
-            raise Cancelled()
+        ctx.pause()
+        ctx.check()
         try:
             pair = record_pair(lm, rec, scheme, n, template)
         except UserError as exc:
@@ -64,13 +61,10 @@ def trace_records(lm, records: Sequence, scheme: str, n: int, template: str | No
             yield RecordTrace(i, rec.case_id, None, str(exc))
         else:
             try:
-                traced = trace(lm, pair, window=window, cancel=cancel, heads=heads, every_position=every_position,
+                traced = trace(lm, pair, window=window, ctx=ctx, heads=heads, every_position=every_position,
                                knock_sink=knock_sink)
             except UserError as exc:
                 yield RecordTrace(i, rec.case_id, None, str(exc))
             else:
                 yield RecordTrace(i, rec.case_id, traced)
-        if progress is not None:
-            done = i + 1
-            spent = time.perf_counter() - start
-            progress(done, total, spent / done * (total - done))
+        ctx.progress(i + 1, total)

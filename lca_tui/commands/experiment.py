@@ -303,6 +303,7 @@ def _run_with_progress(exp, grid, jobs: int, main: bool):
         TimeRemainingColumn,
     )
 
+    from engine.job_context import JobContext
     from lca_tui.commands.sweep_options import eta_text
 
     err = Console(stderr=True)
@@ -312,7 +313,7 @@ def _run_with_progress(exp, grid, jobs: int, main: bool):
             print(f"lca-tui: running {exp.name} ({grid.level} grid, jobs={jobs})", file=sys.stderr, flush=True)
         last = {"done": -1, "t0": time.perf_counter(), "d0": None}
 
-        def report(done, total):
+        def report(done, total, _partial):
             if last["d0"] is None:  # a first report at once counts jobs read from the store, not run
                 last["d0"] = done if time.perf_counter() - last["t0"] < 1.0 else 0
             if main and done != last["done"]:
@@ -320,11 +321,12 @@ def _run_with_progress(exp, grid, jobs: int, main: bool):
                 eta = eta_text(done, total, last["d0"], time.perf_counter() - last["t0"])
                 print(f"lca-tui: {exp.name}: {done}/{total} jobs, ETA {eta}", file=sys.stderr, flush=True)
 
-        return fn(grid, progress=report, jobs=jobs)
+        return fn(grid, ctx=JobContext(report), jobs=jobs)
     with Progress(TextColumn(f"{exp.name} ({grid.level})"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("jobs", total=None)
-        return fn(grid, progress=lambda done, total: bar.update(task, completed=done, total=total), jobs=jobs)
+        return fn(grid, ctx=JobContext(lambda done, total, _partial: bar.update(task, completed=done, total=total)),
+                  jobs=jobs)
 
 
 # ----------------------------------------------------------------------------------- printing

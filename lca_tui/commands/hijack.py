@@ -82,6 +82,7 @@ def _evaluate(args, name, records, store=None):
     import gc
 
     from engine.hijack.efficacy import efficacy_streamed
+    from engine.job_context import JobContext
     from lca_tui.commands.probe import load_model
 
     lm = load_model(args, name)
@@ -92,21 +93,22 @@ def _evaluate(args, name, records, store=None):
         err = Console(stderr=True)
         if args.json or not err.is_terminal:
             return efficacy_streamed(lm, records, args.scheme, args.max_prepends,
-                                     progress=_progress_lines(lm.name), **kwargs)
+                                     ctx=JobContext(_progress_lines(lm.name)), **kwargs)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn(f"scoring prompts ({lm.name})"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err, transient=True) as bar:
             task = bar.add_task("eval", total=len(records) * (args.max_prepends + 1))
             return efficacy_streamed(lm, records, args.scheme, args.max_prepends,
-                                     progress=lambda done, total: bar.update(task, completed=done), **kwargs)
+                                     ctx=JobContext(lambda done, total, _partial: bar.update(task, completed=done)),
+                                     **kwargs)
     finally:
         del lm  # one model in memory at a time
         gc.collect()
 
 
 def _progress_lines(label: str):
-    """``progress(done, total)`` printing a stderr line at every further 10% with the ETA (from the rate
+    """``progress(done, total, partial)`` printing a stderr line at every further 10% with the ETA (from the rate
     of the prompts scored in this run, so prompts read from the store do not skew it)."""
     import time
 
@@ -114,7 +116,7 @@ def _progress_lines(label: str):
 
     state = {"t0": None, "d0": 0, "next": 0.1}
 
-    def report(done, total):
+    def report(done, total, _partial):
         now = time.perf_counter()
         if state["t0"] is None:
             state["t0"], state["d0"] = now, done

@@ -127,6 +127,7 @@ def _dataset(args, lm, records) -> dict:
 def _traced(args, lm, records, kwargs) -> dict:
     from engine.atomic import jsonable
     from engine.experiments.mechanism import dataset_trace
+    from engine.job_context import JobContext
 
     if args.json:
         return jsonable(dataset_trace(lm, records, args.scheme, args.n, **kwargs))
@@ -136,8 +137,8 @@ def _traced(args, lm, records, kwargs) -> dict:
     with Progress(TextColumn(f"tracing records ({lm.name})"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("trace", total=len(records))
-        return jsonable(dataset_trace(lm, records, args.scheme, args.n,
-                                      progress=lambda done, total, eta: bar.update(task, completed=done), **kwargs))
+        ctx = JobContext(lambda done, total, _partial: bar.update(task, completed=done))
+        return jsonable(dataset_trace(lm, records, args.scheme, args.n, ctx=ctx, **kwargs))
 
 
 def _save(args, data: dict) -> str | None:

@@ -4,6 +4,8 @@ become messages. A fake prober records what the 'model' saw and from which threa
 import threading
 import time
 
+from engine.errors import Cancelled
+from engine.hijack.jobs import ModelJob
 from lca_tui.messages import JobFinished, ModelJobWanted, ProbeAnswered, ProbeRequest
 from lca_tui.model_host import ModelHost
 
@@ -73,14 +75,14 @@ def test_jobs_serve_pending_probes_and_run_on_the_model_thread():
     host, posted = _host(debounce=0.05)
     seen_threads = []
 
-    def job(job_id):
+    def job(lm, ctx):
         seen_threads.append(threading.get_ident())
         for _ in range(30):
             time.sleep(0.01)
-            host.serve_probe()
+            ctx.pause()  # the host's serve_probe
         return "done"
 
-    host.submit("efficacy", job)
+    host.submit(ModelJob(job))
     time.sleep(0.05)
     host.request_probe(ProbeRequest(7, "during the job"))
     _wait(lambda: any(isinstance(m, JobFinished) for m in posted))
@@ -95,10 +97,10 @@ def test_jobs_serve_pending_probes_and_run_on_the_model_thread():
 def test_failing_job_posts_its_error():
     host, posted = _host()
 
-    def job(job_id):
+    def job(lm, ctx):
         raise ValueError("bad job")
 
-    host.submit("sweep", job)
+    host.submit(ModelJob(job))
     _wait(lambda: posted)
     assert isinstance(posted[0], JobFinished) and "bad job" in posted[0].error
     host.close()
@@ -110,16 +112,16 @@ def test_cancel_pressed_while_a_job_is_queued_is_kept():
     host, posted = _host()
     gate, ran = threading.Event(), []
 
-    def first(job_id):
+    def first(lm, ctx):
         gate.wait(5)
         return "first done"
 
-    def second(job_id):
-        ran.append(job_id)
+    def second(lm, ctx):
+        ran.append(1)
         return "second done"
 
-    a = host.submit("load", first)
-    b = host.submit("efficacy", second)
+    a = host.submit(ModelJob(first))
+    b = host.submit(ModelJob(second))
     host.cancel(b)  # pressed while b waits behind a
     gate.set()
     _wait(lambda: len([m for m in posted if isinstance(m, JobFinished)]) == 2)
@@ -133,17 +135,44 @@ def test_cancel_reaches_the_running_job_through_its_own_event():
     host, posted = _host()
     started = threading.Event()
 
-    def job(job_id):
-        ev = host.cancel_event
+    def job(lm, ctx):
         started.set()
-        assert ev.wait(5)
+        t0 = time.monotonic()
+        while not ctx.cancelled():
+            assert time.monotonic() - t0 < 5
+            time.sleep(0.01)
         return "stopped early"
 
-    a = host.submit("sweep", job)
+    a = host.submit(ModelJob(job))
     started.wait(5)
     host.cancel(a)
     _wait(lambda: posted)
     assert posted[0].cancelled and posted[0].result == "stopped early"
+    host.close()
+
+
+def test_a_job_that_raises_cancelled_finishes_cancelled_with_its_partial_result():
+    """The one rule (engine.job_context): a cancelled job raises ``Cancelled``; the host posts its
+    ``partial`` as the result, flagged cancelled."""
+    host, posted = _host()
+    started = threading.Event()
+
+    def job(lm, ctx):
+        started.set()
+        t0 = time.monotonic()
+        while True:
+            assert time.monotonic() - t0 < 5
+            time.sleep(0.01)
+            try:
+                ctx.check()
+            except Cancelled as exc:
+                raise Cancelled("half done") from exc
+
+    a = host.submit(ModelJob(job))
+    started.wait(5)
+    host.cancel(a)
+    _wait(lambda: posted)
+    assert posted[0].cancelled and posted[0].result == "half done" and posted[0].error is None
     host.close()
 
 
@@ -153,13 +182,17 @@ def test_job_ids_from_the_host_and_from_a_panel_request_never_collide():
     host, posted = _host()
     gate = threading.Event()
 
-    def load(job_id):
+    def load(lm, ctx):
         gate.wait(5)
         return "loaded"
 
-    wanted = ModelJobWanted("efficacy", lambda h, job_id: "evaluated", reply_to=None)
-    a = host.submit("load", load)
-    b = host.submit(wanted.kind, lambda job_id: wanted.fn(host, job_id), job_id=wanted.job_id)
+    def evaluated(lm, ctx):
+        return "evaluated"
+
+    wanted = ModelJobWanted(ModelJob(evaluated), reply_to=None)
+    assert wanted.kind == "evaluated"
+    a = host.submit(ModelJob(load))
+    b = host.submit(wanted.job, job_id=wanted.job_id)
     assert a != b
     host.cancel(b)
     gate.set()
@@ -181,11 +214,20 @@ class _Inbox:
         return True
 
 
+def _reports_half(lm, ctx):
+    ctx.progress(1, 2)
+    return "ok"
+
+
+def _sleeps(lm, ctx):
+    time.sleep(0.3)
+
+
 def test_answers_go_to_the_widget_that_asked():
     host, posted = _host()
     inbox = _Inbox()
     host.request_probe(ProbeRequest(1, "mine"), reply_to=inbox)
-    host.submit("sweep", lambda job_id: (host.progress(job_id, "sweep", 1, 2), "ok")[1], reply_to=inbox)
+    host.submit(ModelJob(_reports_half), reply_to=inbox)
     _wait(lambda: len(inbox.got) == 3)
     kinds = [type(m).__name__ for m in inbox.got]
     assert kinds == ["ProbeAnswered", "JobProgress", "JobFinished"] and not posted
@@ -249,7 +291,7 @@ def test_serves_at_once_only_when_idle_past_the_debounce():
     assert not host.serves_at_once()  # just answered: a new request is debounced
     time.sleep(0.15)
     assert host.serves_at_once()
-    host.submit("slow", lambda job_id: time.sleep(0.3))
+    host.submit(ModelJob(_sleeps))
     _wait(lambda: host.busy)
     assert not host.serves_at_once()  # a job runs
     _wait(lambda: not host.busy)
@@ -266,14 +308,14 @@ def test_a_job_answers_the_first_edit_after_a_quiet_spell_at_its_next_break():
     host, posted = _host(debounce=0.5)
     breaks = []
 
-    def job(job_id):
+    def job(lm, ctx):
         for _ in range(150):  # 1.5 s of work with a break every 10 ms
             time.sleep(0.01)
             breaks.append(time.monotonic())
-            host.serve_probe()
+            ctx.pause()
         return "done"
 
-    host.submit("efficacy", job)
+    host.submit(ModelJob(job))
     _wait(lambda: len(breaks) > 5)
     t0 = time.monotonic()
     host.request_probe(ProbeRequest(1, "isolated"))

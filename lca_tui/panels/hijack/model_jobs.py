@@ -23,7 +23,7 @@ class HijackJobs:
         self.query_one("#hijack-views", TabbedContent).active = "sweep"
         top = max(self.n, 5)
         record, scheme, template = self.record, self.scheme, self.template_for(self.scheme)
-        req = ModelJobWanted("sweep", lambda host, job_id: jobs.sweep(host, job_id, record, scheme, top, template),
+        req = ModelJobWanted(jobs.ModelJob(jobs.sweep, (record, scheme, top, template)),
                              reply_to=self, meta={"record": record, "scheme": scheme, "template": template})
         self.sweep_job = req.job_id
         self.post_message(req)
@@ -39,8 +39,7 @@ class HijackJobs:
         self.query_one("#hijack-views", TabbedContent).active = "efficacy"
         scheme, top, template = self.scheme, max(self.n, 5), self.template_for(self.scheme)
         self.views["efficacy"].started(scheme, len(records), top)
-        req = ModelJobWanted("efficacy", lambda host, job_id: jobs.evaluate(host, job_id, records, scheme, top,
-                                                                                 template),
+        req = ModelJobWanted(jobs.ModelJob(jobs.efficacy, (records, scheme, top, template)),
                              reply_to=self, meta={"scheme": scheme, "records": len(records), "relation": relation,
                                                   "template": template})
         self.eval_job = req.job_id

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from engine import experiments as E
+from engine.errors import Cancelled
 from engine.experiments import distributed
-from engine.experiments.jobs import Cancelled, run_jobs
+from engine.experiments.jobs import run_jobs
+from engine.job_context import JobContext
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,7 +25,7 @@ def _square(spec):
 
 def test_run_jobs_keeps_spec_order_in_process():
     seen = []
-    out = run_jobs(_square, [{"i": i} for i in range(5)], progress=lambda d, t: seen.append((d, t)))
+    out = run_jobs(_square, [{"i": i} for i in range(5)], ctx=JobContext(lambda d, t, _p: seen.append((d, t))))
     assert [o["sq"] for o in out] == [0, 1, 4, 9, 16]
     assert seen == [(i, 5) for i in range(1, 6)]
 
@@ -32,7 +34,7 @@ def test_run_jobs_cancel_raises_between_jobs():
     ev = threading.Event()
     ev.set()
     with pytest.raises(Cancelled):
-        run_jobs(_square, [{"i": 1}], cancel=ev)
+        run_jobs(_square, [{"i": 1}], ctx=JobContext(cancel=ev))
 
 
 def test_shard_is_round_robin_and_complete():

@@ -16,6 +16,7 @@ from sweep_jobs import counts, logged_job
 
 from engine.experiments import executors as X
 from engine.experiments.jobs import JobsFailed, estimate_cost, run_jobs, sweep
+from engine.job_context import JobContext
 from engine.jobstore import FORMAT, JobStore, canonical, decode, encode, open_store
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -96,7 +97,7 @@ def test_rerun_reads_finished_jobs_instead_of_running_them(tmp_path):
     assert (sw.resumed, sw.ran) == (0, 5)
     seen = []
     with sweep(store=JobStore(tmp_path / "store")) as sw:
-        second = run_jobs(logged_job, _specs(log, 5), progress=lambda d, t: seen.append((d, t)))
+        second = run_jobs(logged_job, _specs(log, 5), ctx=JobContext(lambda d, t, _p: seen.append((d, t))))
     assert (sw.resumed, sw.ran) == (5, 0)
     assert seen == [(5, 5)]
     assert counts(log)[1] == dict.fromkeys(range(5), 1)  # each job ran once

@@ -71,11 +71,12 @@ def _fake_job(spec):
 def test_lr_race_trains_only_the_winner_beyond_the_first_seed_and_agrees_with_the_full_grid():
     from engine.experiments.grids import Grid
     from engine.experiments.training import lca_specs, train_pairs
+    from engine.job_context import JobContext
 
     grid = Grid("custom", d=(8, 16), lr=(0.01, 0.001), seeds=(0, 1, 2), lr_select="race")
     specs = lca_specs(grid, {"d": grid["d"], "lr": grid["lr"], "seed": grid["seeds"]})
     seen = []
-    raced = train_pairs(_fake_job, specs, grid, progress=lambda done, total: seen.append((done, total)))
+    raced = train_pairs(_fake_job, specs, grid, ctx=JobContext(lambda done, total, _p: seen.append((done, total))))
     ran = {r["id"] for _, r in raced}
     assert ran == {(8, 0.01, 0), (8, 0.001, 0), (8, 0.01, 1), (8, 0.01, 2),
                    (16, 0.01, 0), (16, 0.001, 0), (16, 0.001, 1), (16, 0.001, 2)}

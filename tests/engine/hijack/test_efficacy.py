@@ -8,10 +8,11 @@ import threading
 import pytest
 
 import engine.hijack.efficacy as eff
-from engine.errors import UserError
+from engine.errors import Cancelled, UserError
 from engine.hijack.counterfact import load_counterfact
 from engine.hijack.efficacy import efficacy_curve, naive_efficacy_curve
 from engine.hijack.lm import LanguageModel, load_lm
+from engine.job_context import JobContext
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
@@ -93,17 +94,20 @@ def test_without_kv_reuse_still_equal(tiny, records, monkeypatch):
 
 def test_progress_and_cancel(tiny, records):
     seen = []
-    res = efficacy_curve(tiny, records, "not-think", 2, batch_size=2, progress=lambda d, t: seen.append((d, t)))
+    res = efficacy_curve(tiny, records, "not-think", 2, batch_size=2,
+                         ctx=JobContext(lambda d, t, _p: seen.append((d, t))))
     assert seen[-1] == (len(records) * 3, len(records) * 3)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert not res.cancelled
 
     stop = threading.Event()
 
-    def cancel_after_first(done, total):
+    def cancel_after_first(done, total, _partial):
         stop.set()
 
-    part = efficacy_curve(tiny, records, "not-think", 2, batch_size=3, progress=cancel_after_first, cancel=stop)
+    with pytest.raises(Cancelled) as cancelled:  # the one rule: a cancel raises, the partial result rides along
+        efficacy_curve(tiny, records, "not-think", 2, batch_size=3, ctx=JobContext(cancel_after_first, stop))
+    part = cancelled.value.partial
     assert part.cancelled and part.n_records < len(records)
     assert all(p.count == part.n_records for p in part.curve)
 
@@ -153,12 +157,12 @@ def test_sweep_dict_is_what_the_session_stores(records):
 
 
 def test_every_forward_is_followed_by_a_progress_break(tiny, records, monkeypatch):
-    """The app's model thread answers a waiting probe in ``progress``: no two forwards of an
+    """The app's model thread answers a waiting probe at ``ctx.pause()``: no two forwards of an
     evaluation may run back to back without one (the shared-prefix forward included)."""
     events = []
     real = eff.extend
     monkeypatch.setattr(eff, "extend", lambda *a, **k: (events.append("forward"), real(*a, **k))[1])
-    efficacy_curve(tiny, records, "not-think", 2, batch_size=3, progress=lambda d, t: events.append("break"))
+    efficacy_curve(tiny, records, "not-think", 2, batch_size=3, ctx=JobContext(pause=lambda: events.append("break")))
     assert events.count("forward") >= 4
     assert all(not (a == b == "forward") for a, b in zip(events, events[1:])), events
     assert events[-1] == "break"

@@ -13,6 +13,7 @@ from engine.errors import UserError
 from engine.hijack.counterfact import load_counterfact
 from engine.hijack.efficacy import check_window, efficacy_curve, efficacy_streamed, flip_points
 from engine.hijack.lm import load_lm
+from engine.job_context import JobContext
 from engine.jobstore import JobStore
 
 
@@ -60,7 +61,7 @@ def test_streamed_sweep_resumes_from_the_store(tiny, records, tmp_path, monkeypa
     monkeypatch.setattr(eff, "efficacy_curve", lambda lm, recs, *a, **k: scored.append(len(recs)) or real(lm, recs, *a, **k))
     seen = []
     again = efficacy_streamed(tiny, records, "not-think", 2, batch_size=4, store=store, chunk=3,
-                              progress=lambda d, t: seen.append((d, t)))
+                              ctx=JobContext(lambda d, t, _p: seen.append((d, t))))
     assert store.hits == 2 and scored == [1]  # the two finished chunks are read, only the last is scored
     assert seen[-1] == (21, 21)
     _same(again, whole)

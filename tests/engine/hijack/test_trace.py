@@ -5,11 +5,14 @@ sample of the rest); the direct attribution sums to the logit difference; hooks 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from engine.errors import UserError
+from engine.errors import Cancelled, UserError
 from engine.hijack import trace as T
 from engine.hijack import trace_reference as R
+from engine.job_context import JobContext
 
 TOL = 1e-4
 PROMPT = "The Eiffel Tower is located in the city of"
@@ -163,8 +166,10 @@ def test_hooks_removed_on_cancel_and_error(tiny_lm_dir):
     lm = load_lm(str(tiny_lm_dir), device="cpu")
     pair = T.prepare(lm, PROMPT, PREPEND, *TINY)
     calls = []
-    with pytest.raises(T.Cancelled):
-        T.trace(lm, pair, window=1, chunk=3, cancel=lambda: calls.append(1) or len(calls) > 2)
+    stop = threading.Event()
+    with pytest.raises(Cancelled):  # the third break cancels
+        T.trace(lm, pair, window=1, chunk=3, ctx=JobContext(cancel=stop, pause=lambda: calls.append(1) or (
+            len(calls) > 2 and stop.set())))
     modules = list(lm.model.modules())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
     bad = T.Pair(**{**pair.__dict__, "clean_ids": ()})  # an empty clean prompt fails inside the forward

@@ -81,8 +81,7 @@ class TraceView(View):
             return
         from engine.hijack import jobs
 
-        req = ModelJobWanted("trace", lambda host, job_id: jobs.trace(host, job_id, *args),
-                             reply_to=self.panel, meta={"prompt": args[1] + args[0]})
+        req = ModelJobWanted(jobs.ModelJob(jobs.trace, args), reply_to=self.panel, meta={"prompt": args[1] + args[0]})
         self.job = req.job_id
         self.panel.post_message(req)
         self.info("tracing… (restores, knockouts and heads at every block; the probe keeps priority)")
