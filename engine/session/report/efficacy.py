@@ -37,10 +37,10 @@ def flip_points(per_record: Sequence[dict]) -> list[int | None]:
     """Flip points from per-record scores, in record order (``record_index``, numerically).
 
     Rows with ``success`` (what the app and CLI record) go through the engine's one flip-point rule,
-    ``engine.hijack.efficacy.flip_points_of_rows``: the smallest n at which the record counts towards the
+    ``engine.hijack.efficacy_flips.flip_points_of_rows``: the smallest n at which the record counts towards the
     result's metric under its scoring rule (P(false) > P(true) forward, P(true) > P(false) for the
     reverse schemes). Older rows without it fall back to whole-target P(false) > P(true)."""
-    from engine.hijack.efficacy import flip_points_of_rows
+    from engine.hijack.efficacy_flips import flip_points_of_rows
 
     rows = [r for r in per_record if isinstance(r, dict) and num(r.get("n")) is not None]
     plain = []
@@ -73,8 +73,8 @@ def _flip_n(v) -> int | None:
 def _flip_summary(flips: Mapping[str, Sequence[int | None]],
                   labels: Mapping[str, tuple[str, str]] | None = None) -> Table:
     """Per evaluation: records, flipped, never, and the mean/median n to flip over the records that flip
-    (``engine.hijack.efficacy.flip_summary``); ``labels`` maps an evaluation to its (model, scheme)."""
-    from engine.hijack.efficacy import FlipPoint, flip_summary
+    (``engine.hijack.efficacy_flips.flip_summary``); ``labels`` maps an evaluation to its (model, scheme)."""
+    from engine.hijack.efficacy_flips import FlipPoint, flip_summary
 
     rows = []
     for label, vals in flips.items():
