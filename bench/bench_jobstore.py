@@ -111,7 +111,7 @@ def _facts(k):
 
 
 def _es_overhead(k=1024):
-    from engine.hijack.efficacy import efficacy_streamed
+    from engine.hijack.efficacy_stream import efficacy_streamed
     from engine.hijack.lm import load_lm
     from engine.jobstore import JobStore
 
@@ -181,7 +181,8 @@ import json, resource, sys, tracemalloc
 import psutil
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 from bench_jobstore import _facts
-from engine.hijack.efficacy import efficacy_curve, efficacy_streamed
+from engine.hijack.efficacy import efficacy_curve
+from engine.hijack.efficacy_stream import efficacy_streamed
 from engine.hijack.lm import load_lm
 from engine.jobstore import JobStore
 lm = load_lm({lm!r}, device="cpu")

@@ -2,7 +2,7 @@
 
 (a) One last-position trace of the Figure 1 prompt ("The Eiffel Tower is not in Chicago." x 8 + "The
     Eiffel Tower is in", 78 tokens): restore_last and the knockout of every prepended token at every
-    block. Ours (``engine.hijack.trace.last_position``: the hijacked keys/values shared, every
+    block. Ours (``engine.hijack.device_check.last_position``: the hijacked keys/values shared, every
     intervention one row of one single-token forward) against the plain loop (one full forward per
     intervention, ``engine.hijack.trace_reference``; goal >= 15x) and against the same loop written
     with nnsight (``--nnsight DIR``: a folder nnsight is installed in, for the bench only), with the
@@ -50,7 +50,8 @@ def nnsight_loop(lm, pair, window: int):
     import nnsight
     import torch
 
-    from engine.hijack.trace import knock_keys, knock_layers, measures
+    from engine.hijack.knockouts import knock_keys, knock_layers
+    from engine.hijack.trace import measures
 
     model = nnsight.LanguageModel(lm.model, tokenizer=lm.tokenizer)
     ids, clean_ids = torch.tensor([list(pair.ids)]), torch.tensor([list(pair.clean_ids)])
@@ -145,6 +146,7 @@ def main() -> int:
     import torch
 
     from engine.experiments.mechanism import trace_all
+    from engine.hijack import device_check as D
     from engine.hijack import trace as T
     from engine.hijack import trace_reference as R
     from engine.hijack.counterfact import load_counterfact
@@ -156,8 +158,8 @@ def main() -> int:
     lm = load_lm(args.model, device="cpu")
     pair = T.prepare(lm, "The Eiffel Tower is in", FIG1, " Paris", " Chicago")
     window = min(T.DEFAULT_WINDOW, lm.n_layers)
-    T.last_position(lm, pair)  # warm-up
-    fast_s, fast = timed(lambda: T.last_position(lm, pair, window=window), args.repeats)
+    D.last_position(lm, pair)  # warm-up
+    fast_s, fast = timed(lambda: D.last_position(lm, pair, window=window), args.repeats)
     plain_s, plain = timed(lambda: R.last_position_trace(lm, pair, window, variants=("all",)), 1)
     res = {**machine(" ".join(sys.argv)), "model": lm.name, "tokens": len(pair.ids), "blocks": lm.n_layers,
            "threads": torch.get_num_threads(), "interventions": 2 * lm.n_layers,

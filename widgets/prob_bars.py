@@ -8,6 +8,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from textnum import short_percent as format_percent
+
 from .lines import LinesWidget
 from .tokens import visible_token
 
@@ -24,16 +26,6 @@ class BarRow:
     prob: float
     rank: int
     highlight: str | None = None
-
-
-def format_percent(p: float) -> str:
-    """Probability as a percent string: "50.0%", "3.12%", "<0.01%"."""
-    pct = 100.0 * float(p)
-    if pct >= 10.0:
-        return f"{pct:.1f}%"
-    if pct >= 0.01:
-        return f"{pct:.2f}%"
-    return "<0.01%" if pct > 0 else "0.00%"
 
 
 def bar_text(prob: float, width: int) -> str:

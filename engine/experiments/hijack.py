@@ -51,7 +51,8 @@ def _hijack_job(spec: dict) -> dict:
     """One (model, relation id, chunk of at most ``CHUNK_RECORDS`` records) job: per scheme the chunk's
     ``tally`` (per-n sums, up/down counts), so a result never grows with the records' prompts."""
     from engine.hijack.counterfact import FactRecord
-    from engine.hijack.efficacy import check_window, efficacy_curve, tally
+    from engine.hijack.efficacy import check_window, efficacy_curve
+    from engine.hijack.efficacy_stream import tally
 
     lm = _lm(spec["model"], spec.get("device") or "auto")
     records = [FactRecord.from_dict(r) for r in spec["records"]]
@@ -79,7 +80,7 @@ def _prepare_models(models) -> None:
 
 def run_hijack_curves(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     from engine.hijack.counterfact import load_counterfact
-    from engine.hijack.efficacy import tally_curve
+    from engine.hijack.efficacy_stream import tally_curve
     from engine.hijack.schemes import check_scheme, is_reverse
 
     t = Timer()
@@ -96,7 +97,7 @@ def run_hijack_curves(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     recs = {rel: load_counterfact(grid["dataset"], relation=rel, limit=grid["limit"], seed=grid["seed"])
             for rel in relations}
     _prepare_models(models)
-    from engine.hijack.efficacy import CHUNK_RECORDS
+    from engine.hijack.efficacy_stream import CHUNK_RECORDS
 
     specs = [{"model": model, "relation": rel, "offset": start,
               "records": [r.to_dict() for r in recs[rel][start:start + CHUNK_RECORDS]], "schemes": schemes,

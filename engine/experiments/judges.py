@@ -17,10 +17,7 @@ from collections.abc import Sequence
 from engine.experiments.stats import mean_ci, mean_std, paired_ci, sign_test_p, spearman, wilson
 from engine.experiments.verdict import CORRECTED, FAILS, HOLDS, UNSURE, Effect, Judgement
 from engine.hijack.measures import MENTIONS_WINDOW, REST_WINDOW
-
-
-def _f(x: float, nd: int = 3) -> str:
-    return "nan" if x is None or not math.isfinite(x) else f"{x:.{nd}g}" if abs(x) >= 1e3 else f"{x:.{nd}f}"
+from textnum import fixed as _f
 
 
 def _flat(rows: Sequence[dict], key: str) -> list[float]:
@@ -576,7 +573,7 @@ def judge_theorem3(rows: Sequence[dict]) -> Judgement:
         r2_0 = base["r2_pairs"] if base else float("nan")
         share = r.get("accuracy/bayes")
         reasons.append(f"{_cell(r)}: a = {_f(r['a_pairs'])}, ρ(k, mean) = {_f(rho)}, {r2.text()}, Gaussian init "
-                       f"R²_pairs = {_f(r2_0)}, accuracy/Bayes = {_f(share) if share is not None else 'nan'}")
+                       f"R²_pairs = {_f(r2_0)}, accuracy/Bayes = {_f(share)}")
         near_min = share is not None and share >= 0.95
         if not (r["a_pairs"] > 0) or (near_min and r2.value < 0.5):
             bad = True

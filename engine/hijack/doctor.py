@@ -207,9 +207,10 @@ def _kv_row(lm) -> Check:
 
 def _pair(lm):
     from engine.hijack import trace as T
+    from engine.hijack.device_check import CHECK_TARGETS
 
     last = None
-    for targets in T.CHECK_TARGETS:
+    for targets in CHECK_TARGETS:
         try:
             return T.prepare(lm, PROMPT, PREPEND, *targets, mention=MENTION)
         except UserError as exc:

@@ -11,7 +11,7 @@ the same rule.
   largest logits. ``HALF_C`` = 4: on SmolLM2-135M in bf16 on a CPU (the Figure 1 prompt, the
   last-position restores and the knockouts of every block) the fast trace and the plain forwards
   differ by 1.4 · eps · max|logit| (0.19 logits at max|logit| 17.75), so 4 leaves a margin of about
-  three; the old fixed 0.5 logits of ``trace.device_check`` is about the same at that scale.
+  three; the old fixed 0.5 logits of ``device_check.device_check`` is about the same at that scale.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def tolerance(dtype, scale: float) -> float:
     return HALF_C * torch.finfo(dtype).eps * max(scale, 1.0)
 
 
-#: bf16/fp16 against float32 (``trace.device_check``, the Figure 1 check): the half-precision model's
+#: bf16/fp16 against float32 (``device_check.device_check``, the Figure 1 check): the half-precision model's
 #: weights are rounded too, so it is a slightly different function, not a reordering of the same sums.
 #: Measured (issue 28, CPU): SmolLM2-135M's Figure 1 last-position trace 0.19 logits at max|logit_diff|
 #: 7.5 (3.3 · eps · scale); the tiny random Llama of the tests 0.13 at 1.4 (12 · eps · scale).

@@ -28,29 +28,30 @@ Fast and exact: an intervention at one position changes nothing before it, so ev
 position p reuses the hijacked run's keys/values of the tokens before p, and all interventions at p
 run as rows of one batched forward over the tokens from p on (at the last position: one token).
 ``engine.hijack.trace_reference`` runs one full forward per intervention; the tests hold them equal.
+Beside this module: ``knockouts`` (which keys and blocks a knockout masks), ``attribution`` (the
+direct logit attribution) and ``device_check`` (the bench's ``last_position`` and device check).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 from engine.errors import UserError
-from engine.hijack.blocks import check_attention, check_frozen_norm, frozen_norm, locate, norm_bias, norm_f32
+from engine.hijack.attribution import direct_attribution
+from engine.hijack.blocks import check_attention, locate
 from engine.hijack.edits import KINDS, Edit, apply, capture
+from engine.hijack.knockouts import DEFAULT_WINDOW, knock_keys, knock_layers, knock_window, knocked
 from engine.hijack.kv import KV, extend
 from engine.hijack.measures import (
     BY_NAME,
     KNOCKOUTS,
     LAYER_MEASURES,
-    RESTORE_LAST,
     Label,
     LayerMeasure,
     knockout_measure,
 )
 from engine.job_context import NO_JOB, JobContext
 
-DEFAULT_WINDOW = 5
 ABLATION = "zero"  # head ablation: the head's z set to 0 at the last position
 
 
@@ -288,46 +289,6 @@ def measures(logits, true_id: int, false_id: int) -> list[Measure]:
     return [Measure(a, b, c) for a, b, c in zip(pt, pf, diff)]
 
 
-def knocked(pair: Pair, variant: str, sink: bool = False) -> list[int]:
-    """The hijacked positions a knockout variant masks: the prepended tokens (``all``), those of them
-    that mention the target (``mentions``) or the others (``rest``); never position 0 unless ``sink``
-    (the first token is the attention sink, BOS or not: masking it would remove the sink, not the
-    prepended content)."""
-    pre, men = pair.prepended, pair.mentions
-    which = variant.removesuffix("_window")
-    which = "all" if which == "window" else which
-    pick = {"all": pre, "mentions": [p and m for p, m in zip(pre, men)],
-            "rest": [p and not m for p, m in zip(pre, men)]}[which]
-    return [i for i, on in enumerate(pick) if on and (sink or i > 0)]
-
-
-def knock_keys(pair: Pair, variant: str, sink: bool = False):
-    """``knocked`` as a bool tensor over the hijacked tokens (True = may not be attended)."""
-    import torch
-
-    keys = torch.zeros(len(pair.ids), dtype=torch.bool)
-    keys[knocked(pair, variant, sink)] = True
-    return keys
-
-
-def knock_layers(layer: int, variant: str, window: int, n_layers: int) -> range:
-    """The blocks a knockout at ``layer`` covers: the block alone, or ``window`` blocks centred on it."""
-    if not variant.endswith("window"):
-        return range(layer, layer + 1)
-    lo = max(0, min(layer - window // 2, n_layers - window))
-    return range(lo, min(n_layers, lo + window))
-
-
-def knock_window(window: int | None, n_layers: int) -> int:
-    """The windowed knockouts' width: ``DEFAULT_WINDOW`` blocks (or every block of a smaller model)
-    when None; anything but 1..n_layers raises ``UserError``."""
-    if window is None:
-        return min(DEFAULT_WINDOW, n_layers)
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= n_layers:
-        raise UserError(f"the knockout window must be 1..{n_layers} blocks, not {window!r}")
-    return window
-
-
 def _eager(lm) -> bool:
     return getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
 
@@ -434,32 +395,6 @@ def ablate_heads(lm, pair: Pair, head_sets, chunk: int = 64) -> list[Measure]:
         return [got[label] for label, _ in rows]
 
 
-def last_position(lm, pair: Pair, variants=("all",), window: int | None = None, chunk: int = 64,
-                  knock_sink: bool = False) -> dict:
-    """Only ``restore_last`` and the knockouts ``variants`` at every block: one batched single-token
-    forward after the hijacked run (the bench's fast side; ``trace`` computes these and more)."""
-    import torch
-
-    check_attention(lm)
-    layout = locate(lm)
-    n = layout.n_layers
-    window = min(DEFAULT_WINDOW, n) if window is None else window
-    with torch.inference_mode():
-        store: dict = {}
-        with capture(layout, store, cols=None):
-            extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
-        _, kv = _hijacked(lm, layout, pair)
-        c = pair.positions[-1][1]
-        rows = [(RESTORE_LAST.label_at(layer, 0), [Edit("resid", layer, 0, 0, store[("resid", layer)][0, c])])
-                for layer in range(n)]
-        rows += _knock_rows(pair, n, window, knock_sink, variants)
-        got = _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
-    out = {RESTORE_LAST.name: [got[RESTORE_LAST.label_at(layer, 0)] for layer in range(n)]}
-    for v in variants:
-        out[v] = [got[Label("knockout", v, layer)] for layer in range(n)]
-    return out
-
-
 def _knock_rows(pair: Pair, n_layers: int, window: int, sink: bool, variants=KNOCKOUTS) -> list[Row]:
     """One labelled row per knockout variant and block."""
     rows = []
@@ -478,84 +413,3 @@ def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool
         rows += [(Label("head", ABLATION, layer, h), [Edit("zero_head", layer, 0, 0, head=h)])
                  for layer in range(n_layers) for h in range(n_heads)]
     return rows
-
-
-def direct_attribution(lm, layout, store: dict, true_id: int, false_id: int) -> dict:
-    """Each piece's direct contribution to ``logit_diff`` at the captured last position (module doc):
-    ``embed`` (the residual in front of block 0), per block ``attn`` and ``mlp`` (after a Gemma-2/3
-    post-norm), per head ``heads`` (each head's share of ``attn``, bias excluded) and ``bias`` (the
-    final norm's and the unembedding's); embed + Σ attn + Σ mlp + bias is the logit difference.
-    All in float32 whatever the model's dtype: the captured activations, the output projection's and
-    the unembedding's rows and the norms are upcast (a bf16 model's pieces then sum to its own logit
-    difference up to the rounding of its residual stream)."""
-    import torch
-
-    w = layout.unembed.weight
-    direction = w[true_id].float() - w[false_id].float()
-    x = store["resid_final"][0, -1].float()
-    check_frozen_norm(layout.final_norm, x, layout.family)
-
-    def logit(c):
-        return (frozen_norm(layout.final_norm, x, c) * direction).sum(-1)
-
-    bias = float((norm_bias(layout.final_norm).to(direction) * direction).sum())
-    ub = getattr(layout.unembed, "bias", None)
-    if ub is not None:
-        bias += float(ub[true_id].float() - ub[false_id].float())
-    attn, mlp, heads = [], [], []
-    for b in layout.blocks:
-        a, m = store[("attn", b.index)][0, -1].float(), store[("mlp", b.index)][0, -1].float()
-        z = store[("z", b.index)][0, -1].float().reshape(layout.n_heads, layout.d_head)
-        w_o = out_weight(b.out_proj).reshape(-1, layout.n_heads, layout.d_head)  # (d_model, H, d_head)
-        per_head = torch.einsum("dhk,hk->hd", w_o, z)  # head h's slice of W_O times its z_h
-        if b.post_attn_norm is not None:
-            per_head = frozen_norm(b.post_attn_norm, a, per_head)
-            a = norm_f32(b.post_attn_norm, a)
-        if b.post_mlp_norm is not None:
-            m = norm_f32(b.post_mlp_norm, m)
-        attn.append(float(logit(a)))
-        mlp.append(float(logit(m)))
-        heads.append([float(v) for v in logit(per_head)])
-    embed = float(logit(store["resid_pre0"][0, -1].float()))
-    if not all(math.isfinite(v) for v in attn + mlp + [embed]):
-        raise UserError("the direct attribution is not finite (the model's activations overflow)")
-    return {"embed": embed, "attn": attn, "mlp": mlp, "heads": heads, "bias": bias}
-
-
-def out_weight(proj):
-    """The output projection's weight as (d_model, H·d_head) in float32 (GPT-2's Conv1D keeps it
-    transposed)."""
-    w = proj.weight.float()
-    return w.t() if type(proj).__name__ == "Conv1D" else w
-
-
-#: Target pairs ``device_check`` tries in turn (the first whose first tokens differ in the tokenizer).
-CHECK_TARGETS = ((" Paris", " Chicago"), (" Paris", " London"), (" Rome", " London"))
-
-
-def device_check(ref_lm, lm, prompt: str = "The Eiffel Tower is in",
-                 prepend: str = "The Eiffel Tower is not in Chicago. " * 4,
-                 targets: tuple[str, str] | None = None) -> tuple[float, float]:
-    """The last-position trace of a Figure 1 style prompt on ``lm`` (e.g. CUDA, bf16) against
-    ``ref_lm`` (CPU fp32): (largest difference of ``logit_diff`` over every restore_last and knockout,
-    the bf16/fp16-against-float32 tolerance at the reference's largest |logit_diff|,
-    ``engine.hijack.tolerance.cross_dtype_tolerance``).
-    ``targets``: the first of ``CHECK_TARGETS`` the tokenizer can tell apart. Used by
-    ``bench/device_check.py``."""
-    import torch
-
-    from engine.hijack.tolerance import cross_dtype_tolerance
-
-    for pair_targets in [targets] if targets else CHECK_TARGETS:
-        try:
-            prepare(ref_lm, prompt, prepend, *pair_targets)
-        except UserError:
-            if targets:
-                raise
-            continue
-        break
-    got = [last_position(m, prepare(m, prompt, prepend, *pair_targets), variants=("all", "mentions"))
-           for m in (ref_lm, lm)]
-    diff = max(abs(a.logit_diff - b.logit_diff) for key in got[0] for a, b in zip(got[0][key], got[1][key]))
-    scale = max(abs(m.logit_diff) for key in got[0] for m in got[0][key])
-    return float(diff), cross_dtype_tolerance(getattr(lm, "dtype", torch.float32), scale)

@@ -332,8 +332,9 @@ def _run_with_progress(exp, grid, jobs: int, main: bool):
 # ----------------------------------------------------------------------------------- printing
 def _fmt(v) -> str:
     from engine.experiments.render import format_value
+    from textnum import special
 
-    return format_value(v, markdown=False)
+    return special(v) or format_value(v, markdown=False)
 
 
 _MARKS = ("•", "x", "+", "o", "*", "#", "@", "%", "=", "~", "^", "&")

@@ -81,7 +81,7 @@ def _evaluate(args, name, records, store=None):
     an ETA on stderr: a bar on a terminal, else a line every 10%), and let it go."""
     import gc
 
-    from engine.hijack.efficacy import efficacy_streamed
+    from engine.hijack.efficacy_stream import efficacy_streamed
     from engine.job_context import JobContext
     from lca_tui.commands.probe import load_model
 

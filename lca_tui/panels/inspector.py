@@ -23,11 +23,9 @@ Public API:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -38,6 +36,8 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from lca_tui.messages import Inspected, PinMirror
 from lca_tui.panels.base import Panel
 from lca_tui.panels.inspector_mirror import MirrorView
+from textnum import number as _num
+from textnum import percent as _pct
 from widgets import Heatmap, LiveCurve
 
 #: (pane id, tab title) in the order ``v`` cycles through them.
@@ -51,22 +51,6 @@ VIEWS = (
 )
 VIEW_IDS = tuple(v for v, _ in VIEWS)
 HINT = "no run shown — train a run in the Trainer panel (2) or press o to open a run directory"
-
-
-def _num(x: Any, fmt: str = ".3g") -> str:
-    """A float for a table cell: NaN / None as '—', infinity as '∞'."""
-    if x is None:
-        return "—"
-    x = float(x)
-    if math.isnan(x):
-        return "—"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    return format(x, fmt)
-
-
-def _pct(x: Any) -> str:
-    return "—" if x is None or not math.isfinite(float(x)) else f"{100 * float(x):.1f}%"
 
 
 def bit_labels(m: int) -> list[str]:

@@ -20,6 +20,8 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from lca_tui.panels.editors import Field
+from textnum import number
+from textnum import percent as _pct
 from widgets import LiveCurve, bar_text
 
 HINT = "open a run to ask it the hijack question: a context for y with a fraction r of its tokens drawn for ỹ"
@@ -39,11 +41,7 @@ class MirrorTraced(Message):
 
 
 def _f(x: float, fmt: str = "+.3f") -> str:
-    return format(float(x), fmt)
-
-
-def _pct(p: float) -> str:
-    return f"{100 * float(p):.1f}%"
+    return number(x, fmt)
 
 
 def signed_bar(v: float, scale: float, width: int = BAR_WIDTH) -> Text:

@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
+from textnum import special
 from widgets import LiveCurve
 
 
@@ -46,6 +47,4 @@ class ExperimentScreen(ModalScreen):
 
 
 def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "—" if v is None else str(v)
+    return special(v) or (f"{v:.4g}" if isinstance(v, float) else str(v))

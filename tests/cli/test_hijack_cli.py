@@ -109,12 +109,12 @@ def test_user_errors_exit_2_with_one_line(capsys, monkeypatch, argv, needle):
 
 
 def test_hijack_out_of_memory_message(capsys, tiny_lm_dir, monkeypatch):
-    import engine.hijack.efficacy as eff
+    import engine.hijack.efficacy_batch as es_batch
 
     def oom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
 
-    monkeypatch.setattr(eff, "extend", oom)
+    monkeypatch.setattr(es_batch, "extend", oom)
     assert main(["hijack", "--model", str(tiny_lm_dir), "--scheme", "not-think", "--max-prepends", "1",
                  "--limit", "2", "--batch-size", "32", "--json"]) == 2
     assert "smaller --batch-size" in capsys.readouterr().err

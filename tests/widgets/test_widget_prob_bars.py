@@ -105,3 +105,7 @@ async def test_bars_follow_theme_changes():
         await pilot.pause()
         light = [s.style.color for s in bars.render_line(0) if s.text.startswith("█")][0]
         assert dark != light
+
+
+def test_format_percent_reads_missing_and_infinite_values_one_way():
+    assert [format_percent(x) for x in (None, float("nan"), float("inf"), -0.0)] == ["—", "—", "∞", "0.00%"]

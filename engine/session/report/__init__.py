@@ -4,21 +4,18 @@ its figures in a folder (``render_markdown``), and written atomically (``write_r
 pieces, one thing each:
 
 - ``document``: the data model (sections, blocks, tables, charts, screenshots);
-- ``build``: sections from a session; cross-model chart and flip-point histogram builders;
-  ``mirror``: the section of pinned hijack mirrors (the one-layer model, Sec. 5.5);
+- ``build``: the report from a session (it only assembles the sections);
+- one module per section, each on the ``parts.section`` skeleton: ``runs``, ``efficacy`` (with the
+  cross-model chart and flip-point histogram builders), ``sweeps``, ``probes``, ``trace``, ``mirror``
+  (pinned hijack mirrors of the one-layer model, Sec. 5.5), ``experiments``, ``environment``;
+- ``parts``: the leaf the sections share (``section``, ``records_table``, a chart's points, screenshots);
 - ``figures``: charts drawn by matplotlib's SVG backend (imported only when a report is written);
 - ``sanitize``: SVG made safe to embed (no script, no URL, no namespace);
 - ``to_html`` / ``to_markdown``: the two renderers; ``values``: number and time formatting;
 - ``write``: the files on disk.
 """
 
-from engine.session.report.build import (
-    build_report,
-    es_by_model_chart,
-    flip_histogram,
-    flip_points,
-    records_table,
-)
+from engine.session.report.build import build_report
 from engine.session.report.document import (
     BarChart,
     Block,
@@ -32,6 +29,8 @@ from engine.session.report.document import (
     Section,
     Table,
 )
+from engine.session.report.efficacy import es_by_model_chart, flip_histogram, flip_points
+from engine.session.report.parts import records_table
 from engine.session.report.to_html import render_html
 from engine.session.report.to_markdown import md_escape, render_markdown
 from engine.session.report.values import fmt_time, fmt_value

@@ -3,7 +3,7 @@ first-token probability and role), the false target marked when it beats the tru
 
 from __future__ import annotations
 
-from lca_tui.panels.hijack.views.base import pct
+from textnum import probability as pct
 from widgets import visible_token
 
 #: The columns of the panel's RowTable of targets (its ``set_rows`` repaints; a new row count relays out).

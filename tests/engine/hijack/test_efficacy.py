@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import engine.hijack.efficacy as eff
+import engine.hijack.efficacy_batch as es_batch
 from engine.errors import Cancelled, UserError
 from engine.hijack.counterfact import load_counterfact
 from engine.hijack.efficacy import efficacy_curve, naive_efficacy_curve
@@ -66,13 +67,13 @@ def test_custom_template_and_curve_means(tiny, records):
 def test_prefix_is_really_shared(tiny, records, monkeypatch):
     """The sweep runs far fewer tokens than the naive prompts hold."""
     ran = []
-    real = eff.extend
+    real = es_batch.extend
 
     def spy(lm, past, rows, **kw):
         ran.append(sum(len(r) for r in rows))
         return real(lm, past, rows, **kw)
 
-    monkeypatch.setattr(eff, "extend", spy)
+    monkeypatch.setattr(es_batch, "extend", spy)
     efficacy_curve(tiny, records, "not-think", 5, batch_size=64)
     from engine.hijack.schemes import build_prompt
 
@@ -134,7 +135,7 @@ def test_out_of_memory_suggests_smaller_batch(tiny, records, monkeypatch):
     def oom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(eff, "extend", oom)
+    monkeypatch.setattr(es_batch, "extend", oom)
     with pytest.raises(UserError, match="smaller --batch-size"):
         efficacy_curve(tiny, records, "not-think", 2, batch_size=8)
 
@@ -160,8 +161,8 @@ def test_every_forward_is_followed_by_a_progress_break(tiny, records, monkeypatc
     """The app's model thread answers a waiting probe at ``ctx.pause()``: no two forwards of an
     evaluation may run back to back without one (the shared-prefix forward included)."""
     events = []
-    real = eff.extend
-    monkeypatch.setattr(eff, "extend", lambda *a, **k: (events.append("forward"), real(*a, **k))[1])
+    real = es_batch.extend
+    monkeypatch.setattr(es_batch, "extend", lambda *a, **k: (events.append("forward"), real(*a, **k))[1])
     efficacy_curve(tiny, records, "not-think", 2, batch_size=3, ctx=JobContext(pause=lambda: events.append("break")))
     assert events.count("forward") >= 4
     assert all(not (a == b == "forward") for a, b in zip(events, events[1:])), events

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-import engine.hijack.efficacy as eff
+import engine.hijack.efficacy_stream as stream
 from engine.errors import UserError
 from engine.hijack.counterfact import load_counterfact
-from engine.hijack.efficacy import check_window, efficacy_curve, efficacy_streamed, flip_points
+from engine.hijack.efficacy import check_window, efficacy_curve, flip_points
+from engine.hijack.efficacy_stream import efficacy_streamed
 from engine.hijack.lm import load_lm
 from engine.job_context import JobContext
 from engine.jobstore import JobStore
@@ -57,8 +58,8 @@ def test_streamed_sweep_resumes_from_the_store(tiny, records, tmp_path, monkeypa
     entry = json.loads(next(tmp_path.glob("??/*.json")).read_text())
     assert "prompt" not in json.dumps(entry["result"])  # per-record results, not per-record prompts
     scored = []
-    real = eff.efficacy_curve
-    monkeypatch.setattr(eff, "efficacy_curve", lambda lm, recs, *a, **k: scored.append(len(recs)) or real(lm, recs, *a, **k))
+    real = stream.efficacy_curve
+    monkeypatch.setattr(stream, "efficacy_curve", lambda lm, recs, *a, **k: scored.append(len(recs)) or real(lm, recs, *a, **k))
     seen = []
     again = efficacy_streamed(tiny, records, "not-think", 2, batch_size=4, store=store, chunk=3,
                               ctx=JobContext(lambda d, t, _p: seen.append((d, t))))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-import engine.hijack.efficacy as eff
+import engine.hijack.efficacy_batch as es_batch
 from engine.hijack.counterfact import load_counterfact
 from engine.hijack.efficacy import (
     EfficacyResult,
@@ -165,13 +165,13 @@ def test_sliding_window_at_the_edge_and_beyond_falls_back(g3):
 def _spy_on_extend(monkeypatch) -> list[bool]:
     """Record, for every batched ``extend`` the sweep makes, whether it reused a shared past."""
     pasts = []
-    real = eff.extend
+    real = es_batch.extend
 
     def spy(lm, past, rows, **kw):
         pasts.append(past is not None)
         return real(lm, past, rows, **kw)
 
-    monkeypatch.setattr(eff, "extend", spy)
+    monkeypatch.setattr(es_batch, "extend", spy)
     return pasts
 
 

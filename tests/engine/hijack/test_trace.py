@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from engine.errors import Cancelled, UserError
+from engine.hijack import device_check as D
 from engine.hijack import trace as T
 from engine.hijack import trace_reference as R
 from engine.job_context import JobContext
@@ -85,7 +86,7 @@ def test_last_position_only_equals_the_plain_loop(tiny_lm_dir, one_torch_thread)
 
     lm = load_lm(str(tiny_lm_dir), device="cpu")
     pair = T.prepare(lm, PROMPT, PREPEND, *TINY)
-    fast = T.last_position(lm, pair, variants=("all", "mentions_window"), window=2)
+    fast = D.last_position(lm, pair, variants=("all", "mentions_window"), window=2)
     plain = R.last_position_trace(lm, pair, 2, variants=("all", "mentions_window"))
     assert set(fast) == set(plain) == {"restore_last", "all", "mentions_window"}
     for key in fast:
@@ -98,9 +99,9 @@ def test_device_check_of_a_model_against_itself(tiny_lm_dir, one_torch_thread):
     lm = load_lm(str(tiny_lm_dir), device="cpu")
     other = load_lm(str(tiny_lm_dir), device="cpu", dtype="bfloat16")
     kw = dict(prompt=PROMPT, prepend=PREPEND, targets=TINY)
-    diff, tol = T.device_check(lm, lm, **kw)
+    diff, tol = D.device_check(lm, lm, **kw)
     assert diff == 0.0 and tol == 1e-4
-    diff, tol = T.device_check(lm, other, **kw)
+    diff, tol = D.device_check(lm, other, **kw)
     assert 0 < diff <= tol  # bf16 rounding shows, within the half-precision tolerance
     assert tol < 0.5  # derived from the rounding (cross_dtype_tolerance), not the old fixed 0.5 logits
 
@@ -287,7 +288,7 @@ def test_attention_the_hooks_cannot_edit_is_refused_before_any_work(tiny_lm_dir,
     lm.model.config._attn_implementation = impl  # as a model loaded that way reports it
     calls = []
     lm.model.register_forward_pre_hook(lambda *a: calls.append(1))
-    for run in (lambda: T.trace(lm, pair), lambda: T.last_position(lm, pair), lambda: T.ablate_heads(lm, pair, [[]]),
+    for run in (lambda: T.trace(lm, pair), lambda: D.last_position(lm, pair), lambda: T.ablate_heads(lm, pair, [[]]),
                 lambda: list(trace_records(lm, [object()], "not-think", 1))):
         with pytest.raises(UserError, match=f"{impl}.*'sdpa' and 'eager'"):
             run()
@@ -333,7 +334,7 @@ def test_smollm2_fig1_in_bfloat16_follows_float32(smollm):
 
     half = load_lm(None, device="cpu", dtype="bfloat16")
     assert half.dtype == torch.bfloat16
-    diff, tol = T.device_check(smollm, half, prepend=FIG1, targets=(" Paris", " Chicago"))
+    diff, tol = D.device_check(smollm, half, prepend=FIG1, targets=(" Paris", " Chicago"))
     assert 0 < diff <= tol
     pair = T.prepare(smollm, "The Eiffel Tower is in", FIG1, " Paris", " Chicago")
     for ids in (pair.clean_ids, pair.ids):

@@ -9,7 +9,8 @@ import math
 import pytest
 
 from engine.hijack.counterfact import load_counterfact
-from engine.hijack.efficacy import efficacy_curve, efficacy_streamed, naive_efficacy_curve
+from engine.hijack.efficacy import efficacy_curve, naive_efficacy_curve
+from engine.hijack.efficacy_stream import efficacy_streamed
 from engine.hijack.schemes import SCHEMES
 from tests.engine.matrix.conftest import cells, logit_scale
 from tests.engine.matrix.tolerance import check, tolerance

@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from engine.hijack import device_check as D
 from engine.hijack import trace as T
 from engine.hijack import trace_reference as R
 from engine.hijack.blocks import locate
@@ -86,12 +87,12 @@ def test_full_trace_equals_the_reference_trace(cell, load_cell):
 @pytest.mark.parametrize("cell", cells())
 def test_last_position_and_head_ablation_equal_the_plain_loops(cell, load_cell):
     lm, pair, tol = _setup(cell, load_cell)
-    fast = T.last_position(lm, pair, variants=T.KNOCKOUTS, window=2)
+    fast = D.last_position(lm, pair, variants=T.KNOCKOUTS, window=2)
     plain = R.last_position_trace(lm, pair, 2, variants=T.KNOCKOUTS)
     assert set(fast) == set(plain)
     worst = max(_diff(a, b) for key in fast for a, b in zip(fast[key], plain[key]))
     check("last_position", cell, worst, tol, "restore_last and every knockout")
-    sink = T.last_position(lm, pair, variants=("all", "mentions_window"), window=2, knock_sink=True)
+    sink = D.last_position(lm, pair, variants=("all", "mentions_window"), window=2, knock_sink=True)
     worst = max(_diff(sink[v][layer], R.knockout(lm, pair, v, layer, 2, sink=True))
                 for v in ("all", "mentions_window") for layer in range(lm.n_layers))
     check("last_position", cell, worst, tol, "knockouts with the sink masked")

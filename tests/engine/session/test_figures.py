@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from engine.session.report.build import es_by_model_chart, flip_histogram, flip_points
+from engine.session.report.efficacy import es_by_model_chart, flip_histogram, flip_points
 from engine.session.report.figures import figure_svg, heatmap, histogram, line_chart
 from engine.session.report.sanitize import SVG_NS, sanitize_svg, standalone
 

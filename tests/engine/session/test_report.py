@@ -311,9 +311,9 @@ def test_empty_session_report(tmp_path):
 
 
 def test_fmt_value():
-    assert fmt_value(0.8125) == "0.8125" and fmt_value(0.0) == "0.0000" and fmt_value(None) == "–"
+    assert fmt_value(0.8125) == "0.8125" and fmt_value(0.0) == "0.0000" and fmt_value(None) == "—"
     assert fmt_value(3) == "3" and fmt_value(1.5e-6) == "1.500e-06" and fmt_value(True) == "yes"
-    assert fmt_value(float("nan")) == "nan"
+    assert fmt_value(float("nan")) == "—" and fmt_value(float("-inf")) == "−∞"  # textnum: one way
 
 
 def _fake_result(model: str, scheme: str, flips: list, max_n: int = 3, scoring: str = "first"):

@@ -10,13 +10,7 @@ view is one module here and one line in ``VIEWS``.
 
 from __future__ import annotations
 
-import math
-
 from textual.app import ComposeResult
-
-
-def pct(p: float) -> str:
-    return "—" if p is None or not math.isfinite(p) else (f"{100 * p:.2f}%" if p >= 1e-4 else f"{p:.1e}")
 
 
 class View:

@@ -7,7 +7,8 @@ import math
 from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, DataTable
 
-from lca_tui.panels.hijack.views.base import View, pct
+from lca_tui.panels.hijack.views.base import View
+from textnum import probability as pct
 from widgets import LiveCurve, visible_token
 
 

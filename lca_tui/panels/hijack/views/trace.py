@@ -20,7 +20,9 @@ from textual.widgets import ContentSwitcher, DataTable, Static
 from engine.hijack import measures
 from lca_tui import instrument
 from lca_tui.messages import CancelModelJob, ModelJobWanted, RecordResult
-from lca_tui.panels.hijack.views.base import View, pct
+from lca_tui.panels.hijack.views.base import View
+from textnum import number
+from textnum import probability as pct
 from widgets import Heatmap, LiveCurve, visible_token
 
 MODES = ("curves", "resid", "attn", "mlp", "heads", "table")
@@ -185,4 +187,4 @@ class TraceView(View):
 
 
 def _ld(x: float) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:+.2f}"
+    return number(x, "+.2f")
