@@ -1,7 +1,8 @@
 """The hijack panel's model jobs (a mixin of ``HijackPanel``): asking for a sweep of n and an ES
 evaluation (``engine/hijack/jobs.py``, run on the app's model thread) and taking their progress and
 results (``JobProgress``, ``JobFinished``) into the sweep and ES views and the session. The Trace view
-asks for and takes its own jobs."""
+asks for and takes its own jobs (it is their ``reply_to``; its ``JobFinished`` bubbles through here
+unmatched)."""
 
 from __future__ import annotations
 
@@ -56,8 +57,6 @@ class HijackJobs:
                 self.views["efficacy"].draw(msg.partial, self.eval_results, self.records)
 
     def on_job_finished(self, msg: JobFinished) -> None:
-        if any(view.job_finished(msg) for view in self.views.values()):
-            return
         if msg.job_id == self.sweep_job:
             self.sweep_job = None
             if msg.error or msg.result is None:
