@@ -36,6 +36,7 @@ from textual.widgets import Static, TabbedContent
 
 from lca_tui.messages import Inspected, PinMirror
 from lca_tui.panels.base import Panel
+from lca_tui.panels.inspector_sources import LiveSource, RunSource, SnapshotSource, Source
 from lca_tui.panels.inspector_tabs import TABS, InspectedRun
 
 #: (pane id, tab title) in the order ``v`` cycles through them.
@@ -64,7 +65,7 @@ class InspectorPanel(Panel):
         self.shown_cfg = None
         self.error: str | None = None
         self.last_path: str = ""
-        self._source: tuple | None = None   # how to recompute what is shown (refresh)
+        self._source: Source | None = None   # how to recompute what is shown (refresh)
         self.tabs = {t.ID: t() for t in TABS}  # the tabs' widgets, composed below
 
     # ------------------------------------------------------------------ layout
@@ -79,16 +80,16 @@ class InspectorPanel(Panel):
         """Inspect the checkpoint of a run directory (loaded and analysed in a thread worker)."""
         path = str(Path(run_dir).expanduser())
         self.last_path = path
-        self._source = ("run", path)
-        self._start(("run", path))
+        self._source = RunSource(path)
+        self._start(self._source)
 
     def show_snapshot(self, cfg, model_snapshot, label: str, step: int | None = None,
                       source: Callable[[], tuple] | None = None) -> None:
         """Inspect a copy of a live model. ``cfg`` is its RunConfig; ``model_snapshot`` must already
         be a copy (``engine.lca.inspection.snapshot_model``) that no other thread touches.
         ``source()`` -> (cfg, model_snapshot, step) lets r / f5 take a new snapshot."""
-        self._source = ("snapshot", cfg, model_snapshot, label, step, source)
-        self._start(("snapshot", cfg, model_snapshot, label, step))
+        self._source = SnapshotSource(cfg, model_snapshot, label, step, source)
+        self._start(self._source)
 
     def inspect(self, msg) -> None:
         """Show a trainer run (``InspectRun``): a live run through consistent snapshots taken on
@@ -102,7 +103,7 @@ class InspectorPanel(Panel):
     def show_live(self, label: str, source: Callable[[], tuple]) -> None:
         """Inspect what ``source()`` -> (cfg, model_snapshot, step) returns, called in the worker
         (it may wait for the training thread); r / f5 call it again."""
-        self._source = ("live", label, source)
+        self._source = LiveSource(label, source)
         self._start(self._source)
 
     def refresh_report(self) -> None:
@@ -112,38 +113,23 @@ class InspectorPanel(Panel):
         if src is None:
             self.show_error("nothing to recompute yet: press o to open a run directory")
             return
-        if src[0] == "snapshot":
-            _, cfg, model, label, step, source = src
-            if source is not None:
-                self._start(("live", label, source))
-                return
-            src = ("snapshot", cfg, model, label, step)
-        self._start(src)
+        self._start(src.again())
 
     # ------------------------------------------------------------------ worker
-    def _start(self, job: tuple) -> None:
+    def _start(self, src: Source) -> None:
         self.seq += 1
         self.busy = True
         self._set_header(computing=True)
-        self._compute(self.seq, job)
+        self._compute(self.seq, src)
 
     @work(thread=True, exit_on_error=False, group="inspector")
-    def _compute(self, seq: int, job: tuple) -> None:
-        label = {"run": lambda: Path(job[1]).name or job[1], "live": lambda: job[1]}.get(job[0], lambda: job[3])()
+    def _compute(self, seq: int, src: Source) -> None:
+        label = src.label
         step, cfg = None, None
         try:
-            from engine.errors import UserError
-            from engine.lca.inspection import inspect_model, load_model_from_run
+            from engine.lca.inspection import inspect_model
 
-            if job[0] == "run":
-                cfg, model, step = load_model_from_run(job[1])
-            elif job[0] == "live":
-                try:
-                    cfg, model, step = job[2]()
-                except Exception as exc:  # noqa: BLE001 - e.g. the run is gone
-                    raise UserError(f"could not take a snapshot: {exc}") from None
-            else:
-                _, cfg, model, label, step = job
+            cfg, model, step = src.load()  # a checkpoint read, a snapshot taken, or the copy given
             report = inspect_model(cfg, model)
         except Exception as exc:  # noqa: BLE001 - shown inline; the app keeps running
             from engine.errors import describe

@@ -10,6 +10,7 @@ from textual.widgets import TabbedContent
 
 from engine.hijack import jobs
 from lca_tui.messages import JobFinished, JobProgress, ModelJobWanted, RecordResult
+from lca_tui.records import Evaluation, Sweep
 
 
 class HijackJobs:
@@ -64,7 +65,7 @@ class HijackJobs:
                 return
             self.sweep_result = msg.result
             self.views["sweep"].draw(msg.result)
-            self.post_message(RecordResult("sweep", msg.result, msg.meta))
+            self.post_message(RecordResult.of(Sweep(msg.result, msg.meta["record"]), msg.meta))
         elif msg.job_id == self.eval_job:
             self.eval_job = None
             view = self.views["efficacy"]
@@ -78,4 +79,4 @@ class HijackJobs:
             self.eval_results[(msg.result.model, msg.result.scheme)] = msg.result
             view.draw(msg.result, self.eval_results, self.records)
             view.finished(msg.result, msg.cancelled)
-            self.post_message(RecordResult("efficacy", msg.result, msg.meta))
+            self.post_message(RecordResult.of(Evaluation(msg.result, msg.meta.get("relation")), msg.meta))

@@ -22,6 +22,7 @@ from engine.hijack import measures
 from lca_tui import instrument
 from lca_tui.messages import CancelModelJob, JobFinished, ModelJobWanted, RecordResult
 from lca_tui.panels.hijack.views.base import ProbeContext, View, pct
+from lca_tui.records import PinnedTrace
 from widgets import Heatmap, LiveCurve, visible_token
 
 MODES = ("curves", "resid", "attn", "mlp", "heads", "table")
@@ -112,7 +113,7 @@ class TraceView(View):
         """Record the shown trace in the session (False when there is none)."""
         if self.result is None:
             return False
-        self.ask(RecordResult("trace", self.result, {}))
+        self.ask(RecordResult.of(PinnedTrace(self.result)))
         return True
 
     def action_next_mode(self) -> None:
