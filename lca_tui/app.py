@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from functools import partial
+from functools import partial, singledispatchmethod
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -45,6 +45,7 @@ from lca_tui.messages import (
 )
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.panels.base import Panel, panel_bindings
+from lca_tui.records import Evaluation, PinnedTrace, Sweep
 from lca_tui.settings import load_keymap, load_settings, save_settings
 from lca_tui.status import memory_in_use  # tests patch lca_tui.app.memory_in_use
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
@@ -233,22 +234,38 @@ class LcaApp(App):
 
     # ------------------------------------------------------------------ session
     def on_record_result(self, msg: RecordResult) -> None:
-        """Keep what the user produced and write it into the session (hijack/, sweeps/)."""
-        kind, result, meta = msg.kind, msg.result, msg.meta
-        self.results.append((kind, result, meta))
+        """Keep what the user produced (``results``: kind, engine result, meta) and write it into the
+        session by its type (``save_record``: hijack/, sweeps/, traces/)."""
+        record = msg.record
+        if record is None:  # a kind no record type has: kept, not written
+            self.results.append((msg.kind, msg.result, msg.meta))
+            return
+        self.results.append((record.KIND, record.result, msg.meta))
         if self.session is None:
             return
         try:
-            if kind == "efficacy":
-                self.session.record_hijack({**result.to_dict(per_record=True), "dataset": "builtin",
-                                            "relation": meta.get("relation")})
-            elif kind == "sweep":
-                self.session.record_sweep(result.sweep_dict(meta["record"]))
-            elif kind == "trace":
-                path = self.session.record_trace({**result.to_dict(), "model": result.model})
-                self.notify(f"trace pinned to the session: {path.name}", timeout=4)
+            self.save_record(record)
         except Exception as exc:  # noqa: BLE001 - a failed write is shown, never fatal
-            self.notify(f"could not save the {kind} result: {exc}", severity="error")
+            self.notify(f"could not save the {record.KIND} result: {exc}", severity="error")
+
+    @singledispatchmethod
+    def save_record(self, record) -> None:
+        """Write a record (``lca_tui.records``) into the session: one handler per type."""
+        raise TypeError(f"no session writer for {type(record).__name__}")
+
+    @save_record.register(Evaluation)
+    def _save_evaluation(self, record: Evaluation) -> None:
+        self.session.record_hijack({**record.result.to_dict(per_record=True), "dataset": "builtin",
+                                    "relation": record.relation})
+
+    @save_record.register(Sweep)
+    def _save_sweep(self, record: Sweep) -> None:
+        self.session.record_sweep(record.result.sweep_dict(record.record))
+
+    @save_record.register(PinnedTrace)
+    def _save_trace(self, record: PinnedTrace) -> None:
+        path = self.session.record_trace({**record.result.to_dict(), "model": record.result.model})
+        self.notify(f"trace pinned to the session: {path.name}", timeout=4)
 
     def on_pin_probe(self, msg: PinProbe) -> None:
         """Record a probe in the session, with an SVG screenshot of the screen as it is."""

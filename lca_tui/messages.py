@@ -206,7 +206,10 @@ class CancelModelJob(Message):
 
 @dataclass(eq=False)
 class RecordResult(Message):
-    """Keep a result and write it into the session (kind: efficacy, sweep, probe)."""
+    """Keep a result and write it into the session. ``RecordResult.of(record)`` carries a typed
+    record (``lca_tui.records``: ``Evaluation``, ``Sweep``, ``PinnedTrace``), which the app saves by
+    its type; the untyped form ``RecordResult(kind, engine_result, meta)`` still works (``record``
+    types it by ``kind``: efficacy, sweep, trace)."""
 
     kind: str
     result: Any
@@ -215,6 +218,17 @@ class RecordResult(Message):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.meta = self.meta or {}
+
+    @classmethod
+    def of(cls, record, meta: dict | None = None) -> RecordResult:
+        return cls(record.KIND, record, meta)
+
+    @property
+    def record(self):
+        """The typed record (None for a kind no record type has)."""
+        from lca_tui.records import typed
+
+        return typed(self.kind, self.result, self.meta)
 
 
 @dataclass(eq=False)

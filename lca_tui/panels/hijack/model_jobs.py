@@ -1,7 +1,8 @@
 """The hijack panel's model jobs (a mixin of ``HijackPanel``): asking for a sweep of n and an ES
 evaluation (``engine/hijack/jobs.py``, run on the app's model thread) and taking their progress and
 results (``JobProgress``, ``JobFinished``) into the sweep and ES views and the session. The Trace view
-asks for and takes its own jobs."""
+asks for and takes its own jobs (it is their ``reply_to``; its ``JobFinished`` bubbles through here
+unmatched)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.widgets import TabbedContent
 
 from engine.hijack import jobs
 from lca_tui.messages import JobFinished, JobProgress, ModelJobWanted, RecordResult
+from lca_tui.records import Evaluation, Sweep
 
 
 class HijackJobs:
@@ -55,8 +57,6 @@ class HijackJobs:
                 self.views["efficacy"].draw(msg.partial, self.eval_results, self.records)
 
     def on_job_finished(self, msg: JobFinished) -> None:
-        if any(view.job_finished(msg) for view in self.views.values()):
-            return
         if msg.job_id == self.sweep_job:
             self.sweep_job = None
             if msg.error or msg.result is None:
@@ -64,7 +64,7 @@ class HijackJobs:
                 return
             self.sweep_result = msg.result
             self.views["sweep"].draw(msg.result)
-            self.post_message(RecordResult("sweep", msg.result, msg.meta))
+            self.post_message(RecordResult.of(Sweep(msg.result, msg.meta["record"]), msg.meta))
         elif msg.job_id == self.eval_job:
             self.eval_job = None
             view = self.views["efficacy"]
@@ -78,4 +78,4 @@ class HijackJobs:
             self.eval_results[(msg.result.model, msg.result.scheme)] = msg.result
             view.draw(msg.result, self.eval_results, self.records)
             view.finished(msg.result, msg.cancelled)
-            self.post_message(RecordResult("efficacy", msg.result, msg.meta))
+            self.post_message(RecordResult.of(Evaluation(msg.result, msg.meta.get("relation")), msg.meta))

@@ -1,10 +1,12 @@
 """The hijack panel: edit a prompt, watch next-token probabilities move, step the hijack n.
 
 Every number shown comes from the engine (``engine.hijack``) through the app's model thread; this
-module only wires keys, state and requests; each tab is a view (``views/``) that draws what it is
-given; asking for sweeps and ES evaluations and taking their answers is ``model_jobs.py`` (a mixin). A
-keystroke's probe goes straight to the app's model thread (``app.want_probe``: no
-bubbling between the key and the probe); the rest it posts upward (``ModelJobWanted``,
+module only wires keys, state and requests; each tab is a view (``views/``), a widget the panel
+composes and feeds (``draw_probe`` with a ``ProbeContext``; the sweep and ES results), whose own
+keys the panel lifts (``view_bindings``, run through ``action_view_key``); asking for sweeps and
+ES evaluations and taking their answers is ``model_jobs.py`` (a mixin). A keystroke's probe goes
+straight to the app's model thread (``app.want_probe``: no bubbling between the key and the
+probe); the rest it (and the views) posts upward (``ModelJobWanted``,
 ``RecordResult``, ``PinProbe``) and the model thread answers it directly (``ProbeAnswered``,
 ``JobProgress``, ``JobFinished``). Answers to stale requests are dropped.
 """
@@ -17,7 +19,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Input, Label, Static, TabbedContent, TextArea
 
 from lca_tui import instrument
 from lca_tui.frames import HOLD_S
@@ -32,7 +34,7 @@ from lca_tui.panels.base import Panel
 from lca_tui.panels.editors import Editor, Field
 from lca_tui.panels.hijack.model_jobs import HijackJobs
 from lca_tui.panels.hijack.targets import COLUMNS, target_rows
-from lca_tui.panels.hijack.views import VIEWS
+from lca_tui.panels.hijack.views import VIEWS, ProbeContext, ShowView, view_bindings
 from widgets import BarRow, LayerBars, ProbabilityBars, RowTable
 
 VIEW_IDS = tuple(v.ID for v in VIEWS)
@@ -71,15 +73,10 @@ class HijackPanel(HijackJobs, Panel):
         Binding("e", "evaluate", "Evaluate ES", id="hijack.evaluate"),
         Binding("c", "cancel", "Cancel", id="hijack.cancel", show=False),
         Binding("v", "next_view", "View", id="hijack.view"),
-        Binding("l", "lens_table", "Lens chart/table", id="hijack.lens_table", show=False),
-        Binding("k", "trace_mode", "Trace curves/maps/heads/table", id="hijack.trace_mode", show=False),
         Binding("p", "pin", "Pin", id="hijack.pin"),
-        Binding("left_square_bracket", "layer(-1)", "Layer−", id="hijack.layer_down", show=False),
-        Binding("right_square_bracket", "layer(1)", "Layer+", id="hijack.layer_up", show=False),
-        Binding("left_curly_bracket", "head(-1)", "Head−", id="hijack.head_down", show=False),
-        Binding("right_curly_bracket", "head(1)", "Head+", id="hijack.head_up", show=False),
         Binding("i", "edit_prompt", "Edit prompt", id="hijack.edit"),
         Binding("escape", "leave_editor", "Leave editor", id="hijack.leave_editor", show=False),
+        *view_bindings(VIEWS),  # each view's own keys (l: lens table, k: trace mode, [ ] { }: attention)
     ]
 
     def __init__(self, **kw):
@@ -96,8 +93,6 @@ class HijackPanel(HijackJobs, Panel):
         self.last_result = None
         self.shown_seq = -1
         self.probe_s: float | None = None  # the engine time of the newest answer drawn (frame hold)
-        self.att_layer = -1
-        self.att_head = -1  # -1 = mean over heads
         self.eval_job: int | None = None
         self.sweep_job: int | None = None
         self.eval_result = None
@@ -106,7 +101,7 @@ class HijackPanel(HijackJobs, Panel):
         self._setting_text = False
         self._shown: dict[str, str] = {}  # text now in the toolbar / error line (skip same updates)
         self._hijacked: bool | None = None  # the toolbar's mark, from the newest answer
-        self.views = {v.ID: v(self) for v in VIEWS}
+        self.views = {v.ID: v() for v in VIEWS}  # the tabs' widgets, composed below
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -120,9 +115,7 @@ class HijackPanel(HijackJobs, Panel):
                                     "enter uses it", id="template-input")
             yield Static("", id="hijack-error", classes="error-line -empty")
             with TabbedContent(id="hijack-views", initial=VIEW_IDS[0]):
-                for view in self.views.values():
-                    with TabPane(view.TITLE, id=view.ID):
-                        yield from view.compose()
+                yield from self.views.values()
         with Vertical(id="hijack-right"):
             yield Label("next token", classes="panel-title")
             yield ProbabilityBars(id="topk-bars")
@@ -252,8 +245,14 @@ class HijackPanel(HijackJobs, Panel):
         self.query_one("#targets", RowTable).set_rows(rows)
         self._refresh_toolbar(hijacked)
         self._draw_lens_pair(res)
+        ctx = self.probe_context()
         for view in self.views.values():
-            view.draw_probe(res)
+            view.draw_probe(res, ctx)
+
+    def probe_context(self) -> ProbeContext:
+        """What the views are told beside a probe answer (the model's name: a new model traces again)."""
+        return ProbeContext(record=self.record, scheme=self.scheme, model=(self.app.model_info or {}).get("name"),
+                            shown=self.view)
 
     def _draw_lens_pair(self, res) -> None:
         """The right column's logit(true) − logit(false) per layer (the probe's ``TargetLens``) for the
@@ -356,30 +355,20 @@ class HijackPanel(HijackJobs, Panel):
         tc = self.query_one("#hijack-views", TabbedContent)
         tc.active = VIEW_IDS[(VIEW_IDS.index(tc.active) + 1) % len(VIEW_IDS)] if tc.active in VIEW_IDS else VIEW_IDS[0]
 
-    def action_layer(self, delta: int) -> None:
-        self.att_layer += delta
-        if self.last_result is not None and self.last_result.attention is not None:
-            self.views["attention"].draw_probe(self.last_result)
+    async def action_view_key(self, view_id: str, action: str) -> None:
+        """A view's own key (its ``BINDINGS``, lifted into the panel's by ``view_bindings``): run
+        ``action`` on that view, wherever the focus is in the panel."""
+        await self.views[view_id].run_action(action)
 
-    def action_head(self, delta: int) -> None:
-        self.att_head += delta
-        if self.att_head < -1:
-            self.att_head = -1
-        if self.last_result is not None and self.last_result.attention is not None:
-            self.views["attention"].draw_probe(self.last_result)
-
-    def action_lens_table(self) -> None:
-        """Switch the logit lens between its chart and its table (and show the lens view)."""
-        self.query_one("#hijack-views", TabbedContent).active = "lens"
-        self.views["lens"].toggle_table()
-
-    def action_trace_mode(self) -> None:
-        self.query_one("#hijack-views", TabbedContent).active = "trace"
-        self.views["trace"].next_mode()
+    def on_show_view(self, msg: ShowView) -> None:
+        """A view asks to be shown (e.g. its key switched what it draws)."""
+        msg.stop()
+        self.query_one("#hijack-views", TabbedContent).active = msg.view_id
 
     def action_pin(self) -> None:
-        """Pin the current probe (the app adds the model name and a screenshot), or the shown trace."""
-        if self.view == "trace" and self.views["trace"].pin():
+        """Pin what the shown view pins (``View.pin``: the Trace view its trace), else the current
+        probe (the app adds the model name and a screenshot)."""
+        if self.view in self.views and self.views[self.view].pin():
             return
         res = self.last_result
         if res is None:
@@ -398,11 +387,12 @@ class HijackPanel(HijackJobs, Panel):
         self.query_one("#targets", RowTable).focus()
 
     def action_cancel(self) -> None:
-        """Cancel this panel's evaluation or sweep, running or still queued."""
+        """Cancel this panel's evaluation or sweep, running or still queued, and the views' own jobs."""
         for job in (self.eval_job, self.sweep_job):
             if job is not None:
                 self.post_message(CancelModelJob(job))
-        self.views["trace"].cancel()
+        for view in self.views.values():
+            view.cancel()
 
     def commands(self) -> list[tuple[str, str, object]]:
         """This panel's command-palette entries: (label, help, callback)."""
@@ -418,7 +408,9 @@ class HijackPanel(HijackJobs, Panel):
             ("Hijack: evaluate ES", "Efficacy vs n over the built-in records", self.action_evaluate),
             ("Hijack: cancel job", "Cancel the running evaluation or sweep", self.action_cancel),
             ("Hijack: next view", "Surprise, lens, attention, trace, sweep, ES", self.action_next_view),
-            ("Hijack: logit lens chart / table", "Switch the logit lens view (l)", self.action_lens_table),
-            ("Hijack: trace curves / maps / heads / table", "Where the hijack happens (k)", self.action_trace_mode),
+            ("Hijack: logit lens chart / table", "Switch the logit lens view (l)",
+             lambda: self.views["lens"].run_action("toggle_table")),
+            ("Hijack: trace curves / maps / heads / table", "Where the hijack happens (k)",
+             lambda: self.views["trace"].run_action("next_mode")),
             ("Hijack: pin probe", "Record the current probe and a screenshot in the session", self.action_pin),
         ]

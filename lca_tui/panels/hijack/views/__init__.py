@@ -1,8 +1,9 @@
-"""The hijack panel's views, one module each, in tab order. A new view: a module with a ``View``
-subclass (``views/base.py``) and one line here."""
+"""The hijack panel's views, one module each, in tab order: Textual widgets (``View``, a ``TabPane``)
+the panel composes and feeds. A new view: a module with a ``View`` subclass (``views/base.py``) and
+one line here; its keys are its ``BINDINGS``, which the panel lifts."""
 
 from lca_tui.panels.hijack.views.attention import AttentionView
-from lca_tui.panels.hijack.views.base import View
+from lca_tui.panels.hijack.views.base import ProbeContext, ShowView, View, view_bindings
 from lca_tui.panels.hijack.views.efficacy import EfficacyView
 from lca_tui.panels.hijack.views.lens import LensView
 from lca_tui.panels.hijack.views.surprise import SurpriseView
@@ -11,4 +12,4 @@ from lca_tui.panels.hijack.views.trace import TraceView
 
 VIEWS: tuple[type[View], ...] = (SurpriseView, LensView, AttentionView, TraceView, SweepView, EfficacyView)
 
-__all__ = ["VIEWS", "View"]
+__all__ = ["VIEWS", "ProbeContext", "ShowView", "View", "view_bindings"]

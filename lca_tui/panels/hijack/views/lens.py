@@ -1,19 +1,21 @@
-"""Logit lens: each target's probability per layer, as a chart or a table (l switches)."""
+"""Logit lens: each target's probability per layer, as a chart or a table (l switches and shows it)."""
 
 from __future__ import annotations
 
 import math
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import ContentSwitcher, DataTable
 
-from lca_tui.panels.hijack.views.base import View
+from lca_tui.panels.hijack.views.base import ProbeContext, View
 from textnum import probability as pct
 from widgets import LiveCurve, visible_token
 
 
 class LensView(View):
     ID, TITLE, PROBE = "lens", "Lens", "logit_lens"
+    BINDINGS = [Binding("l", "toggle_table", "Lens chart/table", id="hijack.lens_table", show=False)]
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial="lens-curve", id="lens-switcher"):
@@ -21,11 +23,13 @@ class LensView(View):
                             xlabel="layer", ylabel="log10 P", id="lens-curve")
             yield DataTable(id="lens-table", zebra_stripes=True)
 
-    def toggle_table(self) -> None:
+    def action_toggle_table(self) -> None:
+        """Switch between the chart and the table, and show this view."""
+        self.show()
         sw = self.query_one("#lens-switcher", ContentSwitcher)
         sw.current = "lens-table" if sw.current == "lens-curve" else "lens-curve"
 
-    def draw_probe(self, res) -> None:
+    def draw_probe(self, res, ctx: ProbeContext) -> None:
         """Per layer, each target's log10 probability (first token) as a line; the table beside it."""
         lens = res.logit_lens
         if lens is None:

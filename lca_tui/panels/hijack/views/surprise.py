@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 
-from lca_tui.panels.hijack.views.base import View
+from lca_tui.panels.hijack.views.base import ProbeContext, View
 from widgets import ColumnChart, TokenStrip
 
 
@@ -16,7 +16,7 @@ class SurpriseView(View):
         yield TokenStrip(label="surprise −log p (nats)", id="surprise-strip")
         yield ColumnChart(title="surprise −log p (nats) per token", id="surprise-chart")
 
-    def draw_probe(self, res) -> None:
+    def draw_probe(self, res, ctx: ProbeContext) -> None:
         if res.surprise is not None:
             vals = [float("nan") if s is None else s for s in res.surprise]
             self.query_one("#surprise-strip", TokenStrip).set_tokens(list(res.tokens), vals)

@@ -4,10 +4,10 @@ prepended text, and the clean prompt is the record's prompt alone. The probe kee
 trace is asked for once the probe of the same text has been answered, the model thread answers
 newer probes between the trace's batched forwards, and a stale trace is cancelled.
 
-``k`` cycles what is shown: the curves per block (restore_last and the knockouts, with the clean
-and hijacked levels), the layer × position heat maps of the restores (residual stream, attention
-output, MLP output), the layer × head grid of zero ablations, and the numbers as a table.
-"""
+``k`` (this view's binding) shows the view and cycles what it draws: the curves per block
+(restore_last and the knockouts, with the clean and hijacked levels), the layer × position heat maps
+of the restores (residual stream, attention output, MLP output), the layer × head grid of zero
+ablations, and the numbers as a table. ``p`` pins the trace shown (``View.pin``)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ import math
 
 from rich.markup import escape
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import ContentSwitcher, DataTable, Static
 
 from engine.hijack import measures
 from lca_tui import instrument
-from lca_tui.messages import CancelModelJob, ModelJobWanted, RecordResult
-from lca_tui.panels.hijack.views.base import View
+from lca_tui.messages import CancelModelJob, JobFinished, ModelJobWanted, RecordResult
+from lca_tui.panels.hijack.views.base import ProbeContext, View
+from lca_tui.records import PinnedTrace
 from textnum import number
 from textnum import probability as pct
 from widgets import Heatmap, LiveCurve, visible_token
@@ -31,11 +33,11 @@ _KIND = {"resid": "residual stream", "attn": "attention output", "mlp": "MLP out
 CURVES = measures.CURVES
 
 
-def pair_args(panel, prompt: str) -> tuple[tuple, str | None]:
-    """(prompt, prepend, true, false, mention) for the trace of ``prompt``, or () and why not."""
+def pair_args(rec, scheme: str, prompt: str) -> tuple[tuple, str | None]:
+    """(prompt, prepend, true, false, mention) for the trace of ``prompt`` against the record ``rec``
+    under ``scheme``, or () and why not."""
     from engine.hijack.schemes import is_reverse
 
-    rec = panel.record
     if rec is None:
         return (), "choose a record first (r): the trace compares its prompt with and without the prepend"
     if not prompt.endswith(rec.text):
@@ -44,15 +46,16 @@ def pair_args(panel, prompt: str) -> tuple[tuple, str | None]:
     if not prepend.strip():
         return (), "nothing is prepended (n = 0): press + to prepend a sentence, or type text before the prompt"
     true, false = " " + rec.target_true, " " + rec.target_false
-    mention = rec.target_true if is_reverse(panel.scheme) else rec.target_false
+    mention = rec.target_true if is_reverse(scheme) else rec.target_false
     return (rec.text, prepend, true, false, mention), None
 
 
 class TraceView(View):
     ID, TITLE = "trace", "Trace"
+    BINDINGS = [Binding("k", "next_mode", "Trace curves/maps/heads/table", id="hijack.trace_mode", show=False)]
 
-    def __init__(self, panel) -> None:
-        super().__init__(panel)
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
         self.mode = "curves"
         self.job: int | None = None
         self.asked: tuple | None = None
@@ -67,13 +70,12 @@ class TraceView(View):
             yield DataTable(id="trace-table", zebra_stripes=True)
 
     # -------------------------------------------------------------- asking
-    def draw_probe(self, res) -> None:
+    def draw_probe(self, res, ctx: ProbeContext) -> None:
         """Ask for the trace of the probe's prompt when this view is shown and the prompt is new."""
-        if self.panel.view != self.ID:
+        if ctx.shown != self.ID:
             return
-        args, why = pair_args(self.panel, res.prompt)
-        model = (getattr(self.panel.app, "model_info", None) or {}).get("name")  # a new model traces again
-        key = (model, self.panel.record, args, why)
+        args, why = pair_args(ctx.record, ctx.scheme, res.prompt)
+        key = (ctx.model, ctx.record, args, why)  # a new model traces again
         if key == self.asked:
             return
         self.asked = key
@@ -83,21 +85,20 @@ class TraceView(View):
             return
         from engine.hijack import jobs
 
-        req = ModelJobWanted(jobs.ModelJob(jobs.trace, args), reply_to=self.panel, meta={"prompt": args[1] + args[0]})
+        req = ModelJobWanted(jobs.ModelJob(jobs.trace, args), reply_to=self, meta={"prompt": args[1] + args[0]})
         self.job = req.job_id
-        self.panel.post_message(req)
+        self.ask(req)
         self.info("tracing… (restores, knockouts and heads at every block; the probe keeps priority)")
 
     def cancel(self) -> None:
         if self.job is not None:
-            self.panel.post_message(CancelModelJob(self.job))
+            self.ask(CancelModelJob(self.job))
             self.job = None
 
-    def job_finished(self, msg) -> bool:
-        if msg.kind != "trace":
-            return False
+    def on_job_finished(self, msg: JobFinished) -> None:
+        """The answer to a trace this view asked for (it bubbles on to the panel and the app)."""
         if msg.job_id != self.job:  # a stale trace, cancelled
-            return True
+            return
         self.job = None
         if msg.error:
             self.info(f"[b]trace failed:[/b] {msg.error}")
@@ -105,7 +106,6 @@ class TraceView(View):
             self.result = msg.result
             self.draw(msg.result)
             instrument.trace_drawn(msg.result.pair.prepend + msg.result.pair.prompt)  # off by default
-        return True
 
     def info(self, text: str) -> None:
         self.query_one("#trace-info", Static).update(text)
@@ -114,10 +114,11 @@ class TraceView(View):
         """Record the shown trace in the session (False when there is none)."""
         if self.result is None:
             return False
-        self.panel.post_message(RecordResult("trace", self.result, {}))
+        self.ask(RecordResult.of(PinnedTrace(self.result)))
         return True
 
-    def next_mode(self) -> None:
+    def action_next_mode(self) -> None:
+        self.show()
         self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
         if self.result is not None:
             self.draw(self.result)
