@@ -61,6 +61,8 @@ class LcaApp(App):
     #: Screen classes for small terminals (80 x 24): themes/app.tcss narrows the layout under them.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    #: The panels, in tab order (the help screen lists their keys from here, not from lca_tui.panels).
+    panel_classes = PANEL_CLASSES
     BINDINGS = [
         *panel_bindings(PANEL_CLASSES),  # 1 2 3, and alt+1 2 3 from editors (panels/base.py)
         Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),

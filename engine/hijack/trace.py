@@ -13,11 +13,12 @@ difference ``logit_true − logit_false`` (the hijack lowers it). For every bloc
 - ``knockout`` (attention knockout, Geva et al. 2023): in block l the last position may not attend to
   the prepended tokens (masked before the softmax; its weights renormalise over the rest); also over
   a window of ``window`` blocks centred on l (``window``), and restricted to the tokens of the false
-  target's mentions (``mentions``, ``mentions_window``) or to the other prepended tokens (``rest``,
-  ``rest_window``): "the false target as a clue" against "the sentence as a whole". A token is prepended when its
-  characters lie within the prepended text, its trailing whitespace excluded. Position 0 is never
-  masked (``knock_sink`` masks it): the first token is the attention sink whether or not it is a BOS,
-  and masking it removes the sink, not the prepended content;
+  target's mentions or to the other prepended tokens (the variants of
+  ``engine.hijack.measures.KNOCKOUTS``, each also over the window): "the false target as a clue"
+  against "the sentence as a whole". A token is prepended when its characters lie within the
+  prepended text, its trailing whitespace excluded. Position 0 is never masked (``knock_sink``
+  masks it): the first token is the attention sink whether or not it is a BOS, and masking it
+  removes the sink, not the prepended content;
 - per head: the direct logit attribution of each head to ``logit_diff`` at the last position
   (``dla``: the head's share of the attention output, through a Gemma post-attention norm and the
   final norm with their scales frozen at the run's values, ``blocks.frozen_norm``; the pieces sum to

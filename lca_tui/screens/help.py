@@ -10,12 +10,12 @@ from textual.widgets import DataTable, Label
 
 
 def binding_rows(app) -> list[tuple[str, str, str, str]]:
-    """(where, keys, description, id) for every Binding of the app and its panels, keymap applied."""
-    from lca_tui.panels import PANEL_CLASSES
-
+    """(where, keys, description, id) for every Binding of the app and its panels (``app.panel_classes``:
+    the screen asks the app, so screens never import the panels, which open screens), keymap applied."""
     keymap = getattr(app, "_keymap", {}) or {}
     rows = []
-    for where, klass in [("app", type(app)), *[(k.PANEL_NAME, k) for k in PANEL_CLASSES]]:
+    panels = getattr(app, "panel_classes", ())
+    for where, klass in [("app", type(app)), *[(k.PANEL_NAME, k) for k in panels]]:
         for b in klass.BINDINGS:
             if not isinstance(b, Binding):
                 continue
