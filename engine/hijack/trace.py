@@ -109,11 +109,12 @@ class Trace:
     def n_layers(self) -> int:
         return len(self.knockout["all"])
 
-    def positions_note(self) -> str:
+    def positions_note(self, short: bool = False) -> str:
         """``positions_note`` of this trace (the kept sink, the unaligned prompt positions)."""
         p = self.pair
         return positions_note({"tokens": list(p.tokens), "knock_sink": self.knock_sink,
-                               "knocked": {"all": knocked(p, "all", self.knock_sink)}, "unaligned": list(p.unaligned)})
+                               "knocked": {"all": knocked(p, "all", self.knock_sink)}, "unaligned": list(p.unaligned)},
+                              short)
 
     def restore_last(self, kind: str = "resid") -> list[Measure]:
         return [row[-1] for row in self.restore[kind]]
@@ -169,11 +170,19 @@ class Trace:
                    int(d["window"]), tuple(d.get("notes") or ()), bool(d.get("knock_sink", True)))
 
 
-def positions_note(d: dict) -> str:
+def positions_note(d: dict, short: bool = False) -> str:
     """One line from a trace's JSON: how many positions the knockouts masked, whether position 0 (the
-    attention sink) was kept, and which prompt positions were not restored (no agreeing clean token)."""
+    attention sink) was kept, and which prompt positions were not restored (no agreeing clean token).
+    ``short``: the few words a screen's status line has room for."""
     tokens, masked = d.get("tokens") or [], (d.get("knocked") or {}).get("all")
     first = repr(tokens[0]) if tokens else "?"
+    unaligned = [i for i in d.get("unaligned") or [] if isinstance(i, int) and 0 <= i < len(tokens)]
+    if short:
+        kept = "masked too" if d.get("knock_sink", True) else "kept"
+        line = f"knockouts: {0 if masked is None else len(masked)} positions, sink {first} {kept}"
+        if unaligned:
+            line += " · not restored (blank): " + ", ".join(repr(tokens[i]) for i in unaligned)
+        return line
     count = "the prepended" if masked is None else f"{len(masked)} prepended"
     if d.get("knock_sink", True) and d.get("knocked") is not None:
         line = f"knockouts mask {count} positions, position 0 ({first}) included"
@@ -181,7 +190,6 @@ def positions_note(d: dict) -> str:
         line = "knockouts mask every prepended position, position 0 included (a trace from before the sink rule)"
     else:
         line = f"knockouts mask {count} positions and keep position 0 ({first}, the attention sink)"
-    unaligned = [i for i in d.get("unaligned") or [] if isinstance(i, int) and 0 <= i < len(tokens)]
     if unaligned:
         line += ("; not restored, the clean prompt has another token there: "
                  + ", ".join(f"{tokens[i]!r} ({i})" for i in unaligned))

@@ -131,7 +131,7 @@ class TraceView(View):
                   f"logit diff {tr.clean.logit_diff:+.2f} · hijacked: {pct(tr.hijacked.p_true)} / "
                   f"{pct(tr.hijacked.p_false)}, {tr.hijacked.logit_diff:+.2f} · {len(p.ids)} tokens, "
                   f"{sum(p.mentions)} mention tokens · [b]{self.mode}[/b] (k)\n"
-                  f"[dim]{escape(tr.positions_note())}[/dim]")
+                  f"[dim]{escape(tr.positions_note(short=True))}[/dim]")
         sw = self.query_one("#trace-switcher", ContentSwitcher)
         if self.mode == "curves":
             sw.current = "trace-curve"
