@@ -260,3 +260,24 @@ def test_save_and_load_round_trip(tmp_path):
 def test_bad_defenses_are_one_user_error(bad):
     with pytest.raises(UserError):
         Defense(**bad)
+
+
+def test_repair_selects_on_even_and_scores_on_odd_records(load):
+    from engine.hijack.repair import repair, sign_test_p
+
+    lm = load(("llama", "float32"))
+    recs = load_counterfact("builtin", limit=6, seed=1)
+    out = repair(lm, recs, SCHEME, 2, defenses=("heads", "contrastive", "steer", "attention", "drop-context"),
+                 batch_size=4)
+    assert out["selection"] == [r.case_id for r in recs[0::2]] and out["evaluation"] == [r.case_id for r in recs[1::2]]
+    keys = {"name", "params", "es_before", "es_after", "es_ci", "sign_p", "clean_accuracy_before",
+            "clean_accuracy_after", "reverse_accuracy_before", "reverse_accuracy_after", "frontier"}
+    for d in out["defenses"]:
+        assert keys <= set(d), d["name"]
+        assert d["frontier"] and {"alpha", "es", "clean_accuracy"} <= set(d["frontier"][0])
+        assert d["es_before"] - d["es_after"] == pytest.approx(d["es_drop"])
+    heads = out["defenses"][0]
+    assert len(heads["params"]["heads"]) == 3 and heads["params"]["alpha"] in (0.0, 0.25, 0.5)
+    drop = out["defenses"][-1]
+    assert drop["clean_accuracy_after"] == drop["clean_accuracy_before"]  # n = 0 is the question alone already
+    assert sign_test_p(3, 0) == 0.125 and sign_test_p(0, 0) == 1.0
