@@ -1,7 +1,13 @@
 """The KV batching of an efficacy sweep (``engine.hijack.efficacy``): per record batch, one padded
 forward for the keys/values of each record's longest shared prefix, then every (record, n) runs only
 its remaining tokens and target continuations, many rows per forward, left-padded so that only the
-last columns need the unembedding."""
+last columns need the unembedding.
+
+Defenses (``engine.hijack.defenses``) ride the same path: their hooks stay installed around the whole
+batch (so the shared prefix's keys/values are computed under them too), ``before(items)`` is told the
+(record, n) item of every row before each forward (the attention defense's per-row spans), and
+``collect(chunk, logp, keep, cont)`` replaces the scoring (contrastive decoding takes whole rows of
+log-probabilities instead of the targets' numbers)."""
 
 from __future__ import annotations
 
@@ -11,9 +17,10 @@ from engine.hijack.kv import extend
 from engine.job_context import JobContext
 
 
-def _run_batch(lm, plans, scoring, batch_size, reverse, ctx: JobContext, report):
+def _run_batch(lm, plans, scoring, batch_size, reverse, ctx: JobContext, report, before=None, collect=None):
     """Score every (record, n) of a record batch, ``report(k)`` and ``ctx.pause()`` after each forward
-    (the app's model thread answers a waiting probe there); None when cancelled midway."""
+    (the app's model thread answers a waiting probe there); None when cancelled midway. ``before`` and
+    ``collect``: module doc (``collect`` returns one entry per item of the chunk)."""
 
     # Stage 1: keys/values of each record's longest shared prefix (one padded forward).
     roots = [(items[0].record_index, items[-1].ids[:max(it.shared for it in items)]) for items in plans]
@@ -21,6 +28,9 @@ def _run_batch(lm, plans, scoring, batch_size, reverse, ctx: JobContext, report)
     slot = {i: s for s, (i, _) in enumerate(roots)}
     root_kv = None
     if roots:
+        if before is not None:
+            by_index = {items[0].record_index: items[-1] for items in plans}
+            before([by_index[i] for i, _ in roots])
         _, _, root_kv = extend(lm, None, [r for _, r in roots], keep=1)
         report(0)
         ctx.pause()  # a break between forwards (the app's model thread answers a waiting probe there)
@@ -52,14 +62,14 @@ def _run_batch(lm, plans, scoring, batch_size, reverse, ctx: JobContext, report)
             break
         if ctx.cancelled():
             return None
-        out.extend(_run_chunk(lm, chunk, root_kv, slot, scoring, reverse))
+        out.extend(_run_chunk(lm, chunk, root_kv, slot, scoring, reverse, before, collect))
         report(len(out))
         ctx.pause()
         chunk, n_rows = ([entry], len(entry[1])) if entry is not None else ([], 0)
     return out
 
 
-def _run_chunk(lm, chunk, root_kv, slot, scoring, reverse):
+def _run_chunk(lm, chunk, root_kv, slot, scoring, reverse, before=None, collect=None):
     """One forward for a chunk of (record, n) items: left-padded rows after their shared prefix."""
     import torch
 
@@ -83,8 +93,12 @@ def _run_chunk(lm, chunk, root_kv, slot, scoring, reverse):
     # the target continuation t[:-1] has its last prompt token `len(t) - 1` columns before the end.
     cont = [len(r) - (len(it.ids) - sh) for r, it, sh in zip(rows, owners, shared)]
     keep = max(cont) + 1
+    if before is not None:
+        before(owners)
     logits, _, _ = extend(lm, past, rows, keep=keep, want_cache=False, left=True)
     logp = torch.log_softmax(logits.float(), dim=-1)
+    if collect is not None:
+        return collect(chunk, logp, keep, cont)
 
     def logprobs(t, row, base):
         first = float(logp[base, keep - 1 - cont[base], t[0]])  # next-token distribution: one row for both

@@ -1,0 +1,156 @@
+"""The ES sweep under a defense (``engine.hijack.defenses``) on the cached, batched path of
+``engine.hijack.efficacy`` (its plan and its KV batching, ``efficacy_plan`` / ``efficacy_batch``).
+
+- ``none``: the plain sweep;
+- ``heads`` / ``steer`` / ``attention``: the defense's hooks stay installed for the whole sweep, so the
+  shared prefix's keys/values are computed under the defense as well (they act at every position).
+  The attention defense tells the hooks each row's prepended span before every forward, and a (record,
+  n) reuses the shared prefix only up to the end of its own span (no query of the shared part pays
+  the bias then, under the longest prompt's span or under its own: the cache stays exact);
+- ``contrastive``: undefended forwards; the question alone is the record's n = 0 prompt, which the
+  sweep runs anyway (once per record); each target token's full log-probability rows of the two runs
+  are combined (``defenses.contrastive_logp``). Where the question alone tokenises a target
+  differently from the hijacked prompt, the question alone is run again on the hijacked prompt's
+  target ids (one plain forward);
+- ``drop-context``: every n scored by the record's n = 0 prompt (the question alone).
+
+Scores, curve and result types are the sweep's (``EfficacyResult``); ``notes`` name the defense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.errors import Cancelled
+from engine.hijack.defenses import Defense, check_for, contrastive_logp, install, prepended_span
+from engine.hijack.efficacy import _finish, check_request, efficacy_curve, oom_guard, sharing
+from engine.hijack.efficacy_batch import _run_batch
+from engine.hijack.efficacy_plan import _plan, _score
+from engine.job_context import NO_JOB, JobContext
+
+_WINDOW_BATCHES = 8
+
+
+def defended_curve(lm, records, scheme: str, max_prepends: int, defense: Defense, template: str | None = None,
+                   scoring: str = "whole", batch_size: int = 8, ctx: JobContext | None = None,
+                   index_offset: int = 0):
+    """ES(n), n = 0..max_prepends, under ``defense`` (module doc); ``ctx`` as ``efficacy_curve``'s."""
+    import torch
+
+    name = check_request(records, scheme, max_prepends, scoring, batch_size, template)
+    if defense.name == "none":
+        return efficacy_curve(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset)
+    check_for(lm, defense)
+    if defense.name == "drop-context":
+        return _drop_context(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset)
+    from engine.hijack.schemes import hijack_prefix, is_reverse
+
+    reverse = is_reverse(name)
+    ctx = ctx or NO_JOB
+    share, notes = sharing(lm)
+    total = len(records) * (max_prepends + 1)
+    scores: list = []
+    done_records, cancelled = 0, False
+    window = batch_size * _WINDOW_BATCHES
+    spans: dict[tuple[int, int], tuple[int, int]] = {}
+    try:
+        with torch.inference_mode(), install(lm, defense) as state:
+            for w_start in range(0, len(records), window):
+                part = records[w_start:w_start + window]
+                plans = _plan(lm, part, name, max_prepends, template, share, index_offset + w_start)
+                if defense.name == "attention":
+                    for rec, items in zip(part, plans):
+                        for it in items:
+                            a, b = prepended_span(lm, it.prompt, hijack_prefix(rec, name, it.n, template),
+                                                  defense.sink)
+                            spans[(it.record_index, it.n)] = (a, b)
+                            it.shared = min(it.shared, b)
+                plans.sort(key=lambda items: len(items[-1].ids))
+                before = None
+                if defense.name == "attention":
+                    def before(items):
+                        state.rows([spans[(it.record_index, it.n)] for it in items])
+                for start in range(0, len(plans), batch_size):
+                    if ctx.cancelled():
+                        cancelled = True
+                        break
+                    batch = plans[start:start + batch_size]
+                    report = lambda k: ctx.progress(len(scores) + k, total)  # noqa: E731
+                    if defense.name == "contrastive":
+                        got = _contrastive_batch(lm, batch, scoring, batch_size, reverse, ctx, report, defense)
+                    else:
+                        got = _run_batch(lm, batch, scoring, batch_size, reverse, ctx, report, before=before)
+                    if got is None:
+                        cancelled = True
+                        break
+                    scores.extend(got)
+                    done_records += len(batch)
+                if cancelled:
+                    break
+    except (RuntimeError, MemoryError) as exc:
+        oom_guard(exc, batch_size)
+        raise
+    scores.sort(key=lambda s: (s.n, s.record_index))
+    notes = tuple(notes) + (f"defense {defense.name} {defense.params}",)
+    result = _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
+    if cancelled:
+        raise Cancelled(result)
+    return result
+
+
+def _drop_context(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset):
+    """Every (record, n) scored by the question alone (the record's n = 0 prompt)."""
+    from engine.hijack.schemes import build_prompt
+
+    base = efficacy_curve(lm, records, name, 0, template, scoring, batch_size, ctx, index_offset)
+    scores = [replace(s, n=n, prompt=build_prompt(records[s.record_index - index_offset], name, n, template))
+              for n in range(max_prepends + 1) for s in base.records]
+    notes = tuple(base.notes) + ("defense drop-context: every n scored by the question alone",)
+    return _finish(lm, name, scoring, max_prepends, template, scores, base.n_records, False, notes)
+
+
+def _target_rows(logp, keep, cont, t, row, base):
+    """(len(t), V) log-probability rows predicting each token of ``t`` (as ``_run_chunk`` reads them)."""
+    import torch
+
+    first = logp[base, keep - 1 - cont[base]]
+    col = keep - 1 - cont[row]
+    return torch.stack([first] + [logp[row, col + j] for j in range(1, len(t))])
+
+
+def _collect_rows(chunk, logp, keep, cont):
+    out, base = [], 0
+    for it, its_rows, where in chunk:
+        out.append((it, _target_rows(logp, keep, cont, it.true_ids, base + where.get("true", 0), base),
+                    _target_rows(logp, keep, cont, it.false_ids, base + where.get("false", 0), base)))
+        base += len(its_rows)
+    return out
+
+
+def _plain_rows(lm, ids, t):
+    """Log-probability rows of ``t`` after ``ids`` from one plain forward (the rare re-tokenised case)."""
+    import torch
+
+    x = torch.as_tensor([list(ids) + list(t[:-1])], device=lm.device)
+    lp = torch.log_softmax(lm.model(x).logits[0].float(), dim=-1)
+    return lp[len(ids) - 1:len(ids) - 1 + len(t)]
+
+
+def _contrastive_batch(lm, plans, scoring, batch_size, reverse, ctx, report, d: Defense):
+    got = _run_batch(lm, plans, scoring, batch_size, reverse, ctx, report, collect=_collect_rows)
+    if got is None:
+        return None
+    question = {it.record_index: (it, rt, rf) for it, rt, rf in got if it.n == 0}
+    out = []
+    for it, rt, rf in got:
+        q_it, qt, qf = question[it.record_index]
+        if list(q_it.true_ids) != list(it.true_ids):
+            qt = _plain_rows(lm, q_it.ids, it.true_ids)
+        if list(q_it.false_ids) != list(it.false_ids):
+            qf = _plain_rows(lm, q_it.ids, it.false_ids)
+        lps = []
+        for t, q, c in ((it.true_ids, qt, rt), (it.false_ids, qf, rf)):
+            lp = contrastive_logp(q.to(c.device), c, float(d.alpha), float(d.beta))
+            lps.append([float(lp[j, tok]) for j, tok in enumerate(t)])
+        out.append(_score(it, lps[0], lps[1], scoring, reverse))
+    return out
