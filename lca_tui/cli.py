@@ -15,7 +15,7 @@ from lca_tui import __version__
 
 #: Subcommand modules under ``lca_tui.commands``, in the order ``--help`` lists them.
 COMMANDS = ["train", "probe", "hijack", "trace", "schemes", "report", "sessions", "experiment", "serve",
-            "mirror", "doctor"]
+            "mirror", "doctor", "repair"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,93 @@
+"""``lca-tui repair``: the JSON names the issue and DESIGN.md give, numbers that are the engine's own
+(``engine.hijack.repair.repair`` on the same records), a saved defense scored as it is, and one line with
+exit 2 for every bad input (before the model loads where the input alone is wrong)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lca_tui.cli import main
+
+KEYS = {"name", "params", "es_before", "es_after", "es_ci", "sign_p", "clean_accuracy_before",
+        "clean_accuracy_after", "reverse_accuracy_before", "reverse_accuracy_after", "frontier"}
+
+
+def _run(capsys, *argv):
+    rc = main(["repair", *argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_json_is_the_engines_result(capsys, tiny_lm_dir, one_torch_thread):
+    from engine.hijack.counterfact import load_counterfact
+    from engine.hijack.lm import load_lm
+    from engine.hijack.repair import repair
+
+    rc, out, err = _run(capsys, "--model", str(tiny_lm_dir), "--dataset", "builtin", "--scheme", "not-think",
+                        "--n", "2", "--limit", "4", "--seed", "0", "--defense", "drop-context", "heads",
+                        "--alpha", "0", "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert {"model", "scheme", "n", "selection", "evaluation", "defenses"} <= set(data)
+    assert data["scheme"] == "not-think" and data["n"] == 2
+    assert len(data["selection"]) == len(data["evaluation"]) == 2
+    assert not set(data["selection"]) & set(data["evaluation"])  # selection apart from evaluation
+    assert [d["name"] for d in data["defenses"]] == ["drop-context", "heads"]
+    for d in data["defenses"]:
+        assert KEYS <= set(d)
+        assert d["params"]["alpha"] == 0.0 and [p["alpha"] for p in d["frontier"]] == [0.0]
+    heads = data["defenses"][1]["params"]["heads"]
+    assert heads and all(len(h) == 2 for h in heads)
+    assert data["defenses"][0]["es_after"] == 0.0  # the question alone: nothing is prepended
+    lm = load_lm(str(tiny_lm_dir), device="cpu")
+    records = load_counterfact("builtin", limit=4, seed=0)
+    want = repair(lm, records, "not-think", 2, defenses=["drop-context", "heads"], alpha=0.0)
+    for got, ref in zip(data["defenses"], want["defenses"]):
+        for key in ("es_before", "es_after", "clean_accuracy_before", "clean_accuracy_after", "sign_p"):
+            assert got[key] == pytest.approx(ref[key])
+
+
+def test_a_saved_defense_is_scored_as_it_is(capsys, tiny_lm_dir, tmp_path, one_torch_thread):
+    from engine.hijack.defenses import Defense
+
+    path = Defense("heads", 0.5, heads=((0, 1), (1, 0))).save(tmp_path / "heads.json")
+    rc, out, err = _run(capsys, "--model", str(tiny_lm_dir), "--dataset", "builtin", "--scheme", "not-think",
+                        "--n", "1", "--limit", "4", "--defense-file", str(path), "--json")
+    assert rc == 0, err
+    (d,) = json.loads(out)["defenses"]
+    assert d["name"] == "heads" and d["params"]["heads"] == [[0, 1], [1, 0]] and d["params"]["alpha"] == 0.5
+
+
+def test_table(capsys, tiny_lm_dir, one_torch_thread):
+    rc, out, err = _run(capsys, "--model", str(tiny_lm_dir), "--dataset", "builtin", "--scheme", "not-think",
+                        "--n", "1", "--limit", "2", "--defense", "drop-context")
+    assert rc == 0, err
+    assert "drop-context" in out and "clean" in out and "reverse" in out and "evaluated on 1" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--scheme", "not-think", "--n", "1"], "needs --dataset"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "0"], "--n must be at least 1"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--limit", "1"], "--limit must be at least 2"),
+    (["--dataset", "builtin", "--scheme", "nope", "--n", "1"], "scheme"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--alpha", "-1"], "alpha"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--defense", "attention", "--alpha", "2"],
+     "attention defense keeps alpha"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--defense-file", "/nonexistent.json"],
+     "nonexistent.json"),
+    (["--dataset", "/nonexistent.json", "--scheme", "not-think", "--n", "1"], "nonexistent"),
+])
+def test_bad_input_is_one_line_exit_2_before_the_model_loads(capsys, argv, words, monkeypatch):
+    import lca_tui.commands.probe as probe
+
+    monkeypatch.setattr(probe, "load_model", lambda *a, **k: pytest.fail("the model loaded"))
+    rc, out, err = _run(capsys, *argv)
+    assert rc == 2 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_unknown_defense_is_argparse_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["repair", "--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--defense", "magic"])
+    assert exc.value.code == 2 and "magic" in capsys.readouterr().err
