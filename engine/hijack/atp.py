@@ -1,0 +1,232 @@
+"""Attribution patching of the causal trace (Nanda 2023; Kramár et al. 2024, "AtP*"): every measure of
+``engine.hijack.trace`` estimated from one forward of the clean prompt, one of the hijacked prompt and
+one backward of ``logit_diff`` (at the last position) from the hijacked run.
+
+The metric is ``ld = logit_true − logit_false`` at the last position of the hijacked run; an
+intervention that changes an activation ``a`` by ``Δa`` changes it by about ``Δa · ∂ld/∂a`` (first
+order, the gradient at the hijacked run). Estimates, in float32 whatever the model's dtype:
+
+- restores (``resid`` / ``attn`` / ``mlp`` of block l at each aligned position, ``restore_last``
+  among them): ``(a_clean − a_hijacked) · ∂ld/∂a`` at that position;
+- head ablation (zero, at the last position): ``(0 − z_h) · ∂ld/∂z_h``;
+- knockouts, the AtP* way: the last query's attention output of block l recomputed exactly with the
+  knocked keys masked (the block's attention module rerun on its captured input with the knock mask
+  of ``edits.knock_mask``: the model's own code, so grouped-query attention, q/k norms, rotary
+  embeddings, sliding windows and Gemma-2's soft-capping are exactly those of the exact trace; the
+  sink rule is ``knockouts.knocked``'s), then first order downstream:
+  ``(attn_knocked − attn) · ∂ld/∂attn`` at the last position, summed over the blocks of a window
+  (each block's recomputation on the hijacked run's input: the window's blocks do not see each
+  other's knockout, the first-order reading).
+
+P(true) and P(false) are not estimated to first order. Each estimate's ``Measure`` carries the
+estimated ``logit_diff`` and the two probabilities mapped from it through the two-target softmax
+with the hijacked run's mass ``s = p_true + p_false`` held: ``p_true = s·σ(ld)``,
+``p_false = s·σ(−ld)`` (exact at Δ = 0, since ``p_true/p_false = exp(ld)``; it ignores the rest of
+the vocabulary's change). The clean and hijacked measures and the direct logit attribution are
+exact (they need no estimate). ``atp(lm, pair, ...)`` returns an ``Estimate``: ``trace`` is a
+``Trace`` (the exact trace's shape), ``to_dict()`` is its JSON with ``"method": "atp"``.
+
+A model whose attention module cannot be rerun on its captured input raises one ``UserError``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from engine.errors import UserError
+from engine.hijack.attribution import direct_attribution
+from engine.hijack.blocks import check_attention, first_tensor, locate
+from engine.hijack.edits import KINDS, Edit, capture, find_cache, hooks, knock_mask
+from engine.hijack.knockouts import knock_keys, knock_layers, knock_window
+from engine.hijack.kv import extend
+from engine.hijack.measures import KNOCKOUTS
+from engine.hijack.trace import Measure, Pair, Trace, measures
+
+METHOD = "atp"
+KEY_SETS = ("all", "mentions", "rest")  # the knocked key sets of the six variants
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An attribution-patching trace: ``trace`` holds the estimates in the exact trace's shape;
+    ``knocked_attn`` the recomputed last-position attention outputs by (key set, block) (float32),
+    ``attn_last`` the hijacked run's, for tests and diagnostics."""
+
+    trace: Trace
+    knocked_attn: dict = field(default_factory=dict, repr=False)
+    attn_last: dict = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        d = self.trace.to_dict()
+        d["method"] = METHOD
+        d["estimate"] = ("attribution patching (first order in the patched activation, logit_diff at the last "
+                         "position; knockouts: attention recomputed exactly, first order downstream); "
+                         "p_true/p_false mapped from the estimated logit_diff with p_true + p_false held")
+        return d
+
+
+def mapped(hijacked: Measure, delta: float) -> Measure:
+    """The ``Measure`` of an estimated change ``delta`` of the hijacked run's logit difference (module
+    doc: the probabilities through the two-target softmax, their sum held)."""
+    ld = hijacked.logit_diff + delta
+    s = hijacked.p_true + hijacked.p_false
+    sig = 1.0 / (1.0 + math.exp(-ld)) if ld >= 0 else math.exp(ld) / (1.0 + math.exp(ld))
+    return Measure(s * sig, s * (1.0 - sig), ld)
+
+
+def _hijacked_with_grads(lm, layout, pair: Pair):
+    """The hijacked forward with every block's resid/attn/mlp output (whole sequence), ``z`` at the
+    last position, the attention modules' inputs, and ``∂ld/∂`` of each; returns (logits, acts, grads,
+    attn_calls, dla store)."""
+    import torch
+
+    acts: dict = {}
+    calls: dict = {}
+    last = len(pair.ids) - 1
+
+    def out_hook(key):
+        def hook(_m, _a, output):
+            acts[key] = first_tensor(output)
+        return hook
+
+    def z_hook(i):
+        def hook(_m, args):
+            acts[("z", i)] = args[0]
+        return hook
+
+    def attn_in(i):
+        def hook(_m, args, kwargs):
+            calls[i] = (args, dict(kwargs))
+        return hook
+
+    def embed_hook(_m, _a, output):  # the parameters need no gradient: the activations do
+        return output.detach().requires_grad_()
+
+    def in_hook(key):
+        def hook(_m, args, kwargs):
+            acts[key] = kwargs.get("hidden_states", args[0] if args else None)
+        return hook
+
+    handles = []
+    with torch.enable_grad(), hooks(handles):
+        handles.append(lm.model.get_input_embeddings().register_forward_hook(embed_hook))
+        for b in layout.blocks:
+            handles.append(b.module.register_forward_hook(out_hook(("resid", b.index))))
+            handles.append(b.attn.register_forward_hook(out_hook(("attn", b.index))))
+            handles.append(b.mlp.register_forward_hook(out_hook(("mlp", b.index))))
+            handles.append(b.out_proj.register_forward_pre_hook(z_hook(b.index)))
+            handles.append(b.attn.register_forward_pre_hook(attn_in(b.index), with_kwargs=True))
+        handles.append(layout.blocks[0].module.register_forward_pre_hook(in_hook("resid_pre0"), with_kwargs=True))
+        handles.append(layout.final_norm.register_forward_pre_hook(in_hook("resid_final"), with_kwargs=True))
+        logits, _, _ = extend(lm, None, [list(pair.ids)], keep=1, want_cache=False)
+        row = logits[0, -1]
+        ld = row[pair.true_id].float() - row[pair.false_id].float()
+        keys = [k for k in acts if isinstance(k, tuple) and k[0] in (*KINDS, "z")]
+        if not ld.requires_grad:
+            raise UserError(f"{lm.name}: the logit difference does not depend on the activations (no gradient)")
+        got = torch.autograd.grad(ld, [acts[k] for k in keys], allow_unused=True)
+    grads = {}
+    for k, g in zip(keys, got):
+        a = acts[k]
+        grads[k] = (torch.zeros_like(a, dtype=torch.float32) if g is None else g.float()).detach()
+    store = {k: v.detach()[:, [last]] for k, v in acts.items()}  # the last position, for the attribution
+    return logits.detach(), {k: v.detach() for k, v in acts.items()}, grads, calls, store
+
+
+def knocked_attention(lm, layout, calls: dict, layer: int, keys, n_tokens: int):
+    """Block ``layer``'s attention output at the last position with the last query barred from
+    ``keys`` (bool over the hijacked tokens, True = masked): the block's attention module rerun on the
+    input the hijacked run gave it (``calls``), no cache, the knock mask of ``edits.knock_mask``."""
+    import torch
+
+    if layer not in calls:
+        raise UserError(f"{lm.name}: block {layer}'s attention module was not called in the hijacked run")
+    args, kwargs = calls[layer]
+    kwargs = dict(kwargs)
+    hidden = kwargs.get("hidden_states", args[0] if args else None)
+    if hidden is None:
+        raise UserError(f"cannot estimate the knockouts of {lm.name}: its attention modules take no hidden states")
+    hidden = hidden.detach()
+    for name, value in list(kwargs.items()):
+        if value is not None and value is find_cache(kwargs):
+            kwargs[name] = None
+    eager = getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
+    edit = Edit("knock", layer, 0, n_tokens - 1, keys=keys)
+    mask = kwargs.get("attention_mask")
+    if torch.is_tensor(mask):
+        mask = mask.detach()
+    kwargs["attention_mask"] = knock_mask(mask, [edit], 1, n_tokens, n_tokens, eager, hidden.dtype, hidden.device)
+    if "hidden_states" in kwargs:
+        kwargs["hidden_states"] = hidden
+        rest = args
+    else:
+        rest = (hidden, *args[1:])
+    try:
+        out = layout.blocks[layer].attn(*rest, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot estimate the knockouts of {lm.name}: rerunning block {layer}'s attention "
+                        f"failed ({exc})") from exc
+    return first_tensor(out)[0, -1].float()
+
+
+def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sink: bool = False) -> Estimate:
+    """The attribution-patching estimate of ``trace(lm, pair, window, heads=heads, knock_sink=...)``
+    (module doc)."""
+    import torch
+
+    check_attention(lm)
+    layout = locate(lm)
+    window = knock_window(window, layout.n_layers)
+    n_layers, n_heads, d_head = layout.n_layers, layout.n_heads, layout.d_head
+    last = len(pair.ids) - 1
+    with torch.no_grad():
+        clean_store: dict = {}
+        with capture(layout, clean_store):
+            c_logits, _, _ = extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
+    h_logits, acts, grads, calls, store = _hijacked_with_grads(lm, layout, pair)
+    with torch.no_grad():
+        clean = measures(c_logits[:, -1], pair.true_id, pair.false_id)[0]
+        hijacked = measures(h_logits[:, -1], pair.true_id, pair.false_id)[0]
+        restore = {}
+        for kind in KINDS:
+            rows = []
+            for layer in range(n_layers):
+                c_act = clean_store[(kind, layer)][0].float()
+                h_act, g = acts[(kind, layer)][0].float(), grads[(kind, layer)][0]
+                hs = [h for h, _ in pair.positions]
+                cs = [c for _, c in pair.positions]
+                deltas = ((c_act[cs] - h_act[hs]) * g[hs]).sum(-1).tolist()
+                rows.append([mapped(hijacked, d) for d in deltas])
+            restore[kind] = rows
+        attn_last = {layer: acts[("attn", layer)][0, -1].float() for layer in range(n_layers)}
+        knocked_attn, direct = {}, {}
+        for which in KEY_SETS:
+            keys = knock_keys(pair, which, knock_sink)
+            for layer in range(n_layers):
+                if keys.any():
+                    a = knocked_attention(lm, layout, calls, layer, keys, len(pair.ids))
+                else:
+                    a = attn_last[layer]
+                knocked_attn[(which, layer)] = a
+                direct[(which, layer)] = float(((a - attn_last[layer]) * grads[("attn", layer)][0, -1]).sum())
+        knockout = {}
+        for v in KNOCKOUTS:
+            which = v.removesuffix("_window")
+            which = "all" if which == "window" else which
+            knockout[v] = [mapped(hijacked, sum(direct[(which, b)] for b in knock_layers(layer, v, window, n_layers)))
+                           for layer in range(n_layers)]
+        head_rows = []
+        for layer in range(n_layers):
+            if not heads:
+                head_rows.append(())
+                continue
+            z = acts[("z", layer)][0, last].float().reshape(n_heads, d_head)
+            gz = grads[("z", layer)][0, last].reshape(n_heads, d_head)
+            head_rows.append(tuple(mapped(hijacked, d) for d in (-(z * gz)).sum(-1).tolist()))
+        dla = direct_attribution(lm, layout, store, pair.true_id, pair.false_id)
+    del calls
+    notes = () if any(pair.mentions) else ("no token of the prepended text mentions the false target: "
+                                           "the mentions knockout masks nothing",)
+    tr = Trace(lm.name, pair, clean, hijacked, restore, knockout, tuple(head_rows), dla, window, notes, knock_sink)
+    return Estimate(tr, knocked_attn, attn_last)
