@@ -289,3 +289,14 @@ def test_smollm2_estimates_are_the_autograd_terms(smollm, one_torch_thread):
                     positions=[len(pair.positions) - 1], variants=("all", "mentions_window"))
     worst = max(abs(estimated(est, k) - v) for k, v in ref.items())
     assert worst < TOL * max(1.0, max(abs(v) for v in ref.values()))
+
+
+def test_agreement_measures():
+    from engine.hijack.atp_agreement import recall_at, spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)  # scipy's, ties by mean rank
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
+    assert recall_at([5, -4, 0.1, 0.2], [-6, 0.3, 3, 0], 2) == 0.5
+    assert recall_at([1, 2], [1, 2], 5) is None
