@@ -10,8 +10,9 @@ order, the gradient at the hijacked run). Estimates, in float32 whatever the mod
   among them): ``(a_clean − a_hijacked) · ∂ld/∂a`` at that position;
 - head ablation (zero, at the last position): ``(0 − z_h) · ∂ld/∂z_h``;
 - knockouts, the AtP* way: the last query's attention output of block l recomputed exactly with the
-  knocked keys masked (the block's attention module rerun on its captured input with the knock mask
-  of ``edits.knock_mask``: the model's own code, so grouped-query attention, q/k norms, rotary
+  knocked keys masked (the block's attention module rerun on the last position's captured input after
+  the hijacked run's cached keys/values, one row per knocked key set, with the knock mask of
+  ``edits.knock_mask``: the model's own code, so grouped-query attention, q/k norms, rotary
   embeddings, sliding windows and Gemma-2's soft-capping are exactly those of the exact trace; the
   sink rule is ``knockouts.knocked``'s), then first order downstream:
   ``(attn_knocked − attn) · ∂ld/∂attn`` at the last position, summed over the blocks of a window
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from engine.errors import UserError
 from engine.hijack.attribution import direct_attribution
 from engine.hijack.blocks import check_attention, first_tensor, locate
-from engine.hijack.edits import KINDS, Edit, capture, find_cache, hooks, knock_mask
+from engine.hijack.edits import KINDS, Edit, capture, hooks, knock_mask
 from engine.hijack.knockouts import knock_keys, knock_layers, knock_window
 from engine.hijack.kv import extend
 from engine.hijack.measures import KNOCKOUTS
@@ -119,7 +120,9 @@ def _hijacked_with_grads(lm, layout, pair: Pair):
             handles.append(b.attn.register_forward_pre_hook(attn_in(b.index), with_kwargs=True))
         handles.append(layout.blocks[0].module.register_forward_pre_hook(in_hook("resid_pre0"), with_kwargs=True))
         handles.append(layout.final_norm.register_forward_pre_hook(in_hook("resid_final"), with_kwargs=True))
-        logits, _, _ = extend(lm, None, [list(pair.ids)], keep=1, want_cache=False)
+        logits, _, kv = extend(lm, None, [list(pair.ids)], keep=1)
+        if kv is None:
+            raise UserError(f"{lm.name} returned no key/value cache: no knockout estimate")
         row = logits[0, -1]
         ld = row[pair.true_id].float() - row[pair.false_id].float()
         keys = [k for k in acts if isinstance(k, tuple) and k[0] in (*KINDS, "z")]
@@ -131,32 +134,60 @@ def _hijacked_with_grads(lm, layout, pair: Pair):
         a = acts[k]
         grads[k] = (torch.zeros_like(a, dtype=torch.float32) if g is None else g.float()).detach()
     store = {k: v.detach()[:, [last]] for k, v in acts.items()}  # the last position, for the attribution
-    return logits.detach(), {k: v.detach() for k, v in acts.items()}, grads, calls, store
+    return logits.detach(), {k: v.detach() for k, v in acts.items()}, grads, calls, store, kv
 
 
-def knocked_attention(lm, layout, calls: dict, layer: int, keys, n_tokens: int):
-    """Block ``layer``'s attention output at the last position with the last query barred from
-    ``keys`` (bool over the hijacked tokens, True = masked): the block's attention module rerun on the
-    input the hijacked run gave it (``calls``), no cache, the knock mask of ``edits.knock_mask``."""
+class _Past:
+    """One block's past keys/values, as the attention module's ``cache.update`` uses a cache: the new
+    token's keys/values appended (a DynamicCache of every block costs more than the rerun)."""
+
+    def __init__(self, keys, values):
+        self.keys, self.values = keys, values
+
+    def update(self, key_states, value_states, *_args, **_kwargs):
+        import torch
+
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+    def get_seq_length(self, *_args) -> int:
+        return int(self.keys.shape[-2])
+
+
+def knocked_attention(lm, layout, calls: dict, kv, layer: int, key_sets, n_tokens: int):
+    """Block ``layer``'s attention output at the last position, one row per bool tensor of
+    ``key_sets`` (over the hijacked tokens, True = the last query may not attend there): the block's
+    attention module rerun on the last position's input the hijacked run gave it (``calls``), after
+    the hijacked run's keys/values of the tokens before it (``kv``), with the knock mask of
+    ``edits.knock_mask``; (rows, d_model) float32."""
     import torch
 
     if layer not in calls:
         raise UserError(f"{lm.name}: block {layer}'s attention module was not called in the hijacked run")
     args, kwargs = calls[layer]
     kwargs = dict(kwargs)
+    rows, last = len(key_sets), n_tokens - 1
     hidden = kwargs.get("hidden_states", args[0] if args else None)
-    if hidden is None:
-        raise UserError(f"cannot estimate the knockouts of {lm.name}: its attention modules take no hidden states")
-    hidden = hidden.detach()
-    for name, value in list(kwargs.items()):
-        if value is not None and value is find_cache(kwargs):
-            kwargs[name] = None
-    eager = getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
-    edit = Edit("knock", layer, 0, n_tokens - 1, keys=keys)
+    cache_name = next((k for k, v in kwargs.items() if hasattr(v, "get_seq_length")), None)
+    if hidden is None or cache_name is None:
+        raise UserError(f"cannot estimate the knockouts of {lm.name}: its attention modules take no hidden states "
+                        "or no key/value cache")
+    hidden = hidden.detach()[:, last:].expand(rows, -1, -1)
+    k, v = kv.layers[layer]
+    kwargs[cache_name] = _Past(k[:, :, :last].detach().expand(rows, -1, -1, -1),
+                               v[:, :, :last].detach().expand(rows, -1, -1, -1))
+    pe = kwargs.get("position_embeddings")
+    if isinstance(pe, tuple):
+        kwargs["position_embeddings"] = tuple(t[..., last:last + 1, :] for t in pe)
+    if torch.is_tensor(kwargs.get("cache_position")):
+        kwargs["cache_position"] = kwargs["cache_position"][last:]
+    if torch.is_tensor(kwargs.get("position_ids")):
+        kwargs["position_ids"] = kwargs["position_ids"][..., last:]
     mask = kwargs.get("attention_mask")
     if torch.is_tensor(mask):
-        mask = mask.detach()
-    kwargs["attention_mask"] = knock_mask(mask, [edit], 1, n_tokens, n_tokens, eager, hidden.dtype, hidden.device)
+        mask = mask.detach()[..., last:last + 1, :n_tokens]
+    eager = getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
+    edits = [Edit("knock", layer, r, 0, keys=keys) for r, keys in enumerate(key_sets)]
+    kwargs["attention_mask"] = knock_mask(mask, edits, rows, 1, n_tokens, eager, hidden.dtype, hidden.device)
     if "hidden_states" in kwargs:
         kwargs["hidden_states"] = hidden
         rest = args
@@ -164,10 +195,10 @@ def knocked_attention(lm, layout, calls: dict, layer: int, keys, n_tokens: int):
         rest = (hidden, *args[1:])
     try:
         out = layout.blocks[layer].attn(*rest, **kwargs)
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise UserError(f"cannot estimate the knockouts of {lm.name}: rerunning block {layer}'s attention "
                         f"failed ({exc})") from exc
-    return first_tensor(out)[0, -1].float()
+    return first_tensor(out)[:, -1].float()
 
 
 def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sink: bool = False) -> Estimate:
@@ -184,7 +215,9 @@ def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sin
         clean_store: dict = {}
         with capture(layout, clean_store):
             c_logits, _, _ = extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
-    h_logits, acts, grads, calls, store = _hijacked_with_grads(lm, layout, pair)
+    if not lm.kv_reuse:
+        raise UserError(f"{lm.name} cannot reuse keys/values (chunked or recurrent layers): no estimate")
+    h_logits, acts, grads, calls, store, kv = _hijacked_with_grads(lm, layout, pair)
     with torch.no_grad():
         clean = measures(c_logits[:, -1], pair.true_id, pair.false_id)[0]
         hijacked = measures(h_logits[:, -1], pair.true_id, pair.false_id)[0]
@@ -201,13 +234,13 @@ def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sin
             restore[kind] = rows
         attn_last = {layer: acts[("attn", layer)][0, -1].float() for layer in range(n_layers)}
         knocked_attn, direct = {}, {}
-        for which in KEY_SETS:
-            keys = knock_keys(pair, which, knock_sink)
-            for layer in range(n_layers):
-                if keys.any():
-                    a = knocked_attention(lm, layout, calls, layer, keys, len(pair.ids))
-                else:
-                    a = attn_last[layer]
+        sets = {which: knock_keys(pair, which, knock_sink) for which in KEY_SETS}
+        live = [which for which in KEY_SETS if sets[which].any()]
+        for layer in range(n_layers):
+            got = (knocked_attention(lm, layout, calls, kv, layer, [sets[w] for w in live], len(pair.ids))
+                   if live else [])
+            for which in KEY_SETS:
+                a = got[live.index(which)] if which in live else attn_last[layer]
                 knocked_attn[(which, layer)] = a
                 direct[(which, layer)] = float(((a - attn_last[layer]) * grads[("attn", layer)][0, -1]).sum())
         knockout = {}
@@ -225,7 +258,7 @@ def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sin
             gz = grads[("z", layer)][0, last].reshape(n_heads, d_head)
             head_rows.append(tuple(mapped(hijacked, d) for d in (-(z * gz)).sum(-1).tolist()))
         dla = direct_attribution(lm, layout, store, pair.true_id, pair.false_id)
-    del calls
+    del calls, kv
     notes = () if any(pair.mentions) else ("no token of the prepended text mentions the false target: "
                                            "the mentions knockout masks nothing",)
     tr = Trace(lm.name, pair, clean, hijacked, restore, knockout, tuple(head_rows), dla, window, notes, knock_sink)
