@@ -282,7 +282,7 @@ def test_json_shape_is_the_exact_traces_with_method_atp(family_dir, one_torch_th
 def test_smollm2_estimates_are_the_autograd_terms(smollm, one_torch_thread):
     pair = T.prepare(smollm, "The Eiffel Tower is in", "The Eiffel Tower is not in Chicago. " * 3,
                      " Paris", " Chicago")
-    est = atp(smollm, pair)
+    est = atp(smollm, pair, window=WINDOW)
     n = smollm.n_layers
     layers = [0, n // 2, n - 1]
     ref = reference(smollm, smollm.model, pair, taylor_grad, layers=layers, heads=[0, 4],
