@@ -1,6 +1,8 @@
 """Attribution patching of the causal trace (Nanda 2023; Kramár et al. 2024, "AtP*"): every measure of
 ``engine.hijack.trace`` estimated from one forward of the clean prompt, one of the hijacked prompt and
-one backward of ``logit_diff`` (at the last position) from the hijacked run.
+one backward of ``logit_diff`` (at the last position) from the hijacked run. The hijacked run keeps
+a graph only from the first aligned position on (nothing is patched before it, and no activation
+depends on a later one): the backward runs over the prompt's few tokens, not the prepended text.
 
 The metric is ``ld = logit_true − logit_false`` at the last position of the hijacked run; an
 intervention that changes an activation ``a`` by ``Δa`` changes it by about ``Δa · ∂ld/∂a`` (first
@@ -77,14 +79,19 @@ def mapped(hijacked: Measure, delta: float) -> Measure:
 
 
 def _hijacked_with_grads(lm, layout, pair: Pair):
-    """The hijacked forward with every block's resid/attn/mlp output (whole sequence), ``z`` at the
-    last position, the attention modules' inputs, and ``∂ld/∂`` of each; returns (logits, acts, grads,
-    attn_calls, dla store)."""
+    """The hijacked run: the tokens before the first aligned position without a graph (nothing is
+    patched there, and an activation depends on none after it), then the rest with every block's
+    resid/attn/mlp output and ``z``, the attention modules' inputs, and ``∂ld/∂`` of each (columns
+    from ``start`` on); returns (logits, acts, grads, attn_calls, dla store, keys/values, start)."""
     import torch
 
     acts: dict = {}
     calls: dict = {}
-    last = len(pair.ids) - 1
+    start = pair.positions[0][0]
+    with torch.no_grad():
+        _, _, past = extend(lm, None, [list(pair.ids[:start])], keep=1)
+    if past is None:
+        raise UserError(f"{lm.name} returned no key/value cache: no estimate")
 
     def out_hook(key):
         def hook(_m, _a, output):
@@ -120,7 +127,7 @@ def _hijacked_with_grads(lm, layout, pair: Pair):
             handles.append(b.attn.register_forward_pre_hook(attn_in(b.index), with_kwargs=True))
         handles.append(layout.blocks[0].module.register_forward_pre_hook(in_hook("resid_pre0"), with_kwargs=True))
         handles.append(layout.final_norm.register_forward_pre_hook(in_hook("resid_final"), with_kwargs=True))
-        logits, _, kv = extend(lm, None, [list(pair.ids)], keep=1)
+        logits, _, kv = extend(lm, past, [list(pair.ids[start:])], keep=1)
         if kv is None:
             raise UserError(f"{lm.name} returned no key/value cache: no knockout estimate")
         row = logits[0, -1]
@@ -133,8 +140,8 @@ def _hijacked_with_grads(lm, layout, pair: Pair):
     for k, g in zip(keys, got):
         a = acts[k]
         grads[k] = (torch.zeros_like(a, dtype=torch.float32) if g is None else g.float()).detach()
-    store = {k: v.detach()[:, [last]] for k, v in acts.items()}  # the last position, for the attribution
-    return logits.detach(), {k: v.detach() for k, v in acts.items()}, grads, calls, store, kv
+    store = {k: v.detach()[:, [-1]] for k, v in acts.items()}  # the last position, for the attribution
+    return logits.detach(), {k: v.detach() for k, v in acts.items()}, grads, calls, store, kv, start
 
 
 class _Past:
@@ -157,7 +164,8 @@ def knocked_attention(lm, layout, calls: dict, kv, layer: int, key_sets, n_token
     """Block ``layer``'s attention output at the last position, one row per bool tensor of
     ``key_sets`` (over the hijacked tokens, True = the last query may not attend there): the block's
     attention module rerun on the last position's input the hijacked run gave it (``calls``), after
-    the hijacked run's keys/values of the tokens before it (``kv``), with the knock mask of
+    the hijacked run's keys/values of the tokens before it (``kv``; ``calls`` hold the inputs of the
+    tokens from the first aligned position on, the last one last), with the knock mask of
     ``edits.knock_mask``; (rows, d_model) float32."""
     import torch
 
@@ -171,20 +179,20 @@ def knocked_attention(lm, layout, calls: dict, kv, layer: int, key_sets, n_token
     if hidden is None or cache_name is None:
         raise UserError(f"cannot estimate the knockouts of {lm.name}: its attention modules take no hidden states "
                         "or no key/value cache")
-    hidden = hidden.detach()[:, last:].expand(rows, -1, -1)
+    hidden = hidden.detach()[:, -1:].expand(rows, -1, -1)
     k, v = kv.layers[layer]
     kwargs[cache_name] = _Past(k[:, :, :last].detach().expand(rows, -1, -1, -1),
                                v[:, :, :last].detach().expand(rows, -1, -1, -1))
     pe = kwargs.get("position_embeddings")
     if isinstance(pe, tuple):
-        kwargs["position_embeddings"] = tuple(t[..., last:last + 1, :] for t in pe)
+        kwargs["position_embeddings"] = tuple(t[..., -1:, :] for t in pe)
     if torch.is_tensor(kwargs.get("cache_position")):
-        kwargs["cache_position"] = kwargs["cache_position"][last:]
+        kwargs["cache_position"] = kwargs["cache_position"][-1:]
     if torch.is_tensor(kwargs.get("position_ids")):
-        kwargs["position_ids"] = kwargs["position_ids"][..., last:]
+        kwargs["position_ids"] = kwargs["position_ids"][..., -1:]
     mask = kwargs.get("attention_mask")
     if torch.is_tensor(mask):
-        mask = mask.detach()[..., last:last + 1, :n_tokens]
+        mask = mask.detach()[..., -1:, :n_tokens]
     eager = getattr(lm.model.config, "_attn_implementation", "sdpa") == "eager"
     edits = [Edit("knock", layer, r, 0, keys=keys) for r, keys in enumerate(key_sets)]
     kwargs["attention_mask"] = knock_mask(mask, edits, rows, 1, n_tokens, eager, hidden.dtype, hidden.device)
@@ -210,14 +218,13 @@ def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sin
     layout = locate(lm)
     window = knock_window(window, layout.n_layers)
     n_layers, n_heads, d_head = layout.n_layers, layout.n_heads, layout.d_head
-    last = len(pair.ids) - 1
     with torch.no_grad():
         clean_store: dict = {}
         with capture(layout, clean_store):
             c_logits, _, _ = extend(lm, None, [list(pair.clean_ids)], keep=1, want_cache=False)
     if not lm.kv_reuse:
         raise UserError(f"{lm.name} cannot reuse keys/values (chunked or recurrent layers): no estimate")
-    h_logits, acts, grads, calls, store, kv = _hijacked_with_grads(lm, layout, pair)
+    h_logits, acts, grads, calls, store, kv, start = _hijacked_with_grads(lm, layout, pair)
     with torch.no_grad():
         clean = measures(c_logits[:, -1], pair.true_id, pair.false_id)[0]
         hijacked = measures(h_logits[:, -1], pair.true_id, pair.false_id)[0]
@@ -227,7 +234,7 @@ def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sin
             for layer in range(n_layers):
                 c_act = clean_store[(kind, layer)][0].float()
                 h_act, g = acts[(kind, layer)][0].float(), grads[(kind, layer)][0]
-                hs = [h for h, _ in pair.positions]
+                hs = [h - start for h, _ in pair.positions]
                 cs = [c for _, c in pair.positions]
                 deltas = ((c_act[cs] - h_act[hs]) * g[hs]).sum(-1).tolist()
                 rows.append([mapped(hijacked, d) for d in deltas])
@@ -254,8 +261,8 @@ def atp(lm, pair: Pair, window: int | None = None, heads: bool = True, knock_sin
             if not heads:
                 head_rows.append(())
                 continue
-            z = acts[("z", layer)][0, last].float().reshape(n_heads, d_head)
-            gz = grads[("z", layer)][0, last].reshape(n_heads, d_head)
+            z = acts[("z", layer)][0, -1].float().reshape(n_heads, d_head)
+            gz = grads[("z", layer)][0, -1].reshape(n_heads, d_head)
             head_rows.append(tuple(mapped(hijacked, d) for d in (-(z * gz)).sum(-1).tolist()))
         dla = direct_attribution(lm, layout, store, pair.true_id, pair.false_id)
     del calls, kv

@@ -116,7 +116,8 @@ def test_method_atp_is_the_exact_shape_with_method_atp(capsys, tiny_lm_dir, tmp_
     assert main(argv) == 0
     exact = json.loads(capsys.readouterr().out)
     assert set(est) - {"method", "estimate"} == set(exact)
-    assert set(est["layers"][1]) == set(exact["layers"][1]) and est["hijacked"] == exact["hijacked"]
+    assert set(est["layers"][1]) == set(exact["layers"][1])
+    assert est["hijacked"] == pytest.approx(exact["hijacked"], rel=1e-5, abs=1e-5)  # the same run, cached in two parts
 
 
 def test_method_both_adds_the_agreement(capsys, tiny_lm_dir):
