@@ -5,7 +5,7 @@ every restore at every prompt position, six knockouts, every head), on the Figur
 ("The Eiffel Tower is not in Chicago." x 8 + "The Eiffel Tower is in"); goal >= 20x. Then their
 agreement per measure family (``engine.hijack.atp_agreement``).
 
-Usage: ``.venv/bin/python bench/bench_atp.py [--model M] [--repeats 3]``. Writes ``bench/results/atp.json``.
+Usage: ``.venv/bin/python bench/bench_atp.py [--model M] [--repeats 3] [--threads N]``. Writes ``bench/results/atp.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 on shared, busy cores)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "atp.json"))
     args = ap.parse_args()
 
@@ -47,6 +48,8 @@ def main() -> int:
     from engine.hijack.atp_agreement import agreement, attention_entropy, summary_lines
     from engine.hijack.lm import load_lm
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
     lm = load_lm(args.model, device="cpu")
     pair = T.prepare(lm, "The Eiffel Tower is in", FIG1, " Paris", " Chicago")
