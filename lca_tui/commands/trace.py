@@ -11,6 +11,12 @@ of the residual stream / attention output / MLP output at each of the prompt's p
 target's mentions, the rest; in one block or a window of blocks); per head its direct logit
 attribution and its zero ablation at the last position. Measures: P(true), P(false) of the first
 target tokens and logit_diff = logit(true) - logit(false).
+
+``--method atp`` estimates every measure by attribution patching instead (engine.hijack.atp: one forward
+of each prompt, one backward; the knockouts' attention recomputed exactly) and prints the same JSON
+with "method": "atp" (P(true)/P(false) mapped from the estimated logit diff); ``--method both`` runs
+the two and adds an "agreement" block (engine.hijack.atp_agreement: per measure family Spearman,
+recall@5/10, the largest misses and the attention entropy where they are). One prompt only.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+METHODS = ("exact", "atp", "both")
 
 
 def add_parser(sub):
@@ -39,6 +47,9 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, metavar="S", help="shuffle the records with this seed before --limit")
     p.add_argument("--relation", metavar="ID", help="keep only these relation ids")
     p.add_argument("--window", type=int, metavar="W", help="blocks of the windowed knockouts (default 5, at most all)")
+    p.add_argument("--method", metavar="M", default="exact", help=(
+        "exact: every intervention run (default); atp: attribution patching, one backward (an estimate); "
+        "both: the two, with their agreement"))
     p.add_argument("--knock-sink", action="store_true", help=(
         "let the knockouts mask position 0 too (default: kept: the first token is the attention sink, BOS or not)"))
     p.add_argument("--per-record", action="store_true", help="--dataset --json: add every record's trace")
@@ -56,11 +67,16 @@ def _check(args):
     from engine.errors import UserError
 
     single = [args.prompt, args.prepend, args.target_true, args.target_false]
+    if getattr(args, "method", "exact") not in METHODS:
+        raise UserError(f"--method must be one of {', '.join(METHODS)}, not {args.method!r}")
     if args.dataset is None:
         missing = [f for f, v in zip(("--prompt", "--prepend", "--true", "--false"), single) if v is None]
         if missing:
             raise UserError(f"trace needs {', '.join(missing)} (or --dataset FILE --scheme S --n K)")
         return
+    if getattr(args, "method", "exact") != "exact":
+        raise UserError(f"--method {args.method} traces one prompt: give --prompt/--prepend/--true/--false, "
+                        "not --dataset")
     if any(v is not None for v in single):
         raise UserError("give either --prompt/--prepend/--true/--false or --dataset, not both")
     if args.scheme is None or args.n is None:
@@ -92,12 +108,13 @@ def run(args) -> int:
     lm = load_model(args)
     if records is None:
         pair = T.prepare(lm, args.prompt, args.prepend, args.target_true, args.target_false, args.mention)
-        from engine.atomic import jsonable
-
-        data = jsonable(T.trace(lm, pair, window=args.window, knock_sink=args.knock_sink).to_dict())
+        data = _one(args, lm, pair)
     else:
         data = _dataset(args, lm, records)
-    where = _save(args, data)
+    method = data.get("method", "exact")
+    where = None if method == "atp" else _save(args, {k: v for k, v in data.items() if k not in ("atp", "agreement")})
+    if method == "atp" and not args.no_save:
+        print("lca-tui: note: an estimate is not recorded in the session (run --method exact or both)", file=sys.stderr)
     for note in data.get("notes", []):
         print(f"lca-tui: note: {note}", file=sys.stderr)
     if args.json:
@@ -105,10 +122,54 @@ def run(args) -> int:
     else:
         from rich.console import Console
 
-        (_print_one if records is None else _print_dataset)(data, Console())
+        console = Console()
+        if records is None and method == "atp":
+            console.print("[b]estimate[/b]: attribution patching (first order; P(true)/P(false) mapped from the "
+                          "estimated logit diff)")
+        (_print_one if records is None else _print_dataset)(data, console)
+        if "agreement" in data:
+            _print_agreement(data, console)
     if where:
         print(f"lca-tui: recorded in {where}", file=sys.stderr)
     return 0
+
+
+def _one(args, lm, pair) -> dict:
+    """The exact trace, the estimate, or both with their agreement (``--method``)."""
+    import time
+
+    from engine.atomic import jsonable
+    from engine.hijack import trace as T
+
+    method = getattr(args, "method", "exact")
+    if method == "atp":
+        from engine.hijack.atp import atp
+
+        return jsonable(atp(lm, pair, window=args.window, knock_sink=args.knock_sink).to_dict())
+    t0 = time.perf_counter()
+    exact = T.trace(lm, pair, window=args.window, knock_sink=args.knock_sink).to_dict()
+    if method == "exact":
+        return jsonable(exact)
+    from engine.hijack.atp import atp
+    from engine.hijack.atp_agreement import agreement, attention_entropy
+
+    t1 = time.perf_counter()
+    est = atp(lm, pair, window=args.window, knock_sink=args.knock_sink).to_dict()
+    t2 = time.perf_counter()
+    agree = agreement(exact, est, attention_entropy(lm, pair))
+    agree["seconds"] = {"exact": t1 - t0, "atp": t2 - t1}
+    return jsonable({**exact, "method": "both", "atp": est, "agreement": agree})
+
+
+def _print_agreement(data: dict, console) -> None:
+    from engine.hijack.atp_agreement import summary_lines
+
+    agree = data["agreement"]
+    sec = agree.get("seconds", {})
+    console.print(f"[b]attribution patching against the exact trace[/b] (effects on logit diff; exact "
+                  f"{sec.get('exact', 0):.2f} s, estimate {sec.get('atp', 0):.2f} s)")
+    for line in summary_lines(agree):
+        console.print(line, highlight=False, markup=False)
 
 
 def _dataset(args, lm, records) -> dict:

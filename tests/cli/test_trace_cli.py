@@ -90,6 +90,8 @@ def test_dataset_json(capsys, tiny_lm_dir, tmp_path):
     (["--dataset", "builtin", "--scheme", "not-think", "--n", "0"], "at least 1"),
     (["--dataset", "builtin", "--scheme", "nope", "--n", "2"], "Unknown hijack scheme"),
     ([*ONE, "--window", "0"], "--window"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "2", "--method", "atp"], "one prompt"),
+    ([*ONE, "--method", "fast"], "--method"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, words):
     assert main(["trace", *argv]) == 2
@@ -102,3 +104,32 @@ def test_bad_pair_exits_2_after_loading(capsys, tiny_lm_dir):
             "--true", " Paris", "--false", " Paris", "--no-save"]
     assert main(argv) == 2
     assert "same token" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_method_atp_is_the_exact_shape_with_method_atp(capsys, tiny_lm_dir, tmp_path):
+    argv = ["trace", "--model", str(tiny_lm_dir), *ONE, "--window", "2", "--json", "--session", str(tmp_path / "s")]
+    assert main([*argv, "--method", "atp"]) == 0
+    captured = capsys.readouterr()
+    est = json.loads(captured.out)
+    assert est["method"] == "atp" and "not recorded" in captured.err
+    assert not list((tmp_path / "s").glob("traces/*.json"))
+    assert main(argv) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert set(est) - {"method", "estimate"} == set(exact)
+    assert set(est["layers"][1]) == set(exact["layers"][1])
+    assert est["hijacked"] == pytest.approx(exact["hijacked"], rel=1e-5, abs=1e-5)  # the same run, cached in two parts
+
+
+def test_method_both_adds_the_agreement(capsys, tiny_lm_dir):
+    assert main(["trace", "--model", str(tiny_lm_dir), *ONE, "--window", "2", "--json", "--no-save",
+                 "--method", "both"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["method"] == "both" and data["atp"]["method"] == "atp"
+    fam = data["agreement"]["families"]
+    assert set(fam) >= {"restore_resid", "restore_attn", "restore_mlp", "knockout", "knockout_rest_window", "heads"}
+    assert set(fam["heads"]) >= {"spearman", "recall@5", "recall@10", "misses"}
+    miss = fam["heads"]["misses"][0]
+    assert set(miss) == {"component", "exact", "estimate", "saturation"} and miss["saturation"]["entropy"] >= 0
+    assert main(["trace", "--model", str(tiny_lm_dir), *ONE, "--window", "2", "--no-save", "--method", "both"]) == 0
+    out = capsys.readouterr().out
+    assert "spearman" in out and "attribution patching" in out
