@@ -25,17 +25,13 @@ import sys
 def add_parser(sub):
     from engine.hijack.defenses import DEFENSES
     from lca_tui.commands.probe import add_model_flags
+    from lca_tui.commands.record_options import add_record_flags
 
     p = sub.add_parser("repair", help="defenses against the hijack, scored on held-out records",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p)
-    p.add_argument("--dataset", metavar="D", help="builtin, a JSON file of CounterFact records or a datasets id")
-    p.add_argument("--scheme", help="the hijack scheme (see `lca-tui schemes`)")
-    p.add_argument("--template", metavar="T", help="the custom scheme's template")
-    p.add_argument("--n", type=int, metavar="K", help="prepended sentences (>= 1)")
-    p.add_argument("--limit", type=int, metavar="N", help="use at most N records (>= 2: half select, half evaluate)")
-    p.add_argument("--seed", type=int, metavar="S", help="shuffle the records with this seed before --limit")
-    p.add_argument("--relation", metavar="ID", help="keep only these relation ids")
+    add_record_flags(p, dataset="builtin, a JSON file of CounterFact records or a datasets id",
+                     n="prepended sentences (>= 1)", limit="use at most N records (>= 2: half select, half evaluate)")
     p.add_argument("--defense", nargs="+", metavar="NAME", choices=list(DEFENSES), help=(
         "defenses to score (default: every one but none): " + ", ".join(DEFENSES)))
     p.add_argument("--alpha", type=float, metavar="A", help="fix alpha instead of choosing it on the selection half")

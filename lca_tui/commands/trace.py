@@ -30,6 +30,7 @@ METHODS = ("exact", "atp", "both")
 
 def add_parser(sub):
     from lca_tui.commands.probe import add_model_flags
+    from lca_tui.commands.record_options import add_record_flags
 
     p = sub.add_parser("trace", help="causal trace of a hijacked prompt against its clean prompt",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,13 +40,8 @@ def add_parser(sub):
     p.add_argument("--true", dest="target_true", metavar="T", help="the true target, e.g. ' Paris'")
     p.add_argument("--false", dest="target_false", metavar="F", help="the false target, e.g. ' Chicago'")
     p.add_argument("--mention", metavar="TEXT", help="the text whose mentions a knockout targets (default: --false)")
-    p.add_argument("--dataset", metavar="FILE", help="trace records instead: builtin, a JSON file or a datasets id")
-    p.add_argument("--scheme", help="the hijack scheme for --dataset (see `lca-tui schemes`)")
-    p.add_argument("--template", metavar="T", help="the custom scheme's template")
-    p.add_argument("--n", type=int, metavar="K", help="prepended sentences for --dataset (>= 1)")
-    p.add_argument("--limit", type=int, metavar="N", help="trace at most N records")
-    p.add_argument("--seed", type=int, metavar="S", help="shuffle the records with this seed before --limit")
-    p.add_argument("--relation", metavar="ID", help="keep only these relation ids")
+    add_record_flags(p, dataset="trace records instead: builtin, a JSON file or a datasets id",
+                     n="prepended sentences for --dataset (>= 1)", limit="trace at most N records")
     p.add_argument("--window", type=int, metavar="W", help="blocks of the windowed knockouts (default 5, at most all)")
     p.add_argument("--method", metavar="M", default="exact", help=(
         "exact: every intervention run (default); atp: attribution patching, one backward (an estimate); "
