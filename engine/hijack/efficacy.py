@@ -97,6 +97,40 @@ def oom_guard(exc: BaseException, batch_size: int | None) -> None:
                         "or a smaller --dtype") from exc
 
 
+def batched_scores(records, batch_size: int, ctx: JobContext, total: int, plan, run) -> tuple[list, int, bool]:
+    """The batched sweep's loop (``efficacy_curve``, ``efficacy_defended``): windows of
+    ``batch_size · _WINDOW_BATCHES`` records planned by ``plan(part, start)`` and length-sorted (records
+    of similar prompt length share a batch: less padding), each batch scored by ``run(batch, report)``
+    (``report(k)``: k of its prompts done; None: cancelled midway); a cancel is looked at between
+    batches. Returns (scores sorted by (n, record), records done, cancelled); out of memory is one
+    ``UserError`` (``oom_guard``)."""
+    scores: list[RecordScore] = []
+    done, cancelled = 0, False
+    window = batch_size * _WINDOW_BATCHES
+    try:
+        for w_start in range(0, len(records), window):
+            plans = plan(records[w_start:w_start + window], w_start)
+            plans.sort(key=lambda items: len(items[-1].ids))
+            for start in range(0, len(plans), batch_size):
+                if ctx.cancelled():
+                    cancelled = True
+                    break
+                batch = plans[start:start + batch_size]
+                got = run(batch, lambda k: ctx.progress(len(scores) + k, total))
+                if got is None:
+                    cancelled = True
+                    break
+                scores.extend(got)
+                done += len(batch)
+            if cancelled:
+                break
+    except (RuntimeError, MemoryError) as exc:
+        oom_guard(exc, batch_size)
+        raise
+    scores.sort(key=lambda s: (s.n, s.record_index))
+    return scores, done, cancelled
+
+
 def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | None = None,
                    scoring: str = "whole", batch_size: int = 8,
                    ctx: JobContext | None = None,
@@ -116,36 +150,11 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
     reverse = is_reverse(name)
     ctx = ctx or NO_JOB
     share, notes = sharing(lm)
-    total = len(records) * (max_prepends + 1)
-    scores: list[RecordScore] = []
-    done_records = 0
-    cancelled = False
-    window = batch_size * _WINDOW_BATCHES
-    try:
-        with torch.inference_mode():
-            for w_start in range(0, len(records), window):
-                # Records of similar prompt length share a batch: less padding.
-                plans = _plan(lm, records[w_start:w_start + window], name, max_prepends, template, share,
-                              index_offset + w_start)
-                plans.sort(key=lambda items: len(items[-1].ids))
-                for start in range(0, len(plans), batch_size):
-                    if ctx.cancelled():
-                        cancelled = True
-                        break
-                    batch = plans[start:start + batch_size]
-                    batch_scores = _run_batch(lm, batch, scoring, batch_size, reverse, ctx,
-                                              lambda k: ctx.progress(len(scores) + k, total))
-                    if batch_scores is None:
-                        cancelled = True
-                        break
-                    scores.extend(batch_scores)
-                    done_records += len(batch)
-                if cancelled:
-                    break
-    except (RuntimeError, MemoryError) as exc:
-        oom_guard(exc, batch_size)
-        raise
-    scores.sort(key=lambda s: (s.n, s.record_index))
+    with torch.inference_mode():
+        scores, done_records, cancelled = batched_scores(
+            records, batch_size, ctx, len(records) * (max_prepends + 1),
+            plan=lambda part, start: _plan(lm, part, name, max_prepends, template, share, index_offset + start),
+            run=lambda batch, report: _run_batch(lm, batch, scoring, batch_size, reverse, ctx, report))
     result = _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
     if cancelled:
         raise Cancelled(result)

@@ -23,12 +23,10 @@ from dataclasses import replace
 
 from engine.errors import Cancelled
 from engine.hijack.defenses import Defense, check_for, contrastive_logp, install, prepended_span
-from engine.hijack.efficacy import _finish, check_request, efficacy_curve, oom_guard, sharing
+from engine.hijack.efficacy import _finish, batched_scores, check_request, efficacy_curve, sharing
 from engine.hijack.efficacy_batch import _run_batch
 from engine.hijack.efficacy_plan import _plan, _score
 from engine.job_context import NO_JOB, JobContext
-
-_WINDOW_BATCHES = 8
 
 
 def defended_curve(lm, records, scheme: str, max_prepends: int, defense: Defense, template: str | None = None,
@@ -48,49 +46,30 @@ def defended_curve(lm, records, scheme: str, max_prepends: int, defense: Defense
     reverse = is_reverse(name)
     ctx = ctx or NO_JOB
     share, notes = sharing(lm)
-    total = len(records) * (max_prepends + 1)
-    scores: list = []
-    done_records, cancelled = 0, False
-    window = batch_size * _WINDOW_BATCHES
     spans: dict[tuple[int, int], tuple[int, int]] = {}
-    try:
-        with torch.inference_mode(), install(lm, defense) as state:
-            for w_start in range(0, len(records), window):
-                part = records[w_start:w_start + window]
-                plans = _plan(lm, part, name, max_prepends, template, share, index_offset + w_start)
-                if defense.name == "attention":
-                    for rec, items in zip(part, plans):
-                        for it in items:
-                            a, b = prepended_span(lm, it.prompt, hijack_prefix(rec, name, it.n, template),
-                                                  defense.sink)
-                            spans[(it.record_index, it.n)] = (a, b)
-                            it.shared = min(it.shared, b)
-                plans.sort(key=lambda items: len(items[-1].ids))
-                before = None
-                if defense.name == "attention":
-                    def before(items):
-                        state.rows([spans[(it.record_index, it.n)] for it in items])
-                for start in range(0, len(plans), batch_size):
-                    if ctx.cancelled():
-                        cancelled = True
-                        break
-                    batch = plans[start:start + batch_size]
-                    report = lambda k: ctx.progress(len(scores) + k, total)  # noqa: E731
-                    if defense.name == "contrastive":
-                        got = _contrastive_batch(lm, batch, scoring, batch_size, reverse, ctx, report, defense)
-                    else:
-                        got = _run_batch(lm, batch, scoring, batch_size, reverse, ctx, report, before=before)
-                    if got is None:
-                        cancelled = True
-                        break
-                    scores.extend(got)
-                    done_records += len(batch)
-                if cancelled:
-                    break
-    except (RuntimeError, MemoryError) as exc:
-        oom_guard(exc, batch_size)
-        raise
-    scores.sort(key=lambda s: (s.n, s.record_index))
+
+    def plan(part, start):
+        plans = _plan(lm, part, name, max_prepends, template, share, index_offset + start)
+        if defense.name == "attention":
+            for rec, items in zip(part, plans):
+                for it in items:
+                    a, b = prepended_span(lm, it.prompt, hijack_prefix(rec, name, it.n, template), defense.sink)
+                    spans[(it.record_index, it.n)] = (a, b)
+                    it.shared = min(it.shared, b)
+        return plans
+
+    def run(batch, report):
+        if defense.name == "contrastive":
+            return _contrastive_batch(lm, batch, scoring, batch_size, reverse, ctx, report, defense)
+        return _run_batch(lm, batch, scoring, batch_size, reverse, ctx, report, before=before)
+
+    with torch.inference_mode(), install(lm, defense) as state:
+        before = None
+        if defense.name == "attention":
+            def before(items):
+                state.rows([spans[(it.record_index, it.n)] for it in items])
+        scores, done_records, cancelled = batched_scores(records, batch_size, ctx, len(records) * (max_prepends + 1),
+                                                         plan, run)
     notes = tuple(notes) + (f"defense {defense.name} {defense.params}",)
     result = _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
     if cancelled:
