@@ -40,7 +40,7 @@ def _one(it) -> Block:
         f"true {d.get('target_true')!r}, false {d.get('target_false')!r}; {len(d.get('tokens') or [])} "
         f"tokens, {sum(bool(x) for x in d.get('mentions') or [])} of them mention the false target; knockout "
         f"window {d.get('window')} blocks; head ablation {d.get('ablation')}; {fmt_time(d.get('created'))}. "
-        f"{positions_note(d)}."))
+        f"{_sentence(positions_note(d))}."))
     b.parts.append(_measures(d))
     xs = [e.get("layer") for e in layers]
     b.parts.append(LineChart(
@@ -112,3 +112,9 @@ def traces_section(session, problems: list[str]) -> Section:
                          "one block (restore_last), the last position barred from the prepended tokens (knockouts), "
                          "heads zero-ablated; all at the last position, measured as logit(true) − logit(false).",
                    catch="traces", problems=problems)
+
+
+def _sentence(text: str) -> str:
+    """``text`` with its first letter in upper case (the rest as it is: token strings keep their case)."""
+    return text[:1].upper() + text[1:]
+
