@@ -83,6 +83,9 @@ async def test_estimate_first_then_exact_and_stale_answers_ignored(tiny_lm_dir, 
         await pilot.pause(0.2)
         assert view.result is after and not view.estimated
         assert any(e for _, e, *_ in drawn[n:]) and not drawn[-1][1]
+        # the exact trace cancelled while the estimate is shown: the estimate stays, said to be alone
+        view.result, view.estimated, view.job = first[0], True, 10**9
+        view.cancel()
+        assert view.job is None and "the exact trace was cancelled" in str(info.render())
         # pinning while only the estimate is shown pins nothing
-        view.estimated = True
         assert view.pin() and not app.session.items("trace")

@@ -96,7 +96,7 @@ class TraceView(View):
         if key == self.asked:
             return
         self.asked = key
-        self.cancel()
+        self._cancel_jobs()
         if why:
             self.info(why)
             return
@@ -112,6 +112,13 @@ class TraceView(View):
                   "the probe keeps priority)")
 
     def cancel(self) -> None:
+        """Cancel the estimate and the exact trace (the panel's ``c``); a shown estimate says it stays alone."""
+        running = self.job is not None
+        self._cancel_jobs()
+        if running and self.estimated and self.result is not None:
+            self.draw(self.result)
+
+    def _cancel_jobs(self) -> None:
         for job in (self.est_job, self.job):
             if job is not None:
                 self.ask(CancelModelJob(job))
