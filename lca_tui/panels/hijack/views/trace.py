@@ -170,8 +170,8 @@ class TraceView(View):
         if self.result is None:
             return False
         if self.estimated:  # the session keeps exact traces only
-            self.app.notify("the exact trace is still running: pin it once it replaces the estimate",
-                            severity="warning")
+            self.notify("the exact trace is still running: pin it once it replaces the estimate",
+                        severity="warning")
             return True
         self.ask(RecordResult.of(PinnedTrace(self.result)))
         return True
