@@ -1,11 +1,13 @@
-"""Keystroke -> redrawn Trace view (issue 19), beside the probe's bars, the app as a real terminal
-program in a pseudo-terminal with the embedded model (120 x 40): the Figure 1 prompt in the Trace
-view, keys typed at its start (each one changes the prepended text, so each one asks for a new
-trace and cancels the stale one). Per key: key -> bars, key -> trace curves on screen; and a second
-key typed while that trace is still running (the probe keeps priority: its key -> bars). Beside
-them, in this process while the app is idle: the engine's probe of the same edit and the engine's
-trace of the same prompt. The app's stages come from its own off-by-default instrumentation
-(``LCA_TUI_INSTRUMENT``: ``frame`` after the bars, ``trace_frame`` after the trace).
+"""Keystroke -> redrawn Trace view (issues 19 and 31), beside the probe's bars, the app as a real
+terminal program in a pseudo-terminal with the embedded model (120 x 40): the Figure 1 prompt in the
+Trace view, keys typed at its start (each one changes the prepended text, so each one asks for a new
+estimate and trace and cancels the stale ones). Per key: key -> bars and key -> the attribution-
+patching estimate on screen from an idle app; then, once the exact trace runs, a second key (the
+probe keeps priority: its key -> bars), its key -> estimate on screen and key -> exact trace curves
+on screen. Beside them, in this process while the app is idle: the engine's probe of the same edit,
+its estimate (``engine.hijack.atp``) and its exact trace of the same prompt. The app's stages come from
+its own off-by-default instrumentation (``LCA_TUI_INSTRUMENT``: ``frame`` after the bars,
+``trace_frame`` after the estimate (``estimate``: true) and after the exact trace).
 
 Usage: python bench/bench_trace_view.py [--keys N] [--threads T] [--pause S] [--out FILE]. Writes
 bench/results/trace_view.json unless told otherwise.
@@ -30,11 +32,18 @@ def _bars(app, want: str, t_key: float) -> float:
     return app.read_after(frame["t"]) - t_key
 
 
+def _trace(app, want: str, t_key: float, estimate: bool) -> float:
+    tf = app.wait(lambda ev: (ev["ev"] == "trace_frame" and ev["prompt"] == want and ev["t"] > t_key
+                              and bool(ev.get("estimate")) == estimate), timeout=300)
+    return app.read_after(tf["t"]) - t_key
+
+
 def run(args) -> dict:
     import torch
     from bench_app_latency import KEYS, PROMPT
 
     from engine.hijack import trace as T
+    from engine.hijack.atp import atp
     from engine.hijack.lm import load_lm
     from engine.hijack.probe import Prober
 
@@ -58,14 +67,14 @@ def run(args) -> dict:
             want = typed + PROMPT
             t_key = app.type(ch)
             key_to_bars = _bars(app, want, t_key)
-            time.sleep(0.3)  # the trace of `want` is running now
+            key_to_estimate = _trace(app, want, t_key, estimate=True)
+            time.sleep(0.3)  # the exact trace of `want` is running now
             typed += ch2
             want2 = typed + PROMPT
             t_key2 = app.type(ch2)
             busy_bars = _bars(app, want2, t_key2)
-            tf = app.wait(lambda ev, w=want2, t=t_key2: ev["ev"] == "trace_frame" and ev["prompt"] == w and ev["t"] > t,
-                          timeout=300)
-            key_to_trace = app.read_after(tf["t"]) - t_key2
+            busy_estimate = _trace(app, want2, t_key2, estimate=True)
+            key_to_trace = _trace(app, want2, t_key2, estimate=False)
             time.sleep(0.5)
             t0 = time.perf_counter()
             prober.reset()
@@ -77,12 +86,17 @@ def run(args) -> dict:
             t0 = time.perf_counter()
             T.trace(lm, rec)
             trace_alone = time.perf_counter() - t0
-            rows.append({"key_to_bars_s": key_to_bars, "key_to_bars_during_trace_s": busy_bars,
-                         "key_to_trace_s": key_to_trace, "probe_alone_s": probe_alone, "trace_alone_s": trace_alone,
-                         "prompt_tokens": len(rec.ids)})
-            print(f"key {i + 1}: bars {key_to_bars * 1000:.0f} ms, bars while a trace runs "
-                  f"{busy_bars * 1000:.0f} ms, trace {key_to_trace:.2f} s (engine alone: probe "
-                  f"{probe_alone * 1000:.0f} ms, trace {trace_alone:.2f} s)", flush=True)
+            t0 = time.perf_counter()
+            atp(lm, rec)
+            atp_alone = time.perf_counter() - t0
+            rows.append({"key_to_bars_s": key_to_bars, "key_to_estimate_s": key_to_estimate,
+                         "key_to_bars_during_trace_s": busy_bars, "key_to_estimate_during_trace_s": busy_estimate,
+                         "key_to_trace_s": key_to_trace, "probe_alone_s": probe_alone, "atp_alone_s": atp_alone,
+                         "trace_alone_s": trace_alone, "prompt_tokens": len(rec.ids)})
+            print(f"key {i + 1}: bars {key_to_bars * 1000:.0f} ms, estimate {key_to_estimate * 1000:.0f} ms; "
+                  f"while a trace runs: bars {busy_bars * 1000:.0f} ms, estimate {busy_estimate * 1000:.0f} ms, "
+                  f"exact trace {key_to_trace:.2f} s (engine alone: probe {probe_alone * 1000:.0f} ms, "
+                  f"estimate {atp_alone * 1000:.0f} ms, trace {trace_alone:.2f} s)", flush=True)
             time.sleep(args.pause)
     finally:
         app.close()
@@ -96,12 +110,22 @@ def run(args) -> dict:
 
 def markdown(res: dict) -> str:
     m = res["median"]
+    if "key_to_estimate_s" not in m:  # written before the estimate (issue 19)
+        return "\n".join([
+            "| median over keys | key → bars | key → bars, a trace running | key → trace on screen | probe alone | "
+            "trace alone |",
+            "|---|---|---|---|---|---|",
+            f"| {len(res['rows'])} keys, {res['rows'][0]['prompt_tokens']} tokens | {m['key_to_bars_s'] * 1000:.0f} ms | "
+            f"{m['key_to_bars_during_trace_s'] * 1000:.0f} ms | {m['key_to_trace_s']:.2f} s | "
+            f"{m['probe_alone_s'] * 1000:.0f} ms | {m['trace_alone_s']:.2f} s |"])
     return "\n".join([
-        "| median over keys | key → bars | key → bars, a trace running | key → trace on screen | probe alone | trace alone |",
-        "|---|---|---|---|---|---|",
+        "| median over keys | key → bars | key → estimate | a trace running: key → bars | key → estimate | "
+        "key → exact trace | probe alone | estimate alone | trace alone |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {len(res['rows'])} keys, {res['rows'][0]['prompt_tokens']} tokens | {m['key_to_bars_s'] * 1000:.0f} ms | "
-        f"{m['key_to_bars_during_trace_s'] * 1000:.0f} ms | {m['key_to_trace_s']:.2f} s | "
-        f"{m['probe_alone_s'] * 1000:.0f} ms | {m['trace_alone_s']:.2f} s |"])
+        f"{m['key_to_estimate_s'] * 1000:.0f} ms | {m['key_to_bars_during_trace_s'] * 1000:.0f} ms | "
+        f"{m['key_to_estimate_during_trace_s'] * 1000:.0f} ms | {m['key_to_trace_s']:.2f} s | "
+        f"{m['probe_alone_s'] * 1000:.0f} ms | {m['atp_alone_s'] * 1000:.0f} ms | {m['trace_alone_s']:.2f} s |"])
 
 
 def add_args(ap) -> None:

@@ -61,11 +61,12 @@ def probe_drawn(msg, t_answer: float) -> None:
                  engine_s=msg.seconds, t_answer=t_answer, reused=res.reused_prefix, n_tokens=len(res.token_ids))
 
 
-def trace_drawn(prompt: str) -> None:
-    """The Trace view drew the trace of ``prompt``: the next frame carries it (``trace_frame``)."""
+def trace_drawn(prompt: str, estimate: bool = False) -> None:
+    """The Trace view drew the trace of ``prompt`` (``estimate``: its attribution-patching estimate):
+    the next frame carries it (``trace_frame``, with ``estimate``)."""
     global _pending_trace
     if ENABLED:
-        _pending_trace = {"prompt": prompt, "t_drawn": time.monotonic()}
+        _pending_trace = {"prompt": prompt, "t_drawn": time.monotonic(), "estimate": estimate}
 
 
 def frame_out() -> None:

@@ -8,6 +8,11 @@ models under a rule fixed before the run (``judges.RULES["hijack-mechanism"]``).
 Halves: records at even positions choose, records at odd positions evaluate. Head score: the mean
 rise of ``logit_diff`` (true − false) when the head is ablated alone (a head that pushes towards the
 false target scores high).
+
+Beside it (``held_out_heads_atp``, the dataset trace's ``heads_atp``): the same heads ranked by the
+attribution-patching estimate of that rise (``engine.hijack.atp``: one forward of each prompt and one
+backward per even record, instead of a forward per head) and their top k ablated on the same odd
+records, with the exact ranking's ES beside: does the cheap ranking pick heads that matter as much?
 """
 
 from __future__ import annotations
@@ -77,12 +82,19 @@ def rank_heads(traces: Sequence) -> list[tuple[int, int, float]]:
 
 def held_out_heads(lm, traces: Sequence, top_k: Sequence[int] = TOP_K) -> dict:
     """Heads chosen on the even records, their joint ablation evaluated on the odd ones (module doc)."""
-    from engine.hijack.trace import ablate_heads
-
     choose, evaluate = traces[0::2], traces[1::2]
     ranking = rank_heads(choose)
     if not ranking or not evaluate:
         return {"chosen_on": len(choose), "evaluated_on": len(evaluate), "ranking": [], "ablation": []}
+    return {"chosen_on": len(choose), "evaluated_on": len(evaluate),
+            "ranking": [{"layer": layer, "head": h, "rise": s} for layer, h, s in ranking[:max(top_k)]],
+            "ablation": _held_out_ablation(lm, evaluate, ranking, top_k)}
+
+
+def _held_out_ablation(lm, evaluate: Sequence, ranking, top_k: Sequence[int]) -> list[dict]:
+    """ES on the ``evaluate`` traces with none and with the top k heads of ``ranking`` ablated jointly."""
+    from engine.hijack.trace import ablate_heads
+
     ks = [k for k in top_k if k <= len(ranking)]
     sets = [[]] + [[(layer, h) for layer, h, _ in ranking[:k]] for k in ks]
     rows = [ablate_heads(lm, t.pair, sets) for t in evaluate]
@@ -98,9 +110,58 @@ def held_out_heads(lm, traces: Sequence, top_k: Sequence[int] = TOP_K) -> dict:
                          "es_none": flipped_before / len(got),
                          "rise": _ci([g.logit_diff - b.logit_diff for g, b in zip(got, base)]),
                          "up": up, "down": down, "sign_p": sign_test_p(up, down)})
-    return {"chosen_on": len(choose), "evaluated_on": len(evaluate),
-            "ranking": [{"layer": layer, "head": h, "rise": s} for layer, h, s in ranking[:max(top_k)]],
-            "ablation": ablation}
+    return ablation
+
+
+def held_out_heads_atp(lm, traces: Sequence, exact: dict | None = None, top_k: Sequence[int] = TOP_K) -> dict:
+    """The heads ranked by the attribution-patching estimate of their ablation rise on the even records,
+    against the exact ranking (``rank_heads`` of the same traces): ``spearman`` over every head's
+    score, ``overlap@k`` (the share of the exact top k among the estimate's), and their top k ablated
+    on the odd records (``ablation``, as ``held_out_heads``'s, each with ``es_exact``: the exact
+    ranking's ES at that k, from ``exact``, ``held_out_heads``' result, where given). A model the
+    estimate cannot handle gives ``{"error": ...}``."""
+    from engine.hijack.atp import atp
+    from engine.hijack.atp_agreement import spearman
+
+    choose, evaluate = traces[0::2], traces[1::2]
+    try:
+        est = [atp(lm, t.pair, window=t.window, knock_sink=t.knock_sink).trace for t in choose]
+    except UserError as exc:
+        return {"error": str(exc)}
+    ranking, ranking_exact = rank_heads(est), rank_heads(choose)
+    out = {"chosen_on": len(choose), "evaluated_on": len(evaluate), "method": "atp",
+           "ranking": [{"layer": layer, "head": h, "rise": s} for layer, h, s in ranking[:max(top_k)]]}
+    if not ranking or not evaluate:
+        return {**out, "ablation": []}
+    by_head = {(layer, h): s for layer, h, s in ranking}
+    heads = [(layer, h) for layer, h, _ in ranking_exact]
+    out["spearman"] = spearman([s for _, _, s in ranking_exact], [by_head[h] for h in heads])
+    for k in top_k:
+        if k <= len(ranking):
+            top = {(layer, h) for layer, h, _ in ranking[:k]}
+            out[f"overlap@{k}"] = len(top & set(heads[:k])) / k
+    ablation = _held_out_ablation(lm, evaluate, ranking, top_k)
+    es_exact = {a["k"]: a["es"] for a in (exact or {}).get("ablation", [])}
+    for a in ablation:
+        if a["k"] in es_exact:
+            a["es_exact"] = es_exact[a["k"]]
+    return {**out, "ablation": ablation}
+
+
+def heads_atp_note(heads_atp: dict) -> str:
+    """One line: the estimate's ranking against the exact one, and the held-out ES of each."""
+    if "error" in heads_atp:
+        return f"heads by attribution patching: {heads_atp['error']}"
+    if not heads_atp.get("ablation"):
+        return "heads by attribution patching: too few records to choose and evaluate"
+    rho = heads_atp.get("spearman")
+    parts = [f"heads ranked by attribution patching on the even records (Spearman with the exact ablation "
+             f"ranking {'—' if rho is None else f'{rho:+.2f}'}"]
+    parts[0] += "".join(f", top-{k} overlap {heads_atp[f'overlap@{k}']:.0%}" for k in TOP_K
+                        if f"overlap@{k}" in heads_atp) + "): held-out ES"
+    parts += [f"top{a['k']} {a['es']:.2f}" + (f" (exact ranking {a['es_exact']:.2f})" if "es_exact" in a else "")
+              for a in heads_atp["ablation"] if a["k"]]
+    return parts[0] + " " + ", ".join(parts[1:])
 
 
 _STORE_FN = "engine.hijack.trace:record"  # the job-store name of one record's trace
@@ -161,6 +222,7 @@ def dataset_trace(lm, records: Sequence, scheme: str, n: int, template: str | No
            "skipped": skipped, "all": summarise(done), "flipped": summarise([t for t in done if t.hijacked.flipped]),
            "heads": held_out_heads(lm, done), "ablation": "zero",
            "resumed_records": (store.hits - hits) if store is not None else 0}
+    out["heads_atp"] = held_out_heads_atp(lm, done, out["heads"])
     if template is not None:
         out["template"] = template
     if per_record:
@@ -233,13 +295,15 @@ def _mechanism_job(spec: dict) -> dict:
     traces, skipped = trace_all(lm, records, spec["scheme"], spec["n"], window=spec["window"],
                                 ctx=current_context())
     heads = held_out_heads(lm, traces)
+    heads_atp = held_out_heads_atp(lm, traces, heads)
     row = mechanism_row(spec["model"], spec["scheme"], traces, heads)
     row["skipped"] = len(skipped)
     summary = summarise(traces)
     curves = {m: [c["mean"] for c in summary["layers"][m]["logit_diff"]] for m in RULE_MEASURES}
     curves["hijacked"] = summary["hijacked"]["logit_diff"]["mean"]
     curves["clean"] = summary["clean"]["logit_diff"]["mean"]
-    return {"row": row, "curves": curves, "ranking": heads.get("ranking", [])[:10]}
+    return {"row": row, "curves": curves, "ranking": heads.get("ranking", [])[:10],
+            "atp_note": heads_atp_note(heads_atp)}
 
 
 def run_hijack_mechanism(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
@@ -277,4 +341,6 @@ def run_hijack_mechanism(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResul
     for r in res:
         top = ", ".join(f"L{h['layer']}H{h['head']} (+{h['rise']:.2f})" for h in r["ranking"][:5])
         notes.append(f"{r['row']['model']} {r['row']['scheme']}: top heads by ablation rise (even records): {top}")
+        if "atp_note" in r:  # beside the rule, which reads the exact ranking only
+            notes.append(f"{r['row']['model']} {r['row']['scheme']}: {r['atp_note']}")
     return SPECS["hijack-mechanism"].result(grid, rows, curves, t.seconds, notes=notes)

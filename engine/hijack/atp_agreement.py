@@ -17,6 +17,9 @@ block × head). Per family:
   almost no gradient, the known way attribution patching fails (Kramár et al. 2024). A miss at
   high entropy points elsewhere (cancellation of direct and indirect paths, or the curvature a
   large restore has).
+
+Where the live Trace view marks a component as missed (``disagrees``): an estimated effect more than
+``max(DISAGREE_ABS, DISAGREE_REL · |exact|)`` from the exact one, on the ``logit_diff`` effects.
 """
 
 from __future__ import annotations
@@ -28,6 +31,34 @@ from engine.hijack.measures import KNOCKOUTS, RESTORE_KINDS, knockout_measure
 
 KS = (5, 10)
 MISSES = 3
+#: The disagreement rule (``disagrees``): |exact − estimate| > max(DISAGREE_ABS, DISAGREE_REL · |exact|).
+DISAGREE_ABS = 0.5
+DISAGREE_REL = 0.25
+DISAGREE_RULE = f"|exact − estimate| > max({DISAGREE_ABS}, {DISAGREE_REL:.0%} of |exact|) on logit_diff effects"
+
+
+def disagrees(exact: float, estimate: float) -> bool:
+    """Whether an estimated effect misses the exact one beyond the stated rule (``DISAGREE_RULE``)."""
+    return abs(exact - estimate) > max(DISAGREE_ABS, DISAGREE_REL * abs(exact))
+
+
+def disagreements(exact: dict, estimate: dict) -> list[dict]:
+    """Every component (of every family) where ``estimate`` disagrees with ``exact`` (both
+    ``Trace.to_dict`` JSON) by ``disagrees``: family, component, block, index (position index among
+    the aligned ones, head, or -1 for a knockout), exact and estimated effect."""
+    ex, es = _effects(exact), _effects(estimate)
+    out = []
+    for name, rows in ex.items():
+        for (component, (block, index), a), (_, _, b) in zip(rows, es[name]):
+            if disagrees(a, b):
+                out.append({"family": name, "component": component, "block": block, "index": index,
+                            "exact": a, "estimate": b})
+    return out
+
+
+def n_components(d: dict) -> int:
+    """How many components ``disagreements`` compares in a trace's JSON."""
+    return sum(len(rows) for rows in _effects(d).values())
 
 
 def attention_entropy(lm, pair) -> list[list[dict]]:

@@ -1,4 +1,5 @@
-"""The hijack panel's model-thread jobs: a sweep of n for one record, an ES evaluation, a causal trace.
+"""The hijack panel's model-thread jobs: a sweep of n for one record, an ES evaluation, a causal trace
+and its attribution-patching estimate.
 
 Each is a module-level function ``fn(lm, ctx, *args)``. The app asks for one by name, as a
 ``ModelJob(fn, args, kwargs)`` (``lca_tui.messages.ModelJobWanted``), and its model thread runs it with
@@ -73,3 +74,19 @@ def trace(lm, ctx: JobContext, prompt, prepend, target_true, target_false, menti
 
     pair = prepare(lm, prompt, prepend, target_true, target_false, mention)
     return run(lm, pair, window=window, ctx=ctx, chunk=APP_TRACE_CHUNK)
+
+
+def atp_trace(lm, ctx: JobContext, prompt, prepend, target_true, target_false, mention=None, window=None):
+    """The attribution-patching estimate of ``trace``'s result (``engine.hijack.atp``: a ``Trace`` of the
+    same shape), for the Trace view to draw at once while the exact trace runs. Two forwards and one
+    backward with no break between them; it pauses (a waiting probe is answered) before it starts and
+    a cancel raises ``Cancelled`` there and after it."""
+    from engine.hijack.atp import atp
+    from engine.hijack.trace import prepare
+
+    pair = prepare(lm, prompt, prepend, target_true, target_false, mention)
+    ctx.pause()
+    ctx.check()
+    est = atp(lm, pair, window=window)
+    ctx.check()
+    return est.trace

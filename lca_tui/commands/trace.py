@@ -55,7 +55,8 @@ def add_parser(sub):
     p.add_argument("--no-save", action="store_true", help="do not record the trace in the session")
     p.add_argument("--json", action="store_true", help=(
         'one prompt: {"clean", "hijacked": {"p_true", "p_false", "logit_diff"}, "layers": [{"restore_last", '
-        '"knockout", ...}], "heads": [[{"dla", "ablated"}]], ...}; --dataset: {"all", "flipped", "heads", ...}'))
+        '"knockout", ...}], "heads": [[{"dla", "ablated"}]], ...}; --dataset: {"all", "flipped", "heads", '
+        '"heads_atp", ...}'))
     return p
 
 
@@ -269,3 +270,7 @@ def _print_dataset(data: dict, console) -> None:
         console.print(f"top {a['k']:>2} heads ablated (held-out {data['heads']['evaluated_on']} records): "
                       f"ES {a['es']:.3f} (none {a['es_none']:.3f}), up {a['up']} down {a['down']}, "
                       f"sign-test p = {a['sign_p']:.3g}")
+    if data.get("heads_atp"):
+        from engine.experiments.mechanism import heads_atp_note
+
+        console.print(heads_atp_note(data["heads_atp"]), markup=False)

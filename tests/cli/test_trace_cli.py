@@ -66,7 +66,7 @@ def test_dataset_trace_resumes_from_the_store(capsys, tiny_lm_dir, tmp_path):
     captured = capsys.readouterr()
     again = json.loads(captured.out)
     assert again["resumed_records"] == 3 and "took 3 of 4 records from the store" in captured.err
-    for key in ("all", "flipped", "heads", "records"):
+    for key in ("all", "flipped", "heads", "heads_atp", "records"):
         assert again[key] == first[key]  # read back = computed
 
 
@@ -81,6 +81,10 @@ def test_dataset_json(capsys, tiny_lm_dir, tmp_path):
     assert set(data["all"]["layers"]["knockout_mentions_window"]["logit_diff"][0]) == {"mean", "lo", "hi", "n"}
     assert data["heads"]["chosen_on"] == 2 and data["heads"]["evaluated_on"] == 2
     assert [a["k"] for a in data["heads"]["ablation"]] == [0, 1, 3]  # 4 heads: k = 10 does not fit
+    assert [a["k"] for a in data["heads_atp"]["ablation"]] == [0, 1, 3] and data["heads_atp"]["method"] == "atp"
+    rc = main(["trace", "--model", str(tiny_lm_dir), "--dataset", str(path), "--scheme", "not-think", "--n", "2",
+               "--window", "1", "--no-save"])
+    assert rc == 0 and "heads ranked by attribution patching" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -119,3 +119,32 @@ def test_tiny_grid_runs_on_the_embedded_model(smollm):
     assert row["records"] + row["skipped"] == 4 and row["evaluated_on"] == row["records"] // 2
     assert set(res.curves) == {f"smollm2-135m not-think {m}" for m in
                                ("knockout_mentions_window", "knockout_rest_window", "restore_last")}
+    assert any("ranked by attribution patching" in n and "held-out ES top1" in n for n in res.notes)
+
+
+def test_heads_ranked_by_the_estimate_are_ablated_on_the_odd_records(tiny):
+    from engine.hijack import trace_reference as R
+    from engine.hijack.atp import atp
+
+    traces, _ = mechanism.trace_all(tiny, _records(), "not-think", 2, window=1)
+    exact = mechanism.held_out_heads(tiny, traces, top_k=(1, 3))
+    got = mechanism.held_out_heads_atp(tiny, traces, exact, top_k=(1, 3))
+    assert got["chosen_on"] == 3 and got["evaluated_on"] == 2 and got["method"] == "atp"
+    ranking = mechanism.rank_heads([atp(tiny, t.pair, window=1).trace for t in traces[0::2]])
+    assert [(r["layer"], r["head"]) for r in got["ranking"]] == [(a, b) for a, b, _ in ranking[:3]]
+    top_exact = {(r["layer"], r["head"]) for r in exact["ranking"][:3]}
+    assert got["overlap@3"] == len(top_exact & {(a, b) for a, b, _ in ranking[:3]}) / 3
+    assert got["spearman"] is None or -1 <= got["spearman"] <= 1
+    none, top1, top3 = got["ablation"]
+    assert none["es"] == exact["ablation"][0]["es"] and none["es_exact"] == none["es"]
+    assert top3["heads"] == [list(h[:2]) for h in ranking[:3]] and top3["es_exact"] == exact["ablation"][2]["es"]
+    plain = [R.zero_heads(tiny, t.pair, [tuple(h) for h in top3["heads"]]) for t in traces[1::2]]
+    assert top3["es"] == sum(m.flipped for m in plain) / 2
+    note = mechanism.heads_atp_note(got)
+    assert "attribution patching" in note and f"top3 {top3['es']:.2f} (exact ranking {top3['es_exact']:.2f})" in note
+
+
+def test_dataset_trace_has_heads_atp(tiny):
+    out = mechanism.dataset_trace(tiny, _records()[:4], "not-think", 1, window=1)
+    assert out["heads_atp"]["chosen_on"] == 2 and out["heads_atp"]["ablation"]
+    assert out["heads_atp"]["ablation"][-1]["es_exact"] == out["heads"]["ablation"][-1]["es"]

@@ -300,3 +300,26 @@ def test_agreement_measures():
     assert spearman([1, 1, 1], [1, 2, 3]) is None
     assert recall_at([5, -4, 0.1, 0.2], [-6, 0.3, 3, 0], 2) == 0.5
     assert recall_at([1, 2], [1, 2], 5) is None
+
+
+def test_disagreement_rule_and_the_components_it_marks(family_dir, one_torch_thread):
+    import copy as _copy
+
+    from engine.hijack.atp_agreement import disagreements, disagrees, n_components
+
+    assert not disagrees(0.1, 0.55)  # within the 0.5 floor
+    assert disagrees(0.1, 0.65)
+    assert not disagrees(4.0, 4.99)  # within 25% of |exact|
+    assert disagrees(-4.0, -2.9)
+    lm = _load(family_dir, "llama")
+    pair = _prepare(lm)
+    e = T.trace(lm, pair, window=WINDOW).to_dict()
+    assert disagreements(e, e) == []
+    moved = _copy.deepcopy(e)
+    moved["heads"][1][0]["ablated"]["logit_diff"] += 10.0
+    moved["layers"][0]["restore"]["attn"][-1]["logit_diff"] -= 10.0
+    got = disagreements(e, moved)
+    assert {(d["family"], d["block"], d["index"]) for d in got} == {
+        ("heads", 1, 0), ("restore_attn", 0, len(pair.positions) - 1)}
+    n = lm.n_layers
+    assert n_components(e) == n * (3 * len(pair.positions) + 6) + sum(len(r) for r in e["heads"])

@@ -4,6 +4,14 @@ prepended text, and the clean prompt is the record's prompt alone. The probe kee
 trace is asked for once the probe of the same text has been answered, the model thread answers
 newer probes between the trace's batched forwards, and a stale trace is cancelled.
 
+Live: two jobs are asked for at once, in this order: the attribution-patching estimate
+(``jobs.atp_trace``: two forwards and one backward, drawn at once and marked "estimate (attribution
+patching)" in the info line and the titles) and the exact trace (``jobs.trace``), which replaces it.
+Once both are in, the components where the estimate missed (``atp_agreement.disagrees``: the stated
+rule ``DISAGREE_RULE``) are counted in the info line and marked per block in the table's ≠ column.
+An answer to a job this view no longer waits for (cancelled, stale, or an estimate arriving after
+the exact trace of the same prompt) never replaces what is shown.
+
 ``k`` (this view's binding) shows the view and cycles what it draws: the curves per block
 (restore_last and the knockouts, with the clean and hijacked levels), the layer × position heat maps
 of the restores (residual stream, attention output, MLP output), the layer × head grid of zero
@@ -19,6 +27,7 @@ from textual.binding import Binding
 from textual.widgets import ContentSwitcher, DataTable, Static
 
 from engine.hijack import measures
+from engine.hijack.atp_agreement import DISAGREE_RULE, disagreements, n_components
 from lca_tui import instrument
 from lca_tui.messages import CancelModelJob, JobFinished, ModelJobWanted, RecordResult
 from lca_tui.panels.hijack.views.base import ProbeContext, View
@@ -31,6 +40,10 @@ MODES = ("curves", "resid", "attn", "mlp", "heads", "table")
 _KIND = {"resid": "residual stream", "attn": "attention output", "mlp": "MLP output"}
 #: The curves (``engine.hijack.measures.CURVES``): logit(true) − logit(false) per block.
 CURVES = measures.CURVES
+CURVE_TITLE = "logit(true) − logit(false) per block · k: heat maps, heads, table"
+ESTIMATE = "estimate (attribution patching)"
+#: The table's short names of the families (``atp_agreement``) in its ≠ column.
+_SHORT = {"restore_resid": "resid", "restore_attn": "attn", "restore_mlp": "mlp", "heads": "heads"}
 
 
 def pair_args(rec, scheme: str, prompt: str) -> tuple[tuple, str | None]:
@@ -57,15 +70,19 @@ class TraceView(View):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.mode = "curves"
-        self.job: int | None = None
+        self.job: int | None = None  # the exact trace asked for
+        self.est_job: int | None = None  # its estimate (attribution patching)
         self.asked: tuple | None = None
-        self.result = None
+        self.result = None  # the trace shown: the exact one, or its estimate while that runs
+        self.estimated = False  # ``result`` is the estimate
+        self.estimate = None  # the estimate of the prompt asked for, kept to mark the exact trace's misses
+        self.misses: list[dict] | None = None  # ``atp_agreement.disagreements`` of the shown exact trace
+        self.compared = 0  # how many components they compared
 
     def compose(self) -> ComposeResult:
         yield Static("", id="trace-info", classes="hint")
         with ContentSwitcher(initial="trace-curve", id="trace-switcher"):
-            yield LiveCurve(title="logit(true) − logit(false) per block · k: heat maps, heads, table",
-                            xlabel="block", ylabel="logit diff", id="trace-curve")
+            yield LiveCurve(title=CURVE_TITLE, xlabel="block", ylabel="logit diff", id="trace-curve")
             yield Heatmap(id="trace-map", stretch=True)
             yield DataTable(id="trace-table", zebra_stripes=True)
 
@@ -79,33 +96,71 @@ class TraceView(View):
         if key == self.asked:
             return
         self.asked = key
-        self.cancel()
+        self._cancel_jobs()
         if why:
             self.info(why)
             return
         from engine.hijack import jobs
 
-        req = ModelJobWanted(jobs.ModelJob(jobs.trace, args), reply_to=self, meta={"prompt": args[1] + args[0]})
-        self.job = req.job_id
+        meta = {"prompt": args[1] + args[0]}
+        est = ModelJobWanted(jobs.ModelJob(jobs.atp_trace, args), reply_to=self, meta=meta)
+        req = ModelJobWanted(jobs.ModelJob(jobs.trace, args), reply_to=self, meta=meta)
+        self.est_job, self.job, self.estimate = est.job_id, req.job_id, None
+        self.ask(est)  # queued first: the model thread runs it first
         self.ask(req)
-        self.info("tracing… (restores, knockouts and heads at every block; the probe keeps priority)")
+        self.info("tracing… (an estimate first, then the exact restores, knockouts and heads at every block; "
+                  "the probe keeps priority)")
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.ask(CancelModelJob(self.job))
-            self.job = None
+        """Cancel the estimate and the exact trace (the panel's ``c``); a shown estimate says it stays alone."""
+        running = self.job is not None
+        self._cancel_jobs()
+        if running and self.estimated and self.result is not None:
+            self.draw(self.result)
+
+    def _cancel_jobs(self) -> None:
+        for job in (self.est_job, self.job):
+            if job is not None:
+                self.ask(CancelModelJob(job))
+        self.job = self.est_job = None
 
     def on_job_finished(self, msg: JobFinished) -> None:
-        """The answer to a trace this view asked for (it bubbles on to the panel and the app)."""
+        """The answer to a trace or an estimate this view asked for (it bubbles on to the panel and the
+        app); any other answer (stale, cancelled) changes nothing here."""
+        if msg.job_id == self.est_job:
+            self.est_job = None
+            if msg.cancelled or msg.error or msg.result is None:
+                return  # the exact trace is still coming (or has failed and said so)
+            self.estimate = msg.result
+            if self.job is not None:  # the exact trace still runs: show the estimate meanwhile
+                self.result, self.estimated, self.misses = msg.result, True, None
+                self.draw(msg.result)
+                instrument.trace_drawn(msg.result.pair.prepend + msg.result.pair.prompt, estimate=True)
+            elif self.result is not None and not self.estimated and self.result.pair.ids == msg.result.pair.ids:
+                self._compare(self.result)  # late: it only marks the exact trace's misses
+                self.draw(self.result)
+            return
         if msg.job_id != self.job:  # a stale trace, cancelled
             return
         self.job = None
         if msg.error:
             self.info(f"[b]trace failed:[/b] {msg.error}")
-        elif msg.result is not None:
-            self.result = msg.result
+        elif msg.cancelled or msg.result is None:
+            if self.estimated:  # the estimate stays, said to be alone
+                self.draw(self.result)
+        else:
+            self.result, self.estimated = msg.result, False
+            self._compare(msg.result)
             self.draw(msg.result)
             instrument.trace_drawn(msg.result.pair.prepend + msg.result.pair.prompt)  # off by default
+
+    def _compare(self, tr) -> None:
+        """The exact trace ``tr``'s components that its estimate missed (none without an estimate)."""
+        self.misses, self.compared = None, 0
+        if self.estimate is not None and self.estimate.pair.ids == tr.pair.ids:
+            exact = tr.to_dict()
+            self.misses = disagreements(exact, self.estimate.to_dict())
+            self.compared = n_components(exact)
 
     def info(self, text: str) -> None:
         self.query_one("#trace-info", Static).update(text)
@@ -114,6 +169,10 @@ class TraceView(View):
         """Record the shown trace in the session (False when there is none)."""
         if self.result is None:
             return False
+        if self.estimated:  # the session keeps exact traces only
+            self.notify("the exact trace is still running: pin it once it replaces the estimate",
+                        severity="warning")
+            return True
         self.ask(RecordResult.of(PinnedTrace(self.result)))
         return True
 
@@ -127,7 +186,7 @@ class TraceView(View):
     def draw(self, tr) -> None:
         p = tr.pair
         t_true, t_false = visible_token(p.target_true), visible_token(p.target_false)
-        self.info(f"{t_true} vs {t_false} · clean: {pct(tr.clean.p_true)} / {pct(tr.clean.p_false)}, "
+        self.info(f"{self._method()}{t_true} vs {t_false} · clean: {pct(tr.clean.p_true)} / {pct(tr.clean.p_false)}, "
                   f"logit diff {tr.clean.logit_diff:+.2f} · hijacked: {pct(tr.hijacked.p_true)} / "
                   f"{pct(tr.hijacked.p_false)}, {tr.hijacked.logit_diff:+.2f} · {len(p.ids)} tokens, "
                   f"{sum(p.mentions)} mention tokens · [b]{self.mode}[/b] (k)\n"
@@ -145,6 +204,7 @@ class TraceView(View):
 
     def _curves(self, tr) -> None:
         c = self.query_one("#trace-curve", LiveCurve)
+        c.title = f"{ESTIMATE} · {CURVE_TITLE}" if self.estimated else CURVE_TITLE
         c.clear()
         blocks = list(range(tr.n_layers))
         for spec in CURVES:
@@ -158,8 +218,8 @@ class TraceView(View):
         if self.mode == "heads":
             grid = [[m.logit_diff - tr.hijacked.logit_diff for m in row] for row in tr.heads]
             hm.set_matrix(grid, diverging=True, row_labels=rows, col_labels=[str(h) for h in range(len(grid[0]))],
-                          title="rise of logit diff when one head is zero-ablated at the last position · "
-                                "blocks × heads")
+                          title=self._title_prefix() + "rise of logit diff when one head is zero-ablated at the "
+                                                       "last position · blocks × heads")
             return
         # the prompt positions with no agreeing clean token come first, as blank (grey) columns
         gap = [math.nan] * len(tr.pair.unaligned)
@@ -169,14 +229,20 @@ class TraceView(View):
         cols += [visible_token(tr.pair.tokens[h]) for h, _ in tr.pair.positions]
         blank = " · blank: not restored (another token in the clean prompt)" if gap else ""
         hm.set_matrix(grid, vmin=lo, vmax=hi, row_labels=rows, col_labels=cols,
-                      title=f"logit diff with the clean {_KIND[self.mode]} restored · blocks × prompt tokens "
+                      title=f"{self._title_prefix()}logit diff with the clean {_KIND[self.mode]} restored · "
+                            f"blocks × prompt tokens "
                             f"(hijacked {tr.hijacked.logit_diff:+.2f} → clean {tr.clean.logit_diff:+.2f}){blank}")
 
     def _table(self, tr) -> None:
         t = self.query_one("#trace-table", DataTable)
         t.clear(columns=True)
         t.add_columns("block", "restore_last P(t)/P(f)", "ld", "knockout ld", "mentions ld", "rest ld",
-                      f"all ±{tr.window // 2} ld", "dla attn", "dla mlp", "top head")
+                      f"all ±{tr.window // 2} ld", "dla attn", "dla mlp", "top head", "≠")
+        missed: dict[int, dict[str, int]] = {}
+        for d in self.misses or ():
+            fam = _SHORT.get(d["family"], d["family"].removeprefix("knockout_").replace("knockout", "all"))
+            missed.setdefault(d["block"], {}).setdefault(fam, 0)
+            missed[d["block"]][fam] += 1
         for i in range(tr.n_layers):
             r = tr.restore_last()[i]
             heads = tr.heads[i]
@@ -184,7 +250,21 @@ class TraceView(View):
             head = "—" if top is None else f"{top} {heads[top].logit_diff - tr.hijacked.logit_diff:+.2f}"
             t.add_row(str(i), f"{pct(r.p_true)} / {pct(r.p_false)}", _ld(r.logit_diff),
                       *(_ld(tr.knockout[v][i].logit_diff) for v in ("all", "mentions", "rest", "window")),
-                      _ld(tr.dla["attn"][i]), _ld(tr.dla["mlp"][i]), head)
+                      _ld(tr.dla["attn"][i]), _ld(tr.dla["mlp"][i]), head,
+                      " ".join(f"{f} {n}" if n > 1 else f for f, n in missed.get(i, {}).items()))
+
+    def _method(self) -> str:
+        """The info line's start: the estimate marked, or the exact trace's misses by its estimate."""
+        if self.estimated:
+            state = "exact trace running…" if self.job is not None else "the exact trace was cancelled"
+            return f"[b reverse] {ESTIMATE} [/b reverse] {state} · "
+        if self.misses is None:
+            return ""
+        return (f"estimate missed {len(self.misses)} of {self.compared} components "
+                f"({escape(DISAGREE_RULE)}; ≠ in the table) · ")
+
+    def _title_prefix(self) -> str:
+        return f"{ESTIMATE} · " if self.estimated else ""
 
 
 def _ld(x: float) -> str:
