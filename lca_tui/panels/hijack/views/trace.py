@@ -190,7 +190,7 @@ class TraceView(View):
                   f"logit diff {tr.clean.logit_diff:+.2f} · hijacked: {pct(tr.hijacked.p_true)} / "
                   f"{pct(tr.hijacked.p_false)}, {tr.hijacked.logit_diff:+.2f} · {len(p.ids)} tokens, "
                   f"{sum(p.mentions)} mention tokens · [b]{self.mode}[/b] (k)\n"
-                  f"[dim]{escape(tr.positions_note(short=True))}[/dim]")
+                  f"[dim]{escape(self._note(tr))}[/dim]")
         sw = self.query_one("#trace-switcher", ContentSwitcher)
         if self.mode == "curves":
             sw.current = "trace-curve"
@@ -260,8 +260,14 @@ class TraceView(View):
             return f"[b reverse] {ESTIMATE} [/b reverse] {state} · "
         if self.misses is None:
             return ""
-        return (f"estimate missed {len(self.misses)} of {self.compared} components "
-                f"({escape(DISAGREE_RULE)}; ≠ in the table) · ")
+        return f"estimate missed {len(self.misses)}/{self.compared} (≠ in the table) · "
+
+    def _note(self, tr) -> str:
+        """The info line's last line: in the table, the rule behind its ≠ marks; elsewhere, which positions
+        the knockouts kept and which were not restored."""
+        if self.mode == "table" and self.misses is not None:
+            return f"≠: {DISAGREE_RULE}"
+        return tr.positions_note(short=True)
 
     def _title_prefix(self) -> str:
         return f"{ESTIMATE} · " if self.estimated else ""
