@@ -101,7 +101,7 @@ SPECS: dict[str, ExperimentSpec] = {s.name: s for s in [
     ExperimentSpec(
         name="hijack-repair", module="repair",
         title="What undoes the hijack: defenses chosen on half the records, scored on the other half",
-        figure="beyond the paper (Sec. 5's associative memory, tested by intervention)",
+        figure="beyond the paper",
         chart=Chart("alpha", "ES on the evaluation half", ylim=_ACC),
         uses_lm=True,
         claim=("The paper's associative-memory account reads the hijack as the last position's attention "
