@@ -6,7 +6,8 @@ records, batch and scoring (whole target); goal: each defended sweep within 1.5x
 
 The defenses' settings are fixed here (no selection is timed): heads L23H1, L11H5, L29H0 at α = 0 (the
 top three of the tiny grid's selection), attention in every block at α = 0.1, contrastive at α = 1,
-steer at the middle block at α = 1 with v from the first 4 records.
+steer at the middle block at α = 1 with v from the first 4 records. The sweeps are interleaved (each repeat
+times the plain one, then every defended one) and each time is the median over the repeats.
 
 Usage: ``.venv/bin/python bench/bench_repair.py [--model M] [--limit 32] [--repeats 3] [--threads N]``.
 Writes ``bench/results/repair.json``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -63,18 +65,28 @@ def main() -> int:
         return efficacy_curve(lm, records, "not-think", N_MAX, scoring="whole", batch_size=args.batch_size)
 
     plain()  # warm-up
-    plain_s, base = timed(plain, args.repeats)
+    runs = [("plain", plain)] + [(d.name, lambda d=d: defended_curve(lm, records, "not-think", N_MAX, d, scoring="whole",
+                                                                      batch_size=args.batch_size)) for d in defenses]
+    times: dict[str, list[float]] = {name: [] for name, _ in runs}
+    curves = {}
+    for _ in range(args.repeats):  # interleaved: a change of load on the shared cores hits every sweep alike
+        for name, fn in runs:
+            s, curves[name] = timed(fn, 1)
+            times[name].append(s)
+    plain_s = statistics.median(times["plain"])
+    base = curves["plain"]
     res = {**machine(" ".join(sys.argv)), "model": lm.name, "records": len(records), "n_max": N_MAX,
            "batch_size": args.batch_size, "threads": torch.get_num_threads(), "repeats": args.repeats,
-           "goal": GOAL, "plain_s": plain_s, "plain_es": [p.es for p in base.curve], "defenses": []}
+           "goal": GOAL, "plain_s": plain_s, "plain_times": times["plain"], "plain_es": [p.es for p in base.curve],
+           "defenses": []}
     print(f"{lm.name}, {len(records)} records, n = 0..{N_MAX}, batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads: plain sweep {plain_s:.2f} s, ES {[round(p.es, 3) for p in base.curve]}")
     for d in defenses:
-        s, got = timed(lambda d=d: defended_curve(lm, records, "not-think", N_MAX, d, scoring="whole",
-                                                  batch_size=args.batch_size), args.repeats)
+        s = statistics.median(times[d.name])
         ratio = s / plain_s
-        res["defenses"].append({"name": d.name, "params": d.params, "seconds": s, "ratio": ratio,
-                                "es": [p.es for p in got.curve]})
+        got = curves[d.name]
+        res["defenses"].append({"name": d.name, "params": d.params, "seconds": s, "times": times[d.name],
+                                "ratio": ratio, "es": [p.es for p in got.curve]})
         print(f"  {d.name:12s} {s:6.2f} s  {ratio:.2f}x plain (goal <= {GOAL}x: {'met' if ratio <= GOAL else 'not met'})"
               f"  ES {[round(p.es, 3) for p in got.curve]}")
     res["load_before"], res["load_after"] = load0, os.getloadavg()
