@@ -15,6 +15,7 @@ Registry API (importing this module does not import torch):
         ctx=None) -> ExperimentResult     (ctx: an engine.job_context.JobContext; progress counts jobs)
 
 Families: ``hijack`` (hijack-curves), ``mechanism`` (hijack-mechanism: the causal trace over records),
+``repair`` (hijack-repair: defenses chosen on half the records, scored on the other half),
 ``value`` (value-matrix, value-swap, value-angles), ``embedding`` (embedding-dim, embedding-geometry,
 spectrum), ``attention`` (attention-cluster),
 ``context`` (context-mixing, context-length), ``theory`` (theorem1, lemma2, theorem3, theorem4, lemma5,

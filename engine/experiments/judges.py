@@ -550,6 +550,72 @@ def judge_hijack_mechanism(rows: Sequence[dict]) -> Judgement:
     return _verdict(reasons, effects, fails=bad, holds=ok)
 
 
+# ----------------------------------------------------------------------------------- hijack-repair
+#: The largest fall of clean or reverse accuracy a repairing defense may cost (fixed before the first run).
+REPAIR_COST = 0.05
+#: The ceiling, reported beside the defenses but not one of them for the verdict.
+REPAIR_CEILING = "drop-context"
+
+RULES["hijack-repair"] = (
+    "fixed before the first run; per (model, scheme, defense) row, chosen on the records at even positions and "
+    "scored on those at odd positions (engine.hijack.repair): D = ES(n) − ES(0) undefended on the odd records (the "
+    "hijack's rise, whole-target ES); drop = the mean per-record fall of the hijack (0/1, undefended − defended at "
+    "n) with its 95% t CI; clean fall and reverse fall = the mean per-record fall of accuracy at n = 0 and under the "
+    "matching reverse scheme at n (0/1, undefended − defended) with their 95% t CIs (paired by record). A row "
+    "repairs if D > 0, drop >= D/2, the drop's CI lower bound > 0 and the clean and reverse falls' CI upper bounds "
+    "are < 0.05 (a scheme without a reverse scheme: the clean fall alone); it does not repair if the drop's CI "
+    "upper bound < D/4 or the clean or reverse fall's mean > 0.05; otherwise (D <= 0: no hijack to undo, or in "
+    "between) it is undecided. drop-context (the question alone) is the ceiling and does not count. Holds if some "
+    "defense other than drop-context repairs in every (model, scheme) row of the grid (on every model); does not "
+    "hold if no defense other than drop-context repairs in any row while some row has D > 0 (a hijack to undo); "
+    "inconclusive otherwise (in particular when no row has D > 0)")
+
+
+def repair_state(r: dict, cost: float = REPAIR_COST) -> str:
+    """"repairs", "does not" or "undecided": one ``hijack-repair`` row under ``RULES["hijack-repair"]``."""
+    rise = r["es_before"] - r["es_zero"]
+    falls = [(r["clean_fall"], r["clean_fall_hi"])]
+    if r.get("reverse_fall") is not None:
+        falls.append((r["reverse_fall"], r["reverse_fall_hi"]))
+    cheap = all(math.isfinite(hi) and hi < cost for _, hi in falls)
+    dear = any(m > cost for m, _ in falls)
+    lo, hi = r["drop_lo"], r["drop_hi"]
+    if rise > 0 and r["drop"] >= rise / 2 and math.isfinite(lo) and lo > 0 and cheap:
+        return "repairs"
+    if (math.isfinite(hi) and hi < rise / 4) or dear:
+        return "does not"
+    return "undecided"
+
+
+def judge_hijack_repair(rows: Sequence[dict]) -> Judgement:
+    if not rows:
+        return Judgement(UNSURE, ("no rows",))
+    reasons, effects = [], []
+    cells = sorted({(r["model"], r["scheme"]) for r in rows})
+    repaired: dict[str, set] = {}
+    for r in rows:
+        n = int(r.get("evaluated_on") or 0)
+        tag = f"{r['model']} {r['scheme']} {r['defense']}"
+        d = Effect(f"{tag} ES drop", r["drop"], r["drop_lo"], r["drop_hi"], n)
+        c = Effect(f"{tag} clean accuracy fall", r["clean_fall"], r["clean_fall_lo"], r["clean_fall_hi"], n)
+        effects += [d, c]
+        state = repair_state(r)
+        rev = ("" if r.get("reverse_fall") is None else
+               f"; reverse accuracy fall {_f(r['reverse_fall'])} (CI upper {_f(r['reverse_fall_hi'])})")
+        reasons.append(f"{tag} (α = {_f(r['alpha'], 3)}): D = ES(n) − ES(0) = {_f(r['es_before'])} − "
+                       f"{_f(r['es_zero'])} = {_f(r['es_before'] - r['es_zero'])}; {d.text()}; {c.text()}{rev}: "
+                       f"{state}" + (" (the ceiling, not counted)" if r["defense"] == REPAIR_CEILING else ""))
+        if state == "repairs" and r["defense"] != REPAIR_CEILING:
+            repaired.setdefault(r["defense"], set()).add((r["model"], r["scheme"]))
+    everywhere = sorted(name for name, got in repaired.items() if got >= set(cells))
+    reasons.append("repairs in every (model, scheme) row: " + (", ".join(everywhere) or "none")
+                   + "; repairs somewhere: " + (", ".join(sorted(repaired)) or "none"))
+    hijacked = any(r["es_before"] - r["es_zero"] > 0 for r in rows)
+    if not hijacked:
+        reasons.append("no row has D > 0: no hijack to undo")
+    return _verdict(reasons, effects, fails=hijacked and not repaired, holds=bool(everywhere))
+
+
 # ----------------------------------------------------------------------------------- Sec. 5 checks
 RULES["theorem3"] = (
     "per configuration (W_V = I, ω = 1, N = all; seeds averaged): eq. 5.2 without the diagonal fitted over ALL "

@@ -99,6 +99,16 @@ SPECS: dict[str, ExperimentSpec] = {s.name: s for s in [
                "target's mentions are the clue: blocking the last position's attention to them (and only them) "
                "should undo most of the hijack, and a few heads should carry it.")),
     ExperimentSpec(
+        name="hijack-repair", module="repair",
+        title="What undoes the hijack: defenses chosen on half the records, scored on the other half",
+        figure="beyond the paper",
+        chart=Chart("alpha", "ES on the evaluation half", ylim=_ACC),
+        uses_lm=True,
+        claim=("The paper's associative-memory account reads the hijack as the last position's attention "
+               "gathering a misleading clue from the context; it predicts that cutting that attention to the "
+               "prepended clue (the attention or heads defense) undoes the hijack on records it was not tuned on, "
+               "without costing the answers a clean or a true-target context gives.")),
+    ExperimentSpec(
         name="value-matrix", module="value",
         title="Trained W_V vs W_V frozen at I",
         figure="Fig. 3a, C.1",

@@ -8,7 +8,9 @@ Per defense on the evaluation half: ES at n before → after, with the 95% t CI 
 newly hijacked); accuracy on the clean prompts (n = 0, P(true) > P(false)) before → after; accuracy under
 the matching reverse scheme at n (not-think → reverse-not-think, relation → reverse-relation; none for
 custom) before → after; the mean change of log P(true) at n; the frontier over the α grid
-([{alpha, es, clean_accuracy}]).
+([{alpha, es, clean_accuracy}]); ES at n = 0 undefended (``es_zero_before``: the hijack's rise is
+ES(n) − ES(0)); the paired falls of clean and reverse accuracy (``clean_fall``, ``reverse_fall``: per
+record before − after, {mean, lo, hi, n} with the 95% t CI), which the ``hijack-repair`` rule reads.
 
 Selection (unless the defense is given whole, e.g. from a file): ``heads`` ranks every head by the mean
 rise of the logit difference (true − false) when it alone is zero-ablated at the last position of the
@@ -81,7 +83,8 @@ def score(lm, records, scheme: str, n: int, defense: Defense, template: str | No
     clean = sorted((s for s in res.records if s.n == 0), key=lambda s: s.record_index)
     out = {"hijacked": [int(s.success) for s in at_n],
            "log_p_true": [math.log(s.p_true) if s.p_true > 0 else float("-inf") for s in at_n],
-           "clean_correct": [int(s.p_true > s.p_false) for s in clean], "reverse_correct": None}
+           "clean_correct": [int(s.p_true > s.p_false) for s in clean],
+           "clean_hijacked": [int(s.success) for s in clean], "reverse_correct": None}
     rev = REVERSE.get(scheme)
     if rev is not None:
         r = defended_curve(lm, records, rev, n, defense, scoring="whole", batch_size=batch_size, ctx=ctx)
@@ -196,4 +199,13 @@ def _entry(d: Defense, before: dict, after: dict, frontier: list) -> dict:
             "repaired": up, "newly_hijacked": down, "sign_p": sign_test_p(up, down),
             "clean_accuracy_before": before["clean_accuracy"], "clean_accuracy_after": after["clean_accuracy"],
             "reverse_accuracy_before": before["reverse_accuracy"], "reverse_accuracy_after": after["reverse_accuracy"],
-            "log_p_true_change": mean_ci(dlp), "frontier": frontier}
+            "log_p_true_change": mean_ci(dlp), "frontier": frontier,
+            "es_zero_before": sum(before["clean_hijacked"]) / len(before["clean_hijacked"]),
+            "clean_fall": _fall(before["clean_correct"], after["clean_correct"]),
+            "reverse_fall": (_fall(before["reverse_correct"], after["reverse_correct"])
+                             if before["reverse_correct"] is not None else None)}
+
+
+def _fall(before: Sequence[int], after: Sequence[int]) -> dict:
+    """The paired fall of a 0/1 correctness, before − after per record: {mean, lo, hi, n} (95% t CI)."""
+    return mean_ci([b - a for b, a in zip(before, after)])

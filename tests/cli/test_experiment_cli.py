@@ -22,7 +22,7 @@ def test_list_text_and_json(capsys):
     data = json.loads(capsys.readouterr().out)
     from engine import experiments as E
 
-    assert [e["name"] for e in data["experiments"]] == E.names() and len(E.names()) == 17
+    assert [e["name"] for e in data["experiments"]] == E.names() and len(E.names()) == 18
     assert all({"name", "title", "figure", "claim"} <= set(e) for e in data["experiments"])
 
 

@@ -11,7 +11,7 @@ from engine.experiments.grids import Grid
 from engine.experiments.results import ExperimentResult
 from engine.experiments.stats import mean_std, paired_gap, sign_test_p, spearman
 
-ALL = ["hijack-curves", "hijack-mechanism", "value-matrix", "value-swap", "value-angles", "embedding-dim", "embedding-geometry",
+ALL = ["hijack-curves", "hijack-mechanism", "hijack-repair", "value-matrix", "value-swap", "value-angles", "embedding-dim", "embedding-geometry",
        "spectrum", "attention-cluster", "context-mixing", "context-length", "theorem1", "lemma2",
        "theorem3", "theorem4", "lemma5", "lemma6"]
 

@@ -276,6 +276,11 @@ def test_repair_selects_on_even_and_scores_on_odd_records(load):
         assert keys <= set(d), d["name"]
         assert d["frontier"] and {"alpha", "es", "clean_accuracy"} <= set(d["frontier"][0])
         assert d["es_before"] - d["es_after"] == pytest.approx(d["es_drop"])
+        # what the hijack-repair rule reads: the paired falls and ES at n = 0 undefended
+        assert d["clean_fall"]["mean"] == pytest.approx(d["clean_accuracy_before"] - d["clean_accuracy_after"])
+        assert d["reverse_fall"]["mean"] == pytest.approx(d["reverse_accuracy_before"] - d["reverse_accuracy_after"])
+        assert d["clean_fall"]["n"] == len(out["evaluation"]) and 0 <= d["es_zero_before"] <= 1
+    assert len({d["es_zero_before"] for d in out["defenses"]}) == 1  # the undefended half, once
     heads = out["defenses"][0]
     assert len(heads["params"]["heads"]) == 3 and heads["params"]["alpha"] in (0.0, 0.25, 0.5)
     drop = out["defenses"][-1]
