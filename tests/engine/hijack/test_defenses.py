@@ -21,12 +21,13 @@ from engine.hijack.efficacy_plan import _plan
 from engine.hijack.schemes import hijack_prefix
 from engine.hijack.tolerance import tolerance
 from tests.engine.matrix.conftest import dtype_skip, logit_scale
+from tests.families import FAMILIES as ALL_FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 N = 2
 SCHEME = "not-think"
-FAMILIES = ("llama", "gpt2", "gemma3")
+FAMILIES = tuple(ALL_FAMILIES)  # every family the project claims (tests/families.py)
 WORST: dict = {}
 _LOADED: dict = {}
 
@@ -39,7 +40,7 @@ def records():
 def _cells():
     out = []
     for fam in FAMILIES:
-        for dtype in ("float32", "bfloat16"):
+        for dtype in ("float32", "bfloat16", "float16"):
             reason = dtype_skip(dtype)
             out.append(pytest.param((fam, dtype), id=f"{fam}-{dtype}",
                                     marks=[pytest.mark.skip(reason=reason)] if reason else []))
@@ -53,7 +54,8 @@ def load(family_dir):
     def get(cell):
         if cell not in _LOADED:
             fam, dtype = cell
-            _LOADED[cell] = load_lm(str(family_dir(fam)), device="cpu", dtype=dtype)
+            _LOADED[cell] = load_lm(str(family_dir(fam)), device="cpu", dtype=dtype,
+                                    attn_implementation="eager" if fam == "gemma2" else None)
         return _LOADED[cell]
 
     return get
@@ -66,6 +68,9 @@ def _parts(model):
     if hasattr(model, "transformer"):  # GPT-2
         blocks = list(model.transformer.h)
         return blocks, [b.attn for b in blocks], [b.attn.c_proj for b in blocks]
+    if hasattr(model, "gpt_neox"):  # GPT-NeoX
+        blocks = list(model.gpt_neox.layers)
+        return blocks, [b.attention for b in blocks], [b.attention.dense for b in blocks]
     blocks = list(model.model.layers)
     return blocks, [b.self_attn for b in blocks], [b.self_attn.o_proj for b in blocks]
 
