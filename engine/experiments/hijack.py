@@ -78,6 +78,26 @@ def _prepare_models(models) -> None:
             embedded_model_dir(str(name).strip().lower())
 
 
+def run_model_scheme_jobs(job, grid: Grid, extra: dict, ctx=None, jobs: int = 1) -> tuple[list, list]:
+    """The LLM experiments' one shape (hijack-mechanism, hijack-repair): one job per (model, scheme)
+    of the grid over the same records (``grid["dataset"]``, ``limit``, ``seed``), each spec carrying
+    the records, ``n``, the device and ``extra``; the embedded models converted first, the loaded
+    models dropped after. Returns (records, the jobs' results in spec order)."""
+    from engine.hijack.counterfact import load_counterfact
+    from engine.hijack.schemes import check_scheme
+
+    schemes = [check_scheme(s) for s in grid["schemes"]]
+    models = [str(m) for m in grid["models"]]
+    records = load_counterfact(grid["dataset"], limit=grid["limit"], seed=grid["seed"])
+    _prepare_models(models)
+    specs = [{"model": model, "scheme": scheme, "records": [r.to_dict() for r in records], "n": grid["n"],
+              **extra, "device": grid["device"]} for model in models for scheme in schemes]
+    try:
+        return records, run_jobs(job, specs, jobs=jobs, ctx=ctx)
+    finally:
+        _LM_CACHE.clear()
+
+
 def run_hijack_curves(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
     from engine.hijack.counterfact import load_counterfact
     from engine.hijack.efficacy_stream import tally_curve

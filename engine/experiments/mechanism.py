@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from engine.errors import UserError
 from engine.experiments.grids import Grid
-from engine.experiments.jobs import Timer, current_context, run_jobs
+from engine.experiments.jobs import Timer, current_context
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 from engine.experiments.stats import mean_ci, sign_test_p
@@ -307,21 +307,10 @@ def _mechanism_job(spec: dict) -> dict:
 
 
 def run_hijack_mechanism(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
-    from engine.experiments.hijack import _LM_CACHE, _prepare_models
-    from engine.hijack.counterfact import load_counterfact
-    from engine.hijack.schemes import check_scheme
+    from engine.experiments.hijack import run_model_scheme_jobs
 
     t = Timer()
-    schemes = [check_scheme(s) for s in grid["schemes"]]
-    models = [str(m) for m in grid["models"]]
-    records = load_counterfact(grid["dataset"], limit=grid["limit"], seed=grid["seed"])
-    _prepare_models(models)
-    specs = [{"model": model, "scheme": scheme, "records": [r.to_dict() for r in records], "n": grid["n"],
-              "window": grid["window"], "device": grid["device"]} for model in models for scheme in schemes]
-    try:
-        res = run_jobs(_mechanism_job, specs, jobs=jobs, ctx=ctx)
-    finally:
-        _LM_CACHE.clear()
+    records, res = run_model_scheme_jobs(_mechanism_job, grid, {"window": grid["window"]}, ctx, jobs)
     rows = [r["row"] for r in res]
     curves = {}
     for r in res:

@@ -12,7 +12,7 @@ their CIs, α and the defense's settings; the curves are each defense's frontier
 from __future__ import annotations
 
 from engine.experiments.grids import Grid
-from engine.experiments.jobs import Timer, current_context, run_jobs
+from engine.experiments.jobs import Timer, current_context
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
 
@@ -78,22 +78,11 @@ def _repair_job(spec: dict) -> dict:
 
 
 def run_hijack_repair(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
-    from engine.experiments.hijack import _LM_CACHE, _prepare_models
-    from engine.hijack.counterfact import load_counterfact
-    from engine.hijack.schemes import check_scheme
+    from engine.experiments.hijack import run_model_scheme_jobs
 
     t = Timer()
-    schemes = [check_scheme(s) for s in grid["schemes"]]
-    models = [str(m) for m in grid["models"]]
-    records = load_counterfact(grid["dataset"], limit=grid["limit"], seed=grid["seed"])
-    _prepare_models(models)
-    specs = [{"model": model, "scheme": scheme, "records": [r.to_dict() for r in records], "n": grid["n"],
-              "defenses": list(grid["defenses"]), "batch_size": grid["batch_size"], "device": grid["device"]}
-             for model in models for scheme in schemes]
-    try:
-        res = run_jobs(_repair_job, specs, jobs=jobs, ctx=ctx)
-    finally:
-        _LM_CACHE.clear()
+    records, res = run_model_scheme_jobs(_repair_job, grid, {"defenses": list(grid["defenses"]),
+                                                             "batch_size": grid["batch_size"]}, ctx, jobs)
     rows = [row for r in res for row in r["rows"]]
     curves = {}
     for r in res:
