@@ -95,9 +95,12 @@ def run_hijack_repair(grid: Grid, ctx=None, jobs: int = 1) -> ExperimentResult:
              "sentences, whole-target ES as `lca-tui hijack` scores it; the built-in records are written for this "
              "project, not taken from CounterFact",
              "halves: records at even positions select (heads: the top 3 by their ablation rise at the last "
-             "position; attention: every block; steer: the middle block, v from these records; alpha: the "
-             "largest ES drop with clean accuracy down by at most 0.02 on them), records at odd positions "
-             "evaluate; every defense acts at every position",
+             "position; attention: the fewest blocks, by knockout rise from the highest, carrying at least half "
+             "of the positive rise of logit(true) - logit(false) when the last position may not attend to the "
+             "prepended tokens in that block alone (every block if no knockout raises it); steer: the middle "
+             "block, v from these records; alpha: the largest ES drop among the alphas whose clean accuracy and "
+             "reverse accuracy each fall by at most 0.02 on them, else the alpha whose larger fall is smallest), "
+             "records at odd positions evaluate; every defense acts at every position",
              "curves: each defense's frontier, ES on the evaluation half against alpha; drop-context (the "
              "question alone) is the ceiling"]
     return SPECS["hijack-repair"].result(grid, rows, curves, t.seconds, notes=notes)

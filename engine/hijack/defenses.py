@@ -339,7 +339,26 @@ def contrastive_logp(lp_question, lp_context, alpha: float, beta: float = BETA):
 
 def steer_vector(lm, records, scheme: str, n: int, block: int, template: str | None = None):
     """v = mean over ``records`` of (clean − hijacked) ``resid_post`` of ``block`` at the last position
-    (float32, on the CPU); the hijacked prompt has ``n`` sentences of ``scheme`` prepended."""
+    (float32, on the CPU); the hijacked prompt has ``n`` sentences of ``scheme`` prepended. The sum runs
+    in record order over ``steer_diff`` (what the repair's selection units return per record)."""
+    layout = locate(lm)
+    if not 0 <= block < layout.n_layers:
+        raise UserError(f"block {block} does not exist: {lm.name} has {layout.n_layers}")
+    if not records:
+        raise UserError("no selection records to compute the steering vector from")
+    return mean_of_diffs([steer_diff(lm, rec, scheme, n, block, template) for rec in records])
+
+
+def mean_of_diffs(diffs):
+    """The steering vector from per-record differences: summed in order, float32, divided by their count."""
+    total = None
+    for diff in diffs:
+        total = diff if total is None else total + diff
+    return total / len(diffs)
+
+
+def steer_diff(lm, record, scheme: str, n: int, block: int, template: str | None = None):
+    """One record's (clean − hijacked) ``resid_post`` of ``block`` at the last position (float32, CPU)."""
     import torch
 
     from engine.hijack.edits import capture
@@ -347,19 +366,11 @@ def steer_vector(lm, records, scheme: str, n: int, block: int, template: str | N
     from engine.hijack.schemes import build_prompt
 
     layout = locate(lm)
-    if not 0 <= block < layout.n_layers:
-        raise UserError(f"block {block} does not exist: {lm.name} has {layout.n_layers}")
-    if not records:
-        raise UserError("no selection records to compute the steering vector from")
-    total = None
+    got = []
     with torch.inference_mode():
-        for rec in records:
-            got = []
-            for k in (0, n):
-                store: dict = {}
-                with capture(layout, store):
-                    extend(lm, None, [lm.encode(build_prompt(rec, scheme, k, template))], keep=1, want_cache=False)
-                got.append(store[("resid", block)][0, -1].float().cpu())
-            diff = got[0] - got[1]
-            total = diff if total is None else total + diff
-    return total / len(records)
+        for k in (0, n):
+            store: dict = {}
+            with capture(layout, store):
+                extend(lm, None, [lm.encode(build_prompt(record, scheme, k, template))], keep=1, want_cache=False)
+            got.append(store[("resid", block)][0, -1].float().cpu())
+    return got[0] - got[1]

@@ -422,3 +422,20 @@ def _last_rows(pair: Pair, n_layers: int, n_heads: int, window: int, heads: bool
         rows += [(Label("head", ABLATION, layer, h), [Edit("zero_head", layer, 0, 0, head=h)])
                  for layer in range(n_layers) for h in range(n_heads)]
     return rows
+
+
+def knockout_curve(lm, pair: Pair, variant: str = "all", sink: bool = False, window: int | None = None,
+                   chunk: int = 64) -> tuple[Measure, list[Measure]]:
+    """(the hijacked run's measure, the knockout ``variant`` at each block): the rows ``trace`` runs for
+    ``Trace.knockout[variant]`` (the same keys, blocks and sink rule), without the rest of the trace."""
+    import torch
+
+    check_attention(lm)
+    layout = locate(lm)
+    window = knock_window(window, layout.n_layers)
+    with torch.inference_mode():
+        h_logits, kv = _hijacked(lm, layout, pair)
+        hijacked = measures(h_logits[:, -1], pair.true_id, pair.false_id)[0]
+        rows = _knock_rows(pair, layout.n_layers, window, sink, variants=(variant,))
+        got = _run_rows(lm, layout, kv, pair.ids, len(pair.ids) - 1, rows, pair, chunk, None)
+    return hijacked, [got[Label("knockout", variant, layer)] for layer in range(layout.n_layers)]

@@ -1,14 +1,27 @@
 """``lca-tui repair``: defenses against the hijack, scored on held-out records (engine.hijack.repair).
 
-The records at even positions select (heads by their ablation rise, alpha from a small grid: the
-largest ES drop with clean accuracy down by at most 0.02), the records at odd positions evaluate:
-ES before -> after with a 95% CI of the drop and a paired sign test, accuracy on the clean prompts
-(n = 0) and under the reverse scheme before -> after (what the defense costs when the context is
-right), the mean change of log P(true), and the frontier over alpha.
+The records at even positions select (heads by their ablation rise; the attention defense's blocks
+from the knockout curve: the fewest blocks carrying half of the positive rise of logit(true) -
+logit(false) when the last position may not attend to the prepended tokens there; alpha from a small
+grid: the largest ES drop whose clean AND reverse accuracy each fall by at most 0.02), the records at
+odd positions evaluate: ES before -> after with a 95% CI of the drop and a paired sign test, accuracy
+on the clean prompts (n = 0) and under the reverse scheme before -> after (what the defense costs when
+the context is right; no reverse for custom), the mean change of log P(true), and the frontier over alpha.
 
     lca-tui repair --dataset builtin --scheme not-think --n 3 --limit 40
     lca-tui repair --dataset builtin --scheme not-think --n 3 --defense heads attention --alpha 0.5
     lca-tui repair --dataset builtin --scheme not-think --n 3 --defense-file my_heads.json --json
+    lca-tui repair --dataset builtin --scheme custom --template "{subject} is not in {target_false}." --n 2
+    lca-tui repair --dataset azhx/counterfact --scheme relation --n 3 --limit 400 --jobs 4 --out runs/rel
+    lca-tui repair ... --gpus all            (one worker per GPU)   ... --executor slurm --store /shared/jobs
+
+At scale: the work is units of --chunk records (selection units, then every (defense, alpha, half)
+score unit at once), each a job of the job store (--store; a rerun of the same command takes the
+finished units from there and says how many) run on the sweep's executor (--jobs N worker processes,
+--gpus, --executor slurm); progress with an ETA on stderr (a bar on a terminal, else a line every 10%);
+Ctrl-C keeps the finished units in the store. The result does not depend on the split: each record is
+scored alone. --out DIR writes repair.json (the --json object) and each scored defense as <name>.json
+(a steering vector beside it as <name>.safetensors), loadable again with --defense-file.
 
 Defenses: none, drop-context (the question alone: the ceiling), heads, attention, contrastive, steer
 (``engine.hijack.defenses.DEFENSES``). A defense file is the JSON a defense is saved as
@@ -24,8 +37,10 @@ import sys
 
 def add_parser(sub):
     from engine.hijack.defenses import DEFENSES
+    from engine.hijack.repair import CHUNK
     from lca_tui.commands.probe import add_model_flags
     from lca_tui.commands.record_options import add_record_flags
+    from lca_tui.commands.sweep_options import add_sweep_flags
 
     p = sub.add_parser("repair", help="defenses against the hijack, scored on held-out records",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,9 +52,16 @@ def add_parser(sub):
     p.add_argument("--alpha", type=float, metavar="A", help="fix alpha instead of choosing it on the selection half")
     p.add_argument("--defense-file", nargs="+", metavar="F", help="a saved defense (JSON), scored as it is")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="sequences per forward (default 8)")
+    p.add_argument("--chunk", type=int, default=CHUNK, metavar="K",
+                   help=f"records per unit (job) of work (default {CHUNK}); the result does not depend on it")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes on this machine (default 1)")
+    p.add_argument("--out", metavar="DIR", help=(
+        "write repair.json (the --json object) and each scored defense as <name>.json (+ <name>.safetensors "
+        "for steer), loadable with --defense-file"))
     p.add_argument("--json", action="store_true", help=(
         'print {"model", "scheme", "n", "selection", "evaluation", "defenses": [{"name", "params", '
         '"es_before", "es_after", "es_ci", "sign_p", "clean_accuracy_before", ...}]}'))
+    add_sweep_flags(p)
     return p
 
 
@@ -54,6 +76,16 @@ def _check(args):
         raise UserError(f"--limit must be at least 2 (one record selects, one evaluates), not {args.limit}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.chunk < 1:
+        raise UserError(f"--chunk must be at least 1, not {args.chunk}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.out is not None:
+        from pathlib import Path
+
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is not a folder")
 
 
 def run(args) -> int:
@@ -77,13 +109,26 @@ def run(args) -> int:
         check_defense(Defense("none", args.alpha))
         if "attention" in names and args.alpha > 1:
             raise UserError(f"the attention defense keeps alpha in [0, 1] (a share of the attention), not {args.alpha}")
-    lm = load_model(args)
-    for d in files:
-        check_for(lm, d)
-    data = repair(lm, records, scheme, args.n, defenses=[*names, *files], alpha=args.alpha,
-                  template=args.template, batch_size=args.batch_size, ctx=_context())
-    for d in data["defenses"]:
-        d.pop("defense", None)  # the object; its JSON is name + params
+    from engine.experiments.repair_jobs import hold, model_spec, release, runner
+    from lca_tui.commands.probe import model_names
+    from lca_tui.commands.sweep_options import open_sweep
+
+    with open_sweep(args):  # a bad --store / --gpus / slurm setting fails before the model loads
+        lm = load_model(args)
+        for d in files:
+            check_for(lm, d)
+        model = model_spec(model_names(args)[0], args.device, args.dtype, args.trust_remote_code)
+        hold(lm, model)  # units run in this process use the loaded model
+        try:
+            data = _with_progress(lambda ctx: repair(
+                lm, records, scheme, args.n, defenses=[*names, *files], alpha=args.alpha, template=args.template,
+                batch_size=args.batch_size, ctx=ctx, run_units=runner(model, args.jobs), chunk=args.chunk),
+                lm.name)
+        finally:
+            release()
+    scored = [d.pop("defense") for d in data["defenses"]]  # the objects; their JSON is name + params
+    if args.out is not None:
+        _save(args.out, data, scored)
     if args.json:
         from engine.atomic import jsonable
 
@@ -93,13 +138,55 @@ def run(args) -> int:
     return 0
 
 
-def _context():
+def _save(where: str, data: dict, scored: list) -> None:
+    """repair.json and one ``Defense.save`` per scored defense (``<name>.json``, ``<name>-2.json`` ...)."""
+    from pathlib import Path
+
+    from engine.atomic import atomic_write_json
+
+    out = Path(where)
+    atomic_write_json(out / "repair.json", data)
+    used: dict[str, int] = {}
+    for d in scored:
+        used[d.name] = used.get(d.name, 0) + 1
+        stem = d.name if used[d.name] == 1 else f"{d.name}-{used[d.name]}"
+        d.save(out / f"{stem}.json")
+    print(f"lca-tui: wrote repair.json and {len(scored)} defense files to {out}", file=sys.stderr, flush=True)
+
+
+def _with_progress(run, label: str):
+    """``run(ctx)`` with progress in units and an ETA on stderr: a rich bar on a terminal, else a line at
+    every further 10% (the ETA from the rate of the units run here, units from the store excluded)."""
+    import time
+
+    from rich.console import Console
+
     from engine.job_context import JobContext
+    from lca_tui.commands.sweep_options import eta_text
 
-    def progress(done, total, partial=None):
-        print(f"lca-tui: repair: {done}/{total}", file=sys.stderr, flush=True)
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        state = {"t0": time.perf_counter(), "d0": None, "next": 0.1}
 
-    return JobContext(progress=progress) if sys.stderr.isatty() else None
+        def report(done, total, _partial):
+            now = time.perf_counter()
+            if state["d0"] is None:  # a first report at once counts units read from the store, not run
+                state["d0"] = done if now - state["t0"] < 1.0 else 0
+            if total <= 0 or done / total < state["next"]:
+                return
+            while state["next"] <= done / total:
+                state["next"] += 0.1
+            eta = eta_text(done, total, state["d0"], now - state["t0"])
+            print(f"lca-tui: repair {label}: {done}/{total} units ({done / total:.0%}), ETA {eta}",
+                  file=sys.stderr, flush=True)
+
+        return run(JobContext(report))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"repair ({label})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("units", total=None)
+        return run(JobContext(lambda done, total, _partial: bar.update(task, completed=done, total=total)))
 
 
 def _print(data: dict) -> None:

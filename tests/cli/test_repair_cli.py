@@ -1,6 +1,8 @@
 """``lca-tui repair``: the JSON names the issue and DESIGN.md give, numbers that are the engine's own
-(``engine.hijack.repair.repair`` on the same records), a saved defense scored as it is, and one line with
-exit 2 for every bad input (before the model loads where the input alone is wrong)."""
+(``engine.hijack.repair.repair`` on the same records), a saved defense scored as it is, the job store
+(a rerun takes every unit from it and prints the same JSON), ``--out`` files that load back with
+``--defense-file`` and score the same, a custom scheme, progress lines, and one line with exit 2 for
+every bad input (before the model loads where the input alone is wrong)."""
 
 from __future__ import annotations
 
@@ -78,8 +80,14 @@ def test_table(capsys, tiny_lm_dir, one_torch_thread):
     (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--defense-file", "/nonexistent.json"],
      "nonexistent.json"),
     (["--dataset", "/nonexistent.json", "--scheme", "not-think", "--n", "1"], "nonexistent"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--chunk", "0"], "--chunk must be at least 1"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--jobs", "0"], "--jobs must be at least 1"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--gpus", "x"], "--gpus takes all"),
+    (["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--executor", "slurm", "--store", "none"],
+     "needs a job store"),
+    (["--dataset", "builtin", "--scheme", "custom", "--n", "1"], "template"),
 ])
-def test_bad_input_is_one_line_exit_2_before_the_model_loads(capsys, argv, words, monkeypatch):
+def test_bad_input_is_one_line_exit_2_before_the_model_loads(capsys, argv, words, monkeypatch, tmp_path):
     import lca_tui.commands.probe as probe
 
     monkeypatch.setattr(probe, "load_model", lambda *a, **k: pytest.fail("the model loaded"))
@@ -91,3 +99,75 @@ def test_unknown_defense_is_argparse_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["repair", "--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--defense", "magic"])
     assert exc.value.code == 2 and "magic" in capsys.readouterr().err
+
+
+def test_out_is_not_a_folder(capsys, tmp_path, monkeypatch):
+    import lca_tui.commands.probe as probe
+
+    monkeypatch.setattr(probe, "load_model", lambda *a, **k: pytest.fail("the model loaded"))
+    (tmp_path / "f").write_text("x")
+    rc, _, err = _run(capsys, "--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--out", str(tmp_path / "f"))
+    assert rc == 2 and "is not a folder" in err and len(err.strip().splitlines()) == 1
+
+
+BASE = ["--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--limit", "4", "--seed", "1",
+        "--batch-size", "4", "--chunk", "1"]
+
+
+def _took(err: str) -> tuple[int, int, int]:
+    import re
+
+    m = re.search(r"took (\d+) of (\d+) jobs from the store .* \(ran (\d+)\)", err)
+    assert m, err
+    return int(m[1]), int(m[2]), int(m[3])
+
+
+def test_a_rerun_takes_every_unit_from_the_store(capsys, tiny_lm_dir, tmp_path, one_torch_thread):
+    argv = ["--model", str(tiny_lm_dir), *BASE, "--defense", "heads", "steer", "--store", str(tmp_path / "s"),
+            "--json"]
+    rc, first, err = _run(capsys, *argv)
+    assert rc == 0, err
+    took, total, ran = _took(err)
+    assert took == 0 and ran == total > 10
+    assert "units (100%), ETA" in err  # progress lines (not a terminal)
+    rc, again, err = _run(capsys, *argv)
+    assert rc == 0, err
+    assert _took(err) == (total, total, 0)
+    assert json.loads(again) == json.loads(first)
+
+
+def test_out_files_load_back_and_score_the_same(capsys, tiny_lm_dir, tmp_path, one_torch_thread):
+    from engine.hijack.defenses import Defense
+
+    out = tmp_path / "out"
+    rc, text, err = _run(capsys, "--model", str(tiny_lm_dir), *BASE, "--defense", "heads", "attention", "steer",
+                         "contrastive", "--out", str(out), "--json")
+    assert rc == 0, err
+    data = json.loads(text)
+    assert json.loads((out / "repair.json").read_text()) == data
+    names = ["heads", "attention", "steer", "contrastive"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(f"{n}.json" for n in names), "repair.json",
+                                                            "steer.safetensors"])
+    for d in data["defenses"]:
+        back = Defense.load(out / f"{d['name']}.json")
+        assert back.to_dict()["params"] == d["params"]
+    files = [str(out / f"{n}.json") for n in names]
+    rc, text2, err = _run(capsys, "--model", str(tiny_lm_dir), *BASE, "--defense-file", *files, "--store", "none",
+                          "--json")
+    assert rc == 0, err
+    again = json.loads(text2)
+    assert [d["name"] for d in again["defenses"]] == names
+    for a, b in zip(data["defenses"], again["defenses"]):
+        assert b["params"] == a["params"]
+        for key in ("es_before", "es_after", "es_ci", "sign_p", "clean_accuracy_after", "reverse_accuracy_after",
+                    "log_p_true_change"):
+            assert b[key] == a[key], (a["name"], key)
+
+
+def test_custom_scheme_with_a_template(capsys, tiny_lm_dir, one_torch_thread):
+    rc, out, err = _run(capsys, "--model", str(tiny_lm_dir), "--dataset", "builtin", "--scheme", "custom",
+                        "--template", "Some say {subject} relates to {target_false}.", "--n", "1", "--limit", "4", "--seed", "1",
+                        "--defense", "attention", "drop-context", "--alpha", "0.3", "--json")
+    assert rc == 0, err
+    for d in json.loads(out)["defenses"]:
+        assert d["reverse_accuracy_before"] is None and d["reverse_fall"] is None
