@@ -38,9 +38,12 @@ records: per record the head-ablation rises, the knockout rises and the steering
 returns). Every score unit is known once the selection units are in (the frontier on the evaluation
 half needs every α of the grid anyway), so they are submitted together. ``repair(run_units=...)`` takes
 the runner, ``run_units(kind, specs, ctx) -> results``; the default runs them here, one after another
-(``in_process``). A unit's records are each scored alone (a record's prompts batched together, never
-with another record's), and the parts are combined in record order, so the result is the same, bit
-for bit, however the records are split into units (``chunk``).
+(``in_process``). A unit's records are scored together, batched as the ES sweep batches them (2.6x
+faster than one record at a time with ``ends_only`` on 16 records, SmolLM2, CPU), and the parts are
+combined in record order. The units are fixed by ``chunk`` (in every spec), so the result is the same,
+bit for bit, however the units are spread over processes, GPUs, Slurm tasks or reruns; another ``chunk``
+batches records differently and may move a probability by float rounding (~1e-6, tested), which can
+only flip a 0/1 outcome at an exact tie. Only n = 0 and n are scored (``ends_only``).
 
 The statistics are a few lines here (``engine.hijack`` may not import ``engine.experiments``; the same
 t quantiles and exact sign test as ``engine.experiments.stats``).
@@ -109,7 +112,7 @@ def score(lm, records, scheme: str, n: int, defense: Defense, template: str | No
     clean and reverse correctness (0/1), and their means ``es``, ``clean_accuracy``, ``reverse_accuracy``
     (None: no reverse)."""
     res = defended_curve(lm, records, scheme, n, defense, template=template, scoring="whole",
-                         batch_size=batch_size, ctx=ctx)
+                         batch_size=batch_size, ctx=ctx, ends_only=True)
     at_n = sorted((s for s in res.records if s.n == n), key=lambda s: s.record_index)
     clean = sorted((s for s in res.records if s.n == 0), key=lambda s: s.record_index)
     out = {"hijacked": [int(s.success) for s in at_n],
@@ -118,7 +121,8 @@ def score(lm, records, scheme: str, n: int, defense: Defense, template: str | No
            "clean_hijacked": [int(s.success) for s in clean], "reverse_correct": None}
     rev = REVERSE.get(scheme)
     if rev is not None:
-        r = defended_curve(lm, records, rev, n, defense, scoring="whole", batch_size=batch_size, ctx=ctx)
+        r = defended_curve(lm, records, rev, n, defense, scoring="whole", batch_size=batch_size, ctx=ctx,
+                           ends_only=True)
         out["reverse_correct"] = [int(s.success) for s in sorted((s for s in r.records if s.n == n),
                                                                  key=lambda s: s.record_index)]
     return _means(out)
@@ -197,20 +201,13 @@ def selection_unit(lm, spec: dict, ctx=None) -> dict:
 
 
 def score_unit(lm, spec: dict, ctx=None) -> dict:
-    """One defense (``spec["defense"]``, ``defense_spec``) on a chunk of records: the per-record lists of
-    ``score`` (``LISTS``), each record scored alone so that no record's numbers depend on the chunk."""
+    """One defense (``spec["defense"]``, ``defense_spec``) on a chunk of records, batched together as the ES
+    sweep batches them: the per-record lists of ``score`` (``LISTS``)."""
     ctx = ctx or NO_JOB
     d = defense_from_spec(spec["defense"])
-    out: dict = {k: [] for k in LISTS}
-    for rec in _records(spec):
-        ctx.check()
-        got = score(lm, [rec], spec["scheme"], spec["n"], d, spec.get("template"), spec["batch_size"], ctx.quiet())
-        for k in LISTS:
-            if got[k] is None:
-                out[k] = None
-            elif out[k] is not None:
-                out[k].extend(got[k])
-    return out
+    got = score(lm, _records(spec), spec["scheme"], spec["n"], d, spec.get("template"), spec["batch_size"],
+                ctx.quiet())
+    return {k: got[k] for k in LISTS}
 
 
 UNITS = {"select": selection_unit, "score": score_unit}
