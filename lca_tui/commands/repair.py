@@ -61,6 +61,7 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help=(
         'print {"model", "scheme", "n", "selection", "evaluation", "defenses": [{"name", "params", '
         '"es_before", "es_after", "es_ci", "sign_p", "clean_accuracy_before", ...}]}'))
+    p.add_argument("--no-save", action="store_true", help="do not record the result in the session")
     add_sweep_flags(p)
     return p
 
@@ -129,6 +130,11 @@ def run(args) -> int:
     scored = [d.pop("defense") for d in data["defenses"]]  # the objects; their JSON is name + params
     if args.out is not None:
         _save(args.out, data, scored)
+    if not args.no_save:
+        from engine.session.store import open_cli_session
+
+        where = open_cli_session(getattr(args, "session", None)).record_repair(data)
+        print(f"lca-tui: recorded in the session: {where}", file=sys.stderr, flush=True)
     if args.json:
         from engine.atomic import jsonable
 

@@ -171,3 +171,19 @@ def test_custom_scheme_with_a_template(capsys, tiny_lm_dir, one_torch_thread):
     assert rc == 0, err
     for d in json.loads(out)["defenses"]:
         assert d["reverse_accuracy_before"] is None and d["reverse_fall"] is None
+
+
+def test_the_result_is_recorded_in_the_session_unless_no_save(capsys, tiny_lm_dir, one_torch_thread, tmp_path):
+    from engine.session.store import Session
+
+    argv = ["--model", str(tiny_lm_dir), "--dataset", "builtin", "--scheme", "not-think", "--n", "1", "--limit", "4",
+            "--defense", "drop-context", "--store", "none", "--json"]
+    rc, out, err = _run(capsys, "--session", str(tmp_path / "s"), *argv)
+    assert rc == 0, err
+    assert "recorded in the session" in err
+    (item,) = Session.open(tmp_path / "s").items("repair")
+    assert item.data["scope"] == "dataset"
+    assert item.data["defenses"] == json.loads(out)["defenses"]
+    rc, _, err = _run(capsys, "--session", str(tmp_path / "s"), *argv, "--no-save")
+    assert rc == 0, err
+    assert len(Session.open(tmp_path / "s").items("repair")) == 1
