@@ -34,7 +34,7 @@ def test_ends_only_scores_are_the_full_sweeps(family, family_dir):
         full = defended_curve(lm, records, "not-think", N, d, batch_size=3)
         seen = []
         ends = defended_curve(lm, records, "not-think", N, d, batch_size=3, ends_only=True,
-                              ctx=JobContext(lambda done, total, _p=None: seen.append((done, total))))
+                              ctx=JobContext(lambda done, total, _p=None, seen=seen: seen.append((done, total))))
         assert {s.n for s in ends.records} == {0, N}, d.name
         want = {(s.record_index, s.n): s for s in full.records if s.n in (0, N)}
         got = {(s.record_index, s.n): s for s in ends.records}
