@@ -33,7 +33,7 @@ from __future__ import annotations
 from engine.errors import Cancelled, UserError
 from engine.hijack.efficacy_batch import _run_batch
 from engine.hijack.efficacy_flips import FlipPoint, FlipSummary, compare, flip_points, flip_points_of_rows, flip_summary
-from engine.hijack.efficacy_plan import _plan, _score, target_text
+from engine.hijack.efficacy_plan import _plan, _score, prepend_counts, target_text
 from engine.hijack.efficacy_results import CurvePoint, EfficacyResult, RecordScore
 from engine.job_context import NO_JOB, JobContext
 
@@ -134,8 +134,9 @@ def batched_scores(records, batch_size: int, ctx: JobContext, total: int, plan, 
 def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | None = None,
                    scoring: str = "whole", batch_size: int = 8,
                    ctx: JobContext | None = None,
-                   index_offset: int = 0) -> EfficacyResult:
-    """ES(n) for n = 0..max_prepends over ``records`` (see the module docstring).
+                   index_offset: int = 0, ends_only: bool = False) -> EfficacyResult:
+    """ES(n) for n = 0..max_prepends over ``records`` (see the module docstring); with ``ends_only``
+    only n = 0 and n = max_prepends are scored (the points between have no records: ``count`` 0).
 
     ``batch_size`` is the number of sequences per forward pass. ``ctx.progress(done, total)`` counts
     (record, n) prompts; every forward is followed by ``ctx.pause()``. A cancel seen between batches
@@ -152,8 +153,9 @@ def efficacy_curve(lm, records, scheme: str, max_prepends: int, template: str | 
     share, notes = sharing(lm)
     with torch.inference_mode():
         scores, done_records, cancelled = batched_scores(
-            records, batch_size, ctx, len(records) * (max_prepends + 1),
-            plan=lambda part, start: _plan(lm, part, name, max_prepends, template, share, index_offset + start),
+            records, batch_size, ctx, len(records) * len(prepend_counts(max_prepends, ends_only)),
+            plan=lambda part, start: _plan(lm, part, name, max_prepends, template, share, index_offset + start,
+                                           ends_only),
             run=lambda batch, report: _run_batch(lm, batch, scoring, batch_size, reverse, ctx, report))
     result = _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
     if cancelled:

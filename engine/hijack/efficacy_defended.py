@@ -25,22 +25,25 @@ from engine.errors import Cancelled
 from engine.hijack.defenses import Defense, check_for, contrastive_logp, install, prepended_span
 from engine.hijack.efficacy import _finish, batched_scores, check_request, efficacy_curve, sharing
 from engine.hijack.efficacy_batch import _run_batch
-from engine.hijack.efficacy_plan import _plan, _score
+from engine.hijack.efficacy_plan import _plan, _score, prepend_counts
 from engine.job_context import NO_JOB, JobContext
 
 
 def defended_curve(lm, records, scheme: str, max_prepends: int, defense: Defense, template: str | None = None,
                    scoring: str = "whole", batch_size: int = 8, ctx: JobContext | None = None,
-                   index_offset: int = 0):
-    """ES(n), n = 0..max_prepends, under ``defense`` (module doc); ``ctx`` as ``efficacy_curve``'s."""
+                   index_offset: int = 0, ends_only: bool = False):
+    """ES(n), n = 0..max_prepends (``ends_only``: n = 0 and max_prepends), under ``defense`` (module doc);
+    ``ctx`` as ``efficacy_curve``'s."""
     import torch
 
     name = check_request(records, scheme, max_prepends, scoring, batch_size, template)
     if defense.name == "none":
-        return efficacy_curve(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset)
+        return efficacy_curve(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset,
+                              ends_only)
     check_for(lm, defense)
     if defense.name == "drop-context":
-        return _drop_context(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset)
+        return _drop_context(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset,
+                             ends_only)
     from engine.hijack.schemes import hijack_prefix, is_reverse
 
     reverse = is_reverse(name)
@@ -49,7 +52,7 @@ def defended_curve(lm, records, scheme: str, max_prepends: int, defense: Defense
     spans: dict[tuple[int, int], tuple[int, int]] = {}
 
     def plan(part, start):
-        plans = _plan(lm, part, name, max_prepends, template, share, index_offset + start)
+        plans = _plan(lm, part, name, max_prepends, template, share, index_offset + start, ends_only)
         if defense.name == "attention":
             for rec, items in zip(part, plans):
                 for it in items:
@@ -68,8 +71,8 @@ def defended_curve(lm, records, scheme: str, max_prepends: int, defense: Defense
         if defense.name == "attention":
             def before(items):
                 state.rows([spans[(it.record_index, it.n)] for it in items])
-        scores, done_records, cancelled = batched_scores(records, batch_size, ctx, len(records) * (max_prepends + 1),
-                                                         plan, run)
+        total = len(records) * len(prepend_counts(max_prepends, ends_only))
+        scores, done_records, cancelled = batched_scores(records, batch_size, ctx, total, plan, run)
     notes = tuple(notes) + (f"defense {defense.name} {defense.params}",)
     result = _finish(lm, name, scoring, max_prepends, template, scores, done_records, cancelled, notes)
     if cancelled:
@@ -77,13 +80,13 @@ def defended_curve(lm, records, scheme: str, max_prepends: int, defense: Defense
     return result
 
 
-def _drop_context(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset):
+def _drop_context(lm, records, name, max_prepends, template, scoring, batch_size, ctx, index_offset, ends_only):
     """Every (record, n) scored by the question alone (the record's n = 0 prompt)."""
     from engine.hijack.schemes import build_prompt
 
     base = efficacy_curve(lm, records, name, 0, template, scoring, batch_size, ctx, index_offset)
     scores = [replace(s, n=n, prompt=build_prompt(records[s.record_index - index_offset], name, n, template))
-              for n in range(max_prepends + 1) for s in base.records]
+              for n in prepend_counts(max_prepends, ends_only) for s in base.records]
     notes = tuple(base.notes) + ("defense drop-context: every n scored by the question alone",)
     return _finish(lm, name, scoring, max_prepends, template, scores, base.n_records, False, notes)
 

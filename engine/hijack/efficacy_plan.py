@@ -39,15 +39,22 @@ def target_text(prompt: str, target: str) -> str:
     return target if (not prompt or prompt[-1].isspace() or target[:1].isspace()) else " " + target
 
 
-def _plan(lm, records, scheme, max_prepends, template, share: bool, offset: int = 0) -> list[list[_Item]]:
-    """Token plans of each record's prompts n = 0..N (``record_index`` counts from ``offset``)."""
+def prepend_counts(max_prepends: int, ends_only: bool = False) -> tuple[int, ...]:
+    """The n a sweep scores: 0..N, or with ``ends_only`` just 0 and N (what a before/after needs)."""
+    return tuple(sorted({0, max_prepends})) if ends_only else tuple(range(max_prepends + 1))
+
+
+def _plan(lm, records, scheme, max_prepends, template, share: bool, offset: int = 0,
+          ends_only: bool = False) -> list[list[_Item]]:
+    """Token plans of each record's prompts n = 0..N, or n = 0 and N with ``ends_only``
+    (``record_index`` counts from ``offset``)."""
     from engine.hijack.schemes import build_prompt
 
     limit = lm.kv_limit if share else None
     plans = []
     for ri, rec in enumerate(records, start=offset):
         items = []
-        for n in range(max_prepends + 1):
+        for n in prepend_counts(max_prepends, ends_only):
             prompt = build_prompt(rec, scheme, n, template)
             full = lm.encode(prompt)
             if not rec.target_true or not rec.target_false:

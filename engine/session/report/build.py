@@ -10,6 +10,7 @@ from engine.session.report.environment import environment_section
 from engine.session.report.experiments import experiments_section
 from engine.session.report.mirror import mirrors_section
 from engine.session.report.probes import probes_section
+from engine.session.report.repair import repairs_section
 from engine.session.report.runs import runs_section
 from engine.session.report.sweeps import sweeps_section
 from engine.session.report.trace import traces_section
@@ -22,8 +23,9 @@ def build_report(session, env: dict | None = None) -> Report:
     problems: list[str] = []
     sections = [runs_section(session), efficacy_section(session), sweeps_section(session),
                 probes_section(session, problems), traces_section(session, problems),
+                repairs_section(session, problems),
                 mirrors_section(session, problems), experiments_section(session)]
-    models = sorted({str(it.data.get("model")) for k in ("efficacy", "sweep", "probe", "trace")
+    models = sorted({str(it.data.get("model")) for k in ("efficacy", "sweep", "probe", "trace", "repair")
                      for it in session.items(k) if it.data.get("model")})
     env = env if env is not None else environment()
     sections.append(environment_section(env, models))

@@ -33,11 +33,11 @@ SESSION_FILE = "session.json"
 LAST_FILE = "last.json"
 #: kind -> folder; the public kind names and their aliases accepted by ``Session.items``.
 KIND_DIRS = {"efficacy": "hijack", "sweep": "sweeps", "probe": "pins", "experiment": "experiments",
-             "trace": "traces", "mirror": "mirrors"}
+             "trace": "traces", "mirror": "mirrors", "repair": "repairs"}
 KIND_ALIASES = {"hijack": "efficacy", "efficacy": "efficacy", "sweep": "sweep", "sweeps": "sweep",
                 "probe": "probe", "pin": "probe", "pins": "probe", "probes": "probe",
                 "experiment": "experiment", "experiments": "experiment", "trace": "trace", "traces": "trace",
-                "mirror": "mirror", "mirrors": "mirror"}
+                "mirror": "mirror", "mirrors": "mirror", "repair": "repair", "repairs": "repair"}
 
 
 def default_sessions_root() -> Path:

@@ -291,6 +291,23 @@ class Session:
             raise UserError("a trace record needs a 'layers' list (one prompt) or an 'all' summary (a dataset)")
         return self._record("trace", data)
 
+    def record_repair(self, data) -> Path:
+        """Record a defense result as ``repairs/<id>.json``, its ``scope`` read from its shape: ``dataset``
+        (the ``lca-tui repair`` JSON: ``defenses`` with their frontiers) or ``probe`` (the Repair view's
+        pinned probe: ``undefended`` and ``defended`` beside one defense)."""
+        data = jsonable(data)
+        if not isinstance(data, dict):
+            raise UserError("a repair record must be a JSON object")
+        if isinstance(data.get("defenses"), list):
+            scope = "dataset"
+        elif isinstance(data.get("defended"), dict) and isinstance(data.get("undefended"), dict):
+            scope = "probe"
+        else:
+            raise UserError("a repair record needs 'defenses' (a dataset result) or 'defended' and 'undefended' "
+                            "(a pinned probe)")
+        data.pop("kind", None)  # the session's own field
+        return self._record("repair", {**data, "scope": scope})
+
     def pin_mirror(self, mirror) -> Path:
         """Record the inspector's hijack mirror (``MirrorTrace.to_dict()`` plus the run, the sweep
         and a screenshot) as ``mirrors/<id>.json``."""

@@ -95,7 +95,8 @@ def _final_eval(session):
 
 
 def test_report_sections_and_numbers(session, report):
-    assert [s.key for s in report.sections] == ["runs", "hijack", "sweeps", "probes", "traces", "mirrors", "experiments",
+    assert [s.key for s in report.sections] == ["runs", "hijack", "sweeps", "probes", "traces", "repairs", "mirrors",
+                                                "experiments",
                                                 "environment"]
     assert report.problems == []
     run, last = _final_eval(session)
