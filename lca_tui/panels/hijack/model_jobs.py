@@ -60,7 +60,7 @@ class HijackJobs:
             return
         prepend = hijack_prefix(self.record, scheme, max(self.n, 1), template)
         model = (self.app.model_info or {}).get("name")
-        got = self.views["repair"].overlay(model, self.record, scheme, prepend)
+        got = self.views["repair"].overlay(model, self.record, scheme, max(self.n, 1), prepend)
         if got is None:
             return
         defense, shape = got

@@ -253,7 +253,7 @@ class HijackPanel(HijackJobs, Panel):
     def probe_context(self) -> ProbeContext:
         """What the views are told beside a probe answer (the model's name: a new model traces again)."""
         return ProbeContext(record=self.record, scheme=self.scheme, model=(self.app.model_info or {}).get("name"),
-                            shown=self.view)
+                            shown=self.view, n=self.n)
 
     def _draw_lens_pair(self, res) -> None:
         """The right column's logit(true) − logit(false) per layer (the probe's ``TargetLens``) for the

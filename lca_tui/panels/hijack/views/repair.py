@@ -5,8 +5,8 @@ and a line naming the defense, its α and its settings.
 
 The settings are shaped on the record at hand (``repair_probe.shape_on_pair``: heads ranked by their
 single-head ablation on this pair, every block for attention, v = clean − hijacked of this pair for steer;
-not held out, and the info line says so), once per (model, record, scheme, prepended text, defense): the
-first job shapes them and its answer's ``Defense`` is kept for the α keys and the ES overlay
+not held out, and the info line says so), once per (model, record, scheme, n, defense): the first job
+shapes them on the prepended text it sees and its answer's ``Defense`` is kept for the α keys and the ES overlay
 (``overlay``). Each probe answer of a new prompt, and each key, asks for one job (``jobs.repair_probe``);
 a stale job is cancelled, and an answer to a job this view no longer waits for is never drawn.
 
@@ -79,7 +79,7 @@ class RepairView(View):
         super().__init__(**kw)
         self.defense_name = "none"
         self.alphas = {n: GRIDS[n][len(GRIDS[n]) // 2] for n in NAMES}  # each defense's α, kept
-        self.shaped: dict[tuple, object] = {}  # (model, record, scheme, prepend, name) -> its shaped Defense
+        self.shaped: dict[tuple, object] = {}  # (model, record, scheme, n, name) -> its shaped Defense
         self.job: int | None = None
         self.asked: tuple | None = None
         self.result = None  # the RepairProbe shown
@@ -124,7 +124,7 @@ class RepairView(View):
         question, prepend, true, false, _ = args
         if true not in targets or false not in targets:
             targets = tuple(dict.fromkeys((true, false, *targets)))
-        shape_key = (ctx.model, ctx.record, ctx.scheme, prepend, self.defense_name)
+        shape_key = (ctx.model, ctx.record, ctx.scheme, ctx.n, self.defense_name)
         defense, shape = self.defense_for(shape_key)
         if defense is None:
             defense, shape = {"name": self.defense_name, "params": {"alpha": self.alpha}}, (true, false)
@@ -145,12 +145,13 @@ class RepairView(View):
             return (kept.with_alpha(self.alpha), None) if kept is not None else (None, None)
         return Defense(name, self.alpha), None
 
-    def overlay(self, model, record, scheme: str, prepend: str):
-        """(defense, shape) for the ES overlay's job (``jobs.efficacy_defended``) with this view's defense
-        on ``record`` with ``prepend``, or None while the defense is ``none``."""
+    def overlay(self, model, record, scheme: str, n: int, prepend: str):
+        """(defense, shape) for the ES overlay's job (``jobs.efficacy_defended``) with this view's defense:
+        its settings kept for (model, record, scheme, n), else shaped on ``record`` with ``prepend``; None
+        while the defense is ``none``."""
         if self.defense_name == "none":
             return None
-        d, _ = self.defense_for((model, record, scheme, prepend, self.defense_name))
+        d, _ = self.defense_for((model, record, scheme, n, self.defense_name))
         if d is not None:
             return d, None
         return ({"name": self.defense_name, "params": {"alpha": self.alpha}},
