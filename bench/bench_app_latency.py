@@ -82,6 +82,16 @@ def child_main(log_path: str) -> None:
             if view == "trace" and (tv.result is None or tv.estimated or tv.job is not None):  # the exact trace
                 self.set_timer(0.2, self._bench_setup)
                 return
+            rv = hp.views["repair"]
+            defense = os.environ.get("LCA_BENCH_DEFENSE")  # e.g. "heads" (bench_repair_view.py)
+            if view == "repair" and defense and rv.defense_name != defense:
+                rv.defense_name = defense
+                hp.request_probe()
+                self.set_timer(0.2, self._bench_setup)
+                return
+            if view == "repair" and (rv.result is None or rv.job is not None):  # its first defended probe
+                self.set_timer(0.2, self._bench_setup)
+                return
             editor.move_cursor(editor.document.end)
             if os.environ.get("LCA_BENCH_JOB") == "efficacy":  # bench_probe_priority.py
                 self.set_interval(0.1, self._bench_keep_evaluating)

@@ -45,7 +45,7 @@ from lca_tui.messages import (
 )
 from lca_tui.panels import PANEL_CLASSES, InspectorPanel
 from lca_tui.panels.base import Panel, panel_bindings
-from lca_tui.records import Evaluation, PinnedTrace, Sweep
+from lca_tui.records import Evaluation, PinnedRepair, PinnedTrace, Sweep
 from lca_tui.settings import load_keymap, load_settings, save_settings
 from lca_tui.status import memory_in_use  # tests patch lca_tui.app.memory_in_use
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
@@ -237,7 +237,7 @@ class LcaApp(App):
     # ------------------------------------------------------------------ session
     def on_record_result(self, msg: RecordResult) -> None:
         """Keep what the user produced (``results``: kind, engine result, meta) and write it into the
-        session by its type (``save_record``: hijack/, sweeps/, traces/)."""
+        session by its type (``save_record``: hijack/, sweeps/, traces/, repairs/)."""
         record = msg.record
         if record is None:  # a kind no record type has: kept, not written
             self.results.append((msg.kind, msg.result, msg.meta))
@@ -268,6 +268,11 @@ class LcaApp(App):
     def _save_trace(self, record: PinnedTrace) -> None:
         path = self.session.record_trace({**record.result.to_dict(), "model": record.result.model})
         self.notify(f"trace pinned to the session: {path.name}", timeout=4)
+
+    @save_record.register(PinnedRepair)
+    def _save_repair(self, record: PinnedRepair) -> None:
+        path = self.session.record_repair(record.result.to_dict())
+        self.notify(f"repair pinned to the session: {path.name}", timeout=4)
 
     def on_pin_probe(self, msg: PinProbe) -> None:
         """Record a probe in the session, with an SVG screenshot of the screen as it is."""

@@ -10,6 +10,8 @@ FILE, each with ``ev`` and ``t`` (``time.monotonic()``, which the benchmark shar
   ``analyses``, ``engine_s``, ``t_answer`` on entry, ``reused``, ``n_tokens``);
 - ``frame``: the first frame after that answer was handed to the terminal's writer thread (the
   answer's fields again, so one line says what the frame showed);
+- ``trace_frame`` / ``repair_frame``: the first frame after the Trace / Repair view drew its job's answer
+  (``prompt``, ``t_drawn``; ``estimate`` / ``defense`` and ``alpha``);
 - ``ui``: a full layout (``_refresh_layout``) or a frame rendered (``_compositor_refresh``) on the
   main screen, with its start ``t0``; ``layout_req``: a widget asked for a full layout (``w``).
 Unset (the default), every hook is one truth test of ``ENABLED``.
@@ -26,6 +28,7 @@ import time
 PATH = os.environ.get("LCA_TUI_INSTRUMENT") or None
 ENABLED = PATH is not None
 _pending_trace: dict | None = None
+_pending_repair: dict | None = None
 
 _lock = threading.Lock()
 _file = None
@@ -69,15 +72,26 @@ def trace_drawn(prompt: str, estimate: bool = False) -> None:
         _pending_trace = {"prompt": prompt, "t_drawn": time.monotonic(), "estimate": estimate}
 
 
+def repair_drawn(prompt: str, defense: str, alpha: float) -> None:
+    """The Repair view drew the defended probe of ``prompt``: the next frame carries it (``repair_frame``)."""
+    global _pending_repair
+    if ENABLED:
+        _pending_repair = {"prompt": prompt, "t_drawn": time.monotonic(), "defense": defense, "alpha": alpha}
+
+
 def frame_out() -> None:
-    """A frame was handed to the writer thread: if an answer or a trace waits for it, log the frame."""
-    global _pending, _pending_trace
+    """A frame was handed to the writer thread: if an answer, a trace or a repair probe waits for it, log
+    the frame."""
+    global _pending, _pending_trace, _pending_repair
     if ENABLED and _pending is not None:
         fields, _pending = _pending, None
         emit("frame", **fields)
     if ENABLED and _pending_trace is not None:
         fields, _pending_trace = _pending_trace, None
         emit("trace_frame", **fields)
+    if ENABLED and _pending_repair is not None:
+        fields, _pending_repair = _pending_repair, None
+        emit("repair_frame", **fields)
 
 
 def timed(name: str, fn, *args, **kwargs):

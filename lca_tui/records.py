@@ -47,9 +47,22 @@ class PinnedTrace:
         return cls(result)
 
 
-Record = Evaluation | Sweep | PinnedTrace
+@dataclass(frozen=True, eq=False)
+class PinnedRepair:
+    """A defended probe the user pinned in the Repair view (an engine ``RepairProbe``) → the session's
+    repair records (``Session.record_repair``)."""
+
+    KIND: ClassVar[str] = "repair"
+    result: Any
+
+    @classmethod
+    def from_meta(cls, result, meta: dict) -> PinnedRepair:
+        return cls(result)
+
+
+Record = Evaluation | Sweep | PinnedTrace | PinnedRepair
 #: A record's type by its kind: how ``RecordResult(kind, result, meta)``, the untyped form, is typed.
-KINDS: dict[str, type] = {k.KIND: k for k in (Evaluation, Sweep, PinnedTrace)}
+KINDS: dict[str, type] = {k.KIND: k for k in (Evaluation, Sweep, PinnedTrace, PinnedRepair)}
 
 
 def typed(kind: str, result, meta: dict) -> Record | None:

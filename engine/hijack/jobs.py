@@ -90,3 +90,43 @@ def atp_trace(lm, ctx: JobContext, prompt, prepend, target_true, target_false, m
     est = atp(lm, pair, window=window)
     ctx.check()
     return est.trace
+
+
+def repair_probe(lm, ctx: JobContext, question, prepend, targets, defense, k_tokens=8, shape=None):
+    """The defended probe of ``prepend + question`` (``engine.hijack.repair_probe.defended_probe``):
+    ``defense`` a ``Defense`` or its dict ``{name, params}``; ``shape`` = (true, false) shapes its heads /
+    blocks / v on this pair first (``shape_on_pair``, at the dict's α). The result's ``defense`` is the one
+    used (the asker keeps it, v included). Between its forwards it pauses (no hook installed then)."""
+    from engine.hijack.defenses import Defense
+    from engine.hijack.repair_probe import defended_probe, shape_on_pair
+
+    if shape is not None:
+        ctx.pause()
+        ctx.check()
+        name, alpha = _name_alpha(defense)
+        d = shape_on_pair(lm, question, prepend, shape[0], shape[1], name, alpha)
+    else:
+        d = defense if isinstance(defense, Defense) else Defense.from_dict(defense)
+    return defended_probe(lm, question, prepend, targets, d, k_tokens=k_tokens, ctx=ctx)
+
+
+def efficacy_defended(lm, ctx: JobContext, records, scheme, top, defense, template=None, shape=None):
+    """ES(n), n = 0..top, over ``records`` under ``defense`` (``efficacy_defended.defended_curve``; the
+    panel's ES overlay); ``shape`` = (question, prepend, true, false) shapes it on that record first
+    (``shape_on_pair``). No progress reports; the result's notes name the defense."""
+    from engine.hijack.defenses import Defense
+    from engine.hijack.efficacy_defended import defended_curve
+    from engine.hijack.repair_probe import shape_on_pair
+
+    if shape is not None:
+        d = shape_on_pair(lm, *shape, *_name_alpha(defense))
+    else:
+        d = defense if isinstance(defense, Defense) else Defense.from_dict(defense)
+    return defended_curve(lm, records, scheme, top, d, template, batch_size=app_batch_size(lm), ctx=ctx.quiet())
+
+
+def _name_alpha(defense) -> tuple[str, float]:
+    """A defense's name and α, from a ``Defense`` or its dict (settings not needed: they are shaped)."""
+    if isinstance(defense, dict):
+        return str(defense.get("name")), float((defense.get("params") or {}).get("alpha", 1.0))
+    return defense.name, float(defense.alpha)

@@ -1,6 +1,8 @@
 """The hijack panel's model jobs (a mixin of ``HijackPanel``): asking for a sweep of n and an ES
 evaluation (``engine/hijack/jobs.py``, run on the app's model thread) and taking their progress and
-results (``JobProgress``, ``JobFinished``) into the sweep and ES views and the session. The Trace view
+results (``JobProgress``, ``JobFinished``) into the sweep and ES views and the session. With a defense
+chosen in the Repair view, ``e`` also asks for the defended ES curve (``jobs.efficacy_defended``), which
+the ES view overlays as its own series. The Trace view
 asks for and takes its own jobs (it is their ``reply_to``; its ``JobFinished`` bubbles through here
 unmatched)."""
 
@@ -15,7 +17,7 @@ from lca_tui.records import Evaluation, Sweep
 
 class HijackJobs:
     """Needs the panel's ``record``, ``records``, ``scheme``, ``n``, ``template``, ``views``,
-    ``eval_job``, ``sweep_job``, ``eval_results`` and ``show_error``."""
+    ``eval_job``, ``sweep_job``, ``overlay_job``, ``eval_results`` and ``show_error``."""
 
     def action_sweep(self) -> None:
         """P(true), P(false) against n = 0..max(n, 5) for this record (a job on the model thread)."""
@@ -46,6 +48,26 @@ class HijackJobs:
                                                   "template": template})
         self.eval_job = req.job_id
         self.post_message(req)
+        self.overlay_job = None
+        self._ask_overlay(records, scheme, top, template)
+
+    def _ask_overlay(self, records, scheme, top, template) -> None:
+        """With a defense chosen in the Repair view, the defended ES curve of the same records after the
+        plain one (its settings shaped on the chosen record with n = max(n, 1) sentences prepended)."""
+        from engine.hijack.schemes import hijack_prefix
+
+        if self.record is None:
+            return
+        prepend = hijack_prefix(self.record, scheme, max(self.n, 1), template)
+        model = (self.app.model_info or {}).get("name")
+        got = self.views["repair"].overlay(model, self.record, scheme, max(self.n, 1), prepend)
+        if got is None:
+            return
+        defense, shape = got
+        req = ModelJobWanted(jobs.ModelJob(jobs.efficacy_defended, (records, scheme, top, defense, template, shape)),
+                             reply_to=self, meta={"label": self.views["repair"].label(), "scheme": scheme})
+        self.overlay_job = req.job_id
+        self.post_message(req)
 
     def template_for(self, scheme: str) -> str | None:
         return self.template if scheme == "custom" else None
@@ -57,6 +79,16 @@ class HijackJobs:
                 self.views["efficacy"].draw(msg.partial, self.eval_results, self.records)
 
     def on_job_finished(self, msg: JobFinished) -> None:
+        if msg.job_id == self.overlay_job:
+            self.overlay_job = None
+            if msg.error:
+                self.show_error(f"defended ES: {msg.error}")
+            elif msg.result is not None:
+                view = self.views["efficacy"]
+                view.set_overlay(msg.meta["label"], msg.result)
+                if self.eval_result is not None:
+                    view.draw(self.eval_result, self.eval_results, self.records)
+            return
         if msg.job_id == self.sweep_job:
             self.sweep_job = None
             if msg.error or msg.result is None:

@@ -76,7 +76,7 @@ class HijackPanel(HijackJobs, Panel):
         Binding("p", "pin", "Pin", id="hijack.pin"),
         Binding("i", "edit_prompt", "Edit prompt", id="hijack.edit"),
         Binding("escape", "leave_editor", "Leave editor", id="hijack.leave_editor", show=False),
-        *view_bindings(VIEWS),  # each view's own keys (l: lens table, k: trace mode, [ ] { }: attention)
+        *view_bindings(VIEWS),  # each view's own keys (l: lens, k: trace, [ ] { }: attention, d < >: repair)
     ]
 
     def __init__(self, **kw):
@@ -95,6 +95,7 @@ class HijackPanel(HijackJobs, Panel):
         self.probe_s: float | None = None  # the engine time of the newest answer drawn (frame hold)
         self.eval_job: int | None = None
         self.sweep_job: int | None = None
+        self.overlay_job: int | None = None  # the defended ES curve (the Repair view's defense)
         self.eval_result = None
         self.eval_results: dict[tuple[str, str], object] = {}  # (model, scheme) -> its latest EfficacyResult
         self.sweep_result = None
@@ -252,7 +253,7 @@ class HijackPanel(HijackJobs, Panel):
     def probe_context(self) -> ProbeContext:
         """What the views are told beside a probe answer (the model's name: a new model traces again)."""
         return ProbeContext(record=self.record, scheme=self.scheme, model=(self.app.model_info or {}).get("name"),
-                            shown=self.view)
+                            shown=self.view, n=self.n)
 
     def _draw_lens_pair(self, res) -> None:
         """The right column's logit(true) − logit(false) per layer (the probe's ``TargetLens``) for the
@@ -388,7 +389,7 @@ class HijackPanel(HijackJobs, Panel):
 
     def action_cancel(self) -> None:
         """Cancel this panel's evaluation or sweep, running or still queued, and the views' own jobs."""
-        for job in (self.eval_job, self.sweep_job):
+        for job in (self.eval_job, self.sweep_job, self.overlay_job):
             if job is not None:
                 self.post_message(CancelModelJob(job))
         for view in self.views.values():
@@ -407,10 +408,12 @@ class HijackPanel(HijackJobs, Panel):
             ("Hijack: sweep n", "P(true), P(false) vs n for this record", self.action_sweep),
             ("Hijack: evaluate ES", "Efficacy vs n over the built-in records", self.action_evaluate),
             ("Hijack: cancel job", "Cancel the running evaluation or sweep", self.action_cancel),
-            ("Hijack: next view", "Surprise, lens, attention, trace, sweep, ES", self.action_next_view),
+            ("Hijack: next view", "Surprise, lens, attention, trace, sweep, ES, repair", self.action_next_view),
             ("Hijack: logit lens chart / table", "Switch the logit lens view (l)",
              lambda: self.views["lens"].run_action("toggle_table")),
             ("Hijack: trace curves / maps / heads / table", "Where the hijack happens (k)",
              lambda: self.views["trace"].run_action("next_mode")),
+            ("Hijack: repair: next defense", "The Repair view's defense (d; < > step its α)",
+             lambda: self.views["repair"].run_action("next_defense")),
             ("Hijack: pin probe", "Record the current probe and a screenshot in the session", self.action_pin),
         ]

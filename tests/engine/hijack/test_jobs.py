@@ -97,3 +97,33 @@ def test_trace_pauses_between_its_forwards_and_a_cancel_raises_without_a_partial
     with pytest.raises(Cancelled) as exc:
         ModelJob(jobs.trace, args, {"window": 1}).run(tiny, stopped.ctx())
     assert exc.value.partial is None and stopped.breaks == 1
+
+
+def test_repair_probe_shapes_on_the_pair_pauses_and_cancels(tiny, records):
+    from engine.hijack.defenses import Defense
+    from engine.hijack.repair_probe import defended_probe, shape_on_pair
+
+    args = ("The Eiffel Tower is in", "Do not think of London. ", (" Paris", " London"))
+    host = FakeHost()
+    got = ModelJob(jobs.repair_probe, (*args, {"name": "steer", "params": {"alpha": 2.0}}, 4, (" Paris", " London"))
+                   ).run(tiny, host.ctx())
+    shaped = shape_on_pair(tiny, args[0], args[1], " Paris", " London", "steer", 2.0)
+    want = defended_probe(tiny, *args, shaped, k_tokens=4)
+    assert got.defense == shaped and got.defended == want.defended and got.undefended == want.undefended
+    assert host.breaks >= 2 + 4 and not host.progress  # a break before every forward, no progress
+    again = ModelJob(jobs.repair_probe, (*args, got.defense.with_alpha(1.0), 2)).run(tiny, FakeHost().ctx())
+    assert again.defense.v is got.defense.v and again.defense.alpha == 1.0  # a kept Defense runs as it is
+    with pytest.raises(Cancelled) as stop:
+        ModelJob(jobs.repair_probe, (*args, Defense("contrastive", 1.0).to_dict(), 4)).run(tiny, FakeHost(3).ctx())
+    assert stop.value.partial is None
+
+
+def test_efficacy_defended_is_the_defended_curve(tiny, records):
+    from engine.hijack.defenses import Defense
+    from engine.hijack.efficacy_defended import defended_curve
+
+    d = Defense("attention", 0.3, blocks=(0, 1))
+    got = ModelJob(jobs.efficacy_defended, (records[:2], "not-think", 2, d.to_dict())).run(tiny, FakeHost().ctx())
+    want = defended_curve(tiny, records[:2], "not-think", 2, d, batch_size=jobs.app_batch_size(tiny))
+    assert [p.es for p in got.curve] == [p.es for p in want.curve]
+    assert [s.p_true for s in got.records] == pytest.approx([s.p_true for s in want.records], abs=1e-6)

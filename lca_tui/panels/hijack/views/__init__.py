@@ -6,10 +6,12 @@ from lca_tui.panels.hijack.views.attention import AttentionView
 from lca_tui.panels.hijack.views.base import ProbeContext, ShowView, View, view_bindings
 from lca_tui.panels.hijack.views.efficacy import EfficacyView
 from lca_tui.panels.hijack.views.lens import LensView
+from lca_tui.panels.hijack.views.repair import RepairView
 from lca_tui.panels.hijack.views.surprise import SurpriseView
 from lca_tui.panels.hijack.views.sweep import SweepView
 from lca_tui.panels.hijack.views.trace import TraceView
 
-VIEWS: tuple[type[View], ...] = (SurpriseView, LensView, AttentionView, TraceView, SweepView, EfficacyView)
+VIEWS: tuple[type[View], ...] = (SurpriseView, LensView, AttentionView, TraceView, SweepView, EfficacyView,
+                                 RepairView)
 
 __all__ = ["VIEWS", "ProbeContext", "ShowView", "View", "view_bindings"]

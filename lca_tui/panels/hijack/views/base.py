@@ -40,6 +40,7 @@ class ProbeContext:
     scheme: str = "relation"   # the hijack scheme (``engine.hijack.schemes.SCHEMES``)
     model: str | None = None   # the loaded model's name (None: not known yet)
     shown: str = ""            # the id of the view shown now
+    n: int = 0                 # the panel's n (sentences of the scheme prepended)
 
 
 class ShowView(Message):

@@ -1,5 +1,6 @@
 """ES: Fig. 2 in the panel. The efficacy curve of every model evaluated for a scheme (engine
-``EfficacyResult``s), with a progress bar while one runs and the flip points per model below."""
+``EfficacyResult``s), with a progress bar while one runs and the flip points per model below; with a
+defense chosen in the Repair view, its defended curve as one more series ("<model> + <defense> α=<a>")."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ def flip_text(comparison: dict, results, records) -> str:
 class EfficacyView(View):
     ID, TITLE = "efficacy", "ES"
 
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.overlay: tuple[str, object] | None = None  # (defense label, its defended EfficacyResult)
+
+    def set_overlay(self, label: str, result) -> None:
+        """The defended ES curve of the Repair view's defense, drawn as "<model> + <label>"."""
+        self.overlay = (label, result)
+
     def compose(self) -> ComposeResult:
         # a total from the start: an indeterminate bar animates at 15 Hz even while hidden
         yield ProgressBar(total=1, id="eval-progress", classes="-idle", show_eta=True)
@@ -57,6 +66,7 @@ class EfficacyView(View):
         bar = self.query_one("#eval-progress", ProgressBar)
         bar.remove_class("-idle")
         bar.update(total=n_records, progress=0)
+        self.overlay = None
         self.query_one("#eval-curve", LiveCurve).clear()
         self.query_one("#eval-info", Label).update(
             f"evaluating {scheme} over {n_records} records, n = 0..{top} — c cancels")
@@ -91,5 +101,9 @@ class EfficacyView(View):
         for model, result in shown.items():
             c.set_series(short_name(model), [p.n for p in result.curve if p.count],
                          [p.es for p in result.curve if p.count])
+        if self.overlay is not None and self.overlay[1].scheme == current.scheme:
+            label, d = self.overlay
+            c.set_series(f"{short_name(d.model)} + {label}", [p.n for p in d.curve if p.count],
+                         [p.es for p in d.curve if p.count])
         results = list(shown.values())
         self.query_one("#flip-info", Static).update(flip_text(compare(results), results, records))
