@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app_harness import bench_main, machine  # noqa: E402
+from app_harness import bench_main, machine
 
 OUT = Path(__file__).parent / "results" / "repair_select.json"
 
