@@ -37,10 +37,13 @@ async def test_keys_bars_continuations_stale_answers_and_pin(tiny_lm_dir, tmp_pa
     async with app.run_test(size=(120, 40)) as pilot:
         p, view = await _open(pilot, app, lm)
         info = view.query_one("#repair-info")
-        # d shows the view; the default record at n = 0 has nothing prepended: said inline
+        # d shows the view; at n = 0 (nothing prepended) the defense acts on the prompt alone: drop-context
+        # changes nothing there
         await pilot.press("d")
         assert p.view == "repair" and view.defense_name == "drop-context"
-        await wait_for(pilot, lambda: "nothing is prepended" in str(info.render()))
+        await wait_for(pilot, lambda: _shown(view, p, "drop-context", 1.0), timeout=120)
+        assert "n = 0: the prompt alone" in str(info.render())
+        assert view.result.prepend.strip() == "" and view.result.defended.probs == view.result.undefended.probs
         rec = _traceable(lm, p.records)
         p.use_record(rec)
         await pilot.press("plus", "plus")
@@ -120,6 +123,19 @@ async def test_keys_bars_continuations_stale_answers_and_pin(tiny_lm_dir, tmp_pa
         assert saved["defended"]["probs"] == dict(shown.defended.probs)
         assert saved["undefended"]["continuation"] == shown.undefended.continuation
         assert saved["prepend"] == prepend and saved["question"] == question and saved["targets"] == list(targets)
+        # back to n = 0: the heads shaped at n = 2 act on the prompt alone (their cost when nothing misleads)
+        await pilot.press("minus", "minus")
+        await wait_for(pilot, lambda: _shown(view, p, "heads", 0.0) and view.result.prompt == rec.text, timeout=120)
+        want = defended_probe(lm, question, "", targets, shaped.with_alpha(0.0), k_tokens=K_TOKENS)
+        got = view.query_one("#repair-defended").rows
+        assert all(abs(r.prob - q) <= 1e-5 * max(1.0, q) for r, (_, q) in zip(got, want.defended.probs))
+        assert view.result.defended.continuation == want.defended.continuation
+        assert "n = 0: the prompt alone" in str(info.render())
+        # a defense not shaped on this record yet cannot be at n = 0: said inline, nothing asked
+        await pilot.press("d")
+        assert view.defense_name == "attention"
+        await wait_for(pilot, lambda: "press + to prepend a sentence" in str(info.render()))
+        assert view.result is None and view.job is None
 
 
 async def test_es_overlays_the_defended_curve(tiny_lm_dir, tmp_path):

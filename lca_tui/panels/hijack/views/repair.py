@@ -10,6 +10,10 @@ shapes them on the prepended text it sees and its answer's ``Defense`` is kept f
 (``overlay``). Each probe answer of a new prompt, and each key, asks for one job (``jobs.repair_probe``);
 a stale job is cancelled, and an answer to a job this view no longer waits for is never drawn.
 
+At n = 0 (nothing prepended) it shows the defense on the prompt alone, what it costs when nothing
+misleads, with the settings shaped last for the record at some n >= 1 (a shaped defense not shaped yet
+asks for a sentence first).
+
 Keys: ``d`` the next defense, ``<`` / ``>`` α down / up its grid (``repair.GRIDS`` widened with the
 endpoints; attention within [0, 1]); ``p`` pins what is shown (``PinnedRepair``)."""
 
@@ -109,6 +113,9 @@ class RepairView(View):
     def _ask(self, res, ctx: ProbeContext) -> None:
         """Ask for the defended probe of ``res``'s prompt unless the same is asked or shown already."""
         args, why = pair_args(ctx.record, ctx.scheme, res.prompt)
+        clean = _clean_args(ctx.record, res.prompt) if why else None
+        if clean is not None:  # n = 0: the defense on the prompt alone, what it costs when nothing misleads
+            args, why = clean, None
         targets = tuple(t.target for t in res.targets)
         key = (ctx.model, ctx.record, args, why, targets, self.defense_name, self.alpha)
         if key == self.asked:
@@ -126,10 +133,19 @@ class RepairView(View):
             targets = tuple(dict.fromkeys((true, false, *targets)))
         shape_key = (ctx.model, ctx.record, ctx.scheme, ctx.n, self.defense_name)
         defense, shape = self.defense_for(shape_key)
+        if defense is None and clean is not None:  # nothing to shape on: the settings of this record at n >= 1
+            defense = self.kept_for(ctx.model, ctx.record, ctx.scheme)
+            if defense is None:
+                self.result = None
+                self._clear(f"{self.defense_name} is shaped on the hijacked prompt: press + to prepend a sentence "
+                            "(it is shaped there), then − back to n = 0 to see what it does to the prompt alone")
+                return
+            shape_key = None
         if defense is None:
             defense, shape = {"name": self.defense_name, "params": {"alpha": self.alpha}}, (true, false)
         req = ModelJobWanted(jobs.ModelJob(jobs.repair_probe, (question, prepend, targets, defense, K_TOKENS, shape)),
-                             reply_to=self, meta={"shape_key": shape_key if shape is not None else None})
+                             reply_to=self, meta={"shape_key": shape_key if shape is not None else None,
+                                                  "clean": clean is not None})
         self.job = req.job_id
         self.ask(req)
         self.info(f"repairing with {self.defense_name} α={self.alpha:g}…" + (" (shaping it on this record first)"
@@ -144,6 +160,13 @@ class RepairView(View):
             kept = self.shaped.get(shape_key)
             return (kept.with_alpha(self.alpha), None) if kept is not None else (None, None)
         return Defense(name, self.alpha), None
+
+    def kept_for(self, model, record, scheme: str):
+        """The settings of this view's defense shaped last for (model, record, scheme) at any n, at the
+        current α (None: not shaped yet)."""
+        kept = [d for (m, r, s, _n, name), d in self.shaped.items()
+                if (m, r, s, name) == (model, record, scheme, self.defense_name)]
+        return kept[-1].with_alpha(self.alpha) if kept else None
 
     def overlay(self, model, record, scheme: str, n: int, prepend: str):
         """(defense, shape) for the ES overlay's job (``jobs.efficacy_defended``) with this view's defense:
@@ -184,7 +207,7 @@ class RepairView(View):
         if msg.meta.get("shape_key") is not None:
             self.shaped[msg.meta["shape_key"]] = res.defense
         self.result = res
-        self.draw(res)
+        self.draw(res, clean=bool(msg.meta.get("clean")))
         instrument.repair_drawn(res.prompt, res.defense.name, res.defense.alpha)  # off by default
 
     # -------------------------------------------------------------- keys
@@ -221,7 +244,7 @@ class RepairView(View):
         self.query_one("#repair-defended", ProbabilityBars).set_rows([])
         self.query_one("#repair-says", Static).update("")
 
-    def draw(self, r) -> None:
+    def draw(self, r, clean: bool = False) -> None:
         d = r.defense
         roles = {}
         if self.last is not None and self.last[1].record is not None:
@@ -236,8 +259,17 @@ class RepairView(View):
                     f"[b]with {d.name}:[/b] {_said(r.defended.continuation)}")
         where = "question alone" if d.name == "drop-context" else settings_text(d)
         shaped = " · [i]shaped on this record (not held out)[/i]" if d.name in SHAPED else ""
-        self.info(f"[b]{d.name}[/b] α={d.alpha:g}" + (f" · {escape(where)}" if where else "") + shaped
+        alone = " · [b]n = 0: the prompt alone[/b] (what the defense costs when nothing misleads)" if clean else ""
+        self.info(f"[b]{d.name}[/b] α={d.alpha:g}" + (f" · {escape(where)}" if where else "") + shaped + alone
                   + " · d: defense, < >: α, p: pin")
+
+
+def _clean_args(rec, prompt: str) -> tuple | None:
+    """(question, "", true, false, mention) when ``prompt`` is the record's prompt with nothing before it
+    (n = 0), else None."""
+    if rec is None or not prompt.endswith(rec.text) or prompt[: len(prompt) - len(rec.text)].strip():
+        return None
+    return rec.text, prompt[: len(prompt) - len(rec.text)], " " + rec.target_true, " " + rec.target_false, None
 
 
 def _said(text: str) -> str:
