@@ -7,7 +7,11 @@ Per defense on the evaluation half: ES at n before → after, with the 95% t CI 
 (hijacked before minus after, 0/1) and the one-sided exact sign test (records repaired against records
 newly hijacked); accuracy on the clean prompts (n = 0, P(true) > P(false)) before → after; accuracy under
 the matching reverse scheme at n (not-think → reverse-not-think, relation → reverse-relation; none for
-custom) before → after; the mean change of log P(true) at n; the frontier over the α grid
+custom) before → after; the mean change of log P(true) at n, and under the reverse scheme
+(``reverse_log_p_true_change``: how much of a helpful context's boost the defense takes away, which
+accuracy cannot see where the model is right without the context); ``tied_after``, the evaluation
+records whose defended P(true) = P(false) (the contrastive cut-off can set both to 0: not hijacked, not
+right either); the frontier over the α grid
 ([{alpha, es, clean_accuracy, reverse_accuracy}]); ES at n = 0 undefended (``es_zero_before``: the
 hijack's rise is ES(n) − ES(0)); the paired falls of clean and reverse accuracy (``clean_fall``,
 ``reverse_fall``: per record before − after, {mean, lo, hi, n} with the 95% t CI), which the
@@ -100,7 +104,8 @@ def halves(records: Sequence) -> tuple[list, list]:
     return list(records[0::2]), list(records[1::2])
 
 
-LISTS = ("hijacked", "log_p_true", "clean_correct", "clean_hijacked", "reverse_correct")
+LISTS = ("hijacked", "log_p_true", "tied", "clean_correct", "clean_hijacked", "reverse_correct",
+         "reverse_log_p_true")
 CHUNK = 8  # records per unit (default)
 KNOCKOUT = "all"  # the knockout variant the attention defense's blocks are chosen by
 DEFAULT_DEFENSES = ("heads", "attention", "contrastive", "steer", "drop-context")
@@ -117,14 +122,16 @@ def score(lm, records, scheme: str, n: int, defense: Defense, template: str | No
     clean = sorted((s for s in res.records if s.n == 0), key=lambda s: s.record_index)
     out = {"hijacked": [int(s.success) for s in at_n],
            "log_p_true": [math.log(s.p_true) if s.p_true > 0 else float("-inf") for s in at_n],
+           "tied": [int(s.p_true == s.p_false) for s in at_n],
            "clean_correct": [int(s.p_true > s.p_false) for s in clean],
-           "clean_hijacked": [int(s.success) for s in clean], "reverse_correct": None}
+           "clean_hijacked": [int(s.success) for s in clean], "reverse_correct": None, "reverse_log_p_true": None}
     rev = REVERSE.get(scheme)
     if rev is not None:
         r = defended_curve(lm, records, rev, n, defense, scoring="whole", batch_size=batch_size, ctx=ctx,
                            ends_only=True)
-        out["reverse_correct"] = [int(s.success) for s in sorted((s for s in r.records if s.n == n),
-                                                                 key=lambda s: s.record_index)]
+        rev_n = sorted((s for s in r.records if s.n == n), key=lambda s: s.record_index)
+        out["reverse_correct"] = [int(s.success) for s in rev_n]
+        out["reverse_log_p_true"] = [math.log(s.p_true) if s.p_true > 0 else float("-inf") for s in rev_n]
     return _means(out)
 
 
@@ -439,6 +446,10 @@ def _entry(d: Defense, before: dict, after: dict, frontier: list) -> dict:
             "clean_accuracy_before": before["clean_accuracy"], "clean_accuracy_after": after["clean_accuracy"],
             "reverse_accuracy_before": before["reverse_accuracy"], "reverse_accuracy_after": after["reverse_accuracy"],
             "log_p_true_change": mean_ci(dlp), "frontier": frontier,
+            "tied_after": sum(after["tied"]),
+            "reverse_log_p_true_change": (mean_ci([a - b for a, b in zip(after["reverse_log_p_true"],
+                                                                         before["reverse_log_p_true"])])
+                                          if before["reverse_log_p_true"] is not None else None),
             "es_zero_before": sum(before["clean_hijacked"]) / len(before["clean_hijacked"]),
             "clean_fall": _fall(before["clean_correct"], after["clean_correct"]),
             "reverse_fall": (_fall(before["reverse_correct"], after["reverse_correct"])

@@ -209,10 +209,11 @@ def _print(data: dict) -> None:
     console.print(f"[b]{data['model']}[/b] {data['scheme']} n = {data['n']}: selected on {len(data['selection'])} "
                   f"records, evaluated on {len(data['evaluation'])}")
     table = Table(title="evaluation half, before→after (ES: hijack success, lower is better; clean/reverse: "
-                        "accuracy; CI 95% of the ES drop, p sign test)",
+                        "accuracy; CI 95% of the ES drop, p sign test; Δlog P rev: under the reverse scheme; ties: "
+                        "P(true) = P(false) after)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("defense", no_wrap=True)
-    for col in ("ES", "drop CI", "p", "clean", "reverse", "Δlog P"):  # p: sign test; CI: 95%
+    for col in ("ES", "drop CI", "p", "clean", "reverse", "Δlog P", "Δlog P rev", "ties"):  # p: sign test
         table.add_column(col, justify="right", no_wrap=True)
     settings = []
     for d in data["defenses"]:
@@ -220,7 +221,9 @@ def _print(data: dict) -> None:
         table.add_row(d["name"], arrow(d["es_before"], d["es_after"]), f"{number(lo, '+.2f')}..{number(hi, '+.2f')}",
                       number(d["sign_p"], ".2g"), arrow(d["clean_accuracy_before"], d["clean_accuracy_after"]),
                       arrow(d.get("reverse_accuracy_before"), d.get("reverse_accuracy_after")),
-                      number((d.get("log_p_true_change") or {}).get("mean"), "+.2f"))
+                      number((d.get("log_p_true_change") or {}).get("mean"), "+.2f"),
+                      number((d.get("reverse_log_p_true_change") or {}).get("mean"), "+.2f"),
+                      str(d.get("tied_after", "")))
         p = dict(d["params"])
         if "heads" in p:
             p["heads"] = " ".join(f"L{b}H{h}" for b, h in p["heads"])

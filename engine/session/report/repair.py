@@ -58,9 +58,13 @@ def _dataset(it) -> Block:
         rows.append([e.get("name"), _arrow(e.get("es_before"), e.get("es_after")), interval,
                      num(e.get("sign_p")), _arrow(e.get("clean_accuracy_before"), e.get("clean_accuracy_after")),
                      _arrow(e.get("reverse_accuracy_before"), e.get("reverse_accuracy_after")),
-                     num(obj(e.get("log_p_true_change")).get("mean")), settings_text(e.get("params"))])
+                     num(obj(e.get("log_p_true_change")).get("mean")),
+                     num(obj(e.get("reverse_log_p_true_change")).get("mean")), e.get("tied_after"),
+                     settings_text(e.get("params"))])
     b.parts.append(Table(["defense", "ES", "drop 95% CI", "sign p", "clean acc.", "reverse acc.", "Δ log P(true)",
-                          "settings"], rows, caption="Evaluation half, before → after"))
+                          "Δ log P(true), reverse", "ties", "settings"], rows,
+                         caption="Evaluation half, before → after (ties: records whose defended P(true) = P(false), "
+                                 "e.g. both cut to 0)"))
     frontier = {str(e.get("name")): [p for p in e.get("frontier") or [] if isinstance(p, dict)] for e in defenses}
     frontier = {k: v for k, v in frontier.items() if v}
     if frontier:

@@ -130,9 +130,9 @@ def _json(out) -> str:
 
 
 def _close(a, b, path="") -> None:
-    """``a`` and ``b`` (JSON) equal but for float rounding (rel 1e-5)."""
+    """``a`` and ``b`` (JSON) equal but for float rounding (rel or abs 1e-5: log-probabilities)."""
     if isinstance(a, float) or isinstance(b, float):
-        assert a is not None and b is not None and math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6), (path, a, b)
+        assert a is not None and b is not None and math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5), (path, a, b)
     elif isinstance(a, dict):
         assert a.keys() == b.keys(), path
         for k in a:
@@ -193,3 +193,27 @@ def test_custom_scheme_has_no_reverse(tiny):
         assert d["reverse_accuracy_before"] is None and d["reverse_fall"] is None
     with pytest.raises(UserError):
         repair(tiny, recs, SCHEME, 1, defenses=("heads",), chunk=0)
+
+
+def test_ties_and_the_reverse_log_p_change_are_the_sweeps(tiny):
+    """``tied_after`` and ``reverse_log_p_true_change`` are what the defended sweeps give, record by record."""
+    from engine.hijack.defenses import Defense
+    from engine.hijack.efficacy_defended import defended_curve
+
+    recs = load_counterfact("builtin", limit=8, seed=2)
+    d = Defense("contrastive", 4.0, beta=0.5)  # a hard cut-off: both targets may be cut to 0
+    (entry,) = repair(tiny, recs, SCHEME, 2, defenses=(d,), batch_size=4)["defenses"]
+    evaluation = recs[1::2]
+
+    def at_n(scheme, defense):
+        res = defended_curve(tiny, evaluation, scheme, 2, defense, batch_size=4)
+        return sorted((s for s in res.records if s.n == 2), key=lambda s: s.record_index)
+
+    after = at_n(SCHEME, d)
+    assert entry["tied_after"] == sum(s.p_true == s.p_false for s in after)
+    before_r, after_r = at_n("reverse-not-think", Defense("none")), at_n("reverse-not-think", d)
+    diffs = [math.log(a.p_true) - math.log(b.p_true) for a, b in zip(after_r, before_r) if a.p_true > 0]
+    got = entry["reverse_log_p_true_change"]
+    assert got["n"] == len(diffs)
+    if diffs:
+        assert math.isclose(got["mean"], sum(diffs) / len(diffs), rel_tol=1e-4, abs_tol=1e-5)

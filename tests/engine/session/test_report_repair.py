@@ -13,6 +13,7 @@ from engine.errors import UserError
 from engine.session.report import build_report, render_html
 from engine.session.report.document import LineChart, Table
 from engine.session.store import Session
+from textnum import finite
 
 ENV = {"python": "3", "packages": {}, "device": "cpu"}
 
@@ -57,6 +58,7 @@ def test_dataset_block_is_its_numbers(session):
     assert row[3] == contrastive["sign_p"]
     assert row[1] == f"{contrastive['es_before']:.3f} → {contrastive['es_after']:.3f}"
     assert f"α = {contrastive['params']['alpha']:.3g}" in row[-1]
+    assert row[7] == finite(contrastive["reverse_log_p_true_change"]["mean"]) and row[8] == contrastive["tied_after"]
     frontier, by_alpha = [p for p in parts if isinstance(p, LineChart)]
     points = contrastive["frontier"]
     assert len(points) == 3  # the contrastive grid
