@@ -75,6 +75,17 @@ def run(args) -> dict:
     return res
 
 
+def _settings(p: dict) -> str:
+    parts = [f"α {p['alpha']:g}"]
+    if p.get("heads"):
+        parts.append(" ".join(f"L{b}H{h}" for b, h in p["heads"]))
+    if p.get("blocks"):
+        parts.append("block" + ("s " if len(p["blocks"]) > 1 else " ") + ",".join(map(str, p["blocks"])))
+    if "v_norm" in p:
+        parts.append(f"‖v‖ {p['v_norm']:.3g}")
+    return ", ".join(parts)
+
+
 def markdown(r: dict) -> str:
     def arrow(a, b) -> str:
         return "–" if a is None else f"{a:.3f} → {b:.3f}"
@@ -84,13 +95,16 @@ def markdown(r: dict) -> str:
            f"{r['records']} built-in records, scheme {r['scheme']}, n = {r['n']}, batch {r['batch_size']}, "
            "every defense (drop-context, heads, attention, contrastive, steer) selected on the even records and "
            "scored on the odd ones. Data: `bench/results/repair_select.json`.", "",
-           "| model | wall time (select + evaluate) | defense | ES before → after | clean acc. | reverse acc. |",
-           "|---|---|---|---|---|---|"]
+           "| model | wall time (select + evaluate) | defense | settings chosen | ES before → after | drop, 95% CI | "
+           "clean acc. | reverse acc. |",
+           "|---|---|---|---|---|---|---|---|"]
     for m in r["models"]:
         for i, d in enumerate(m["defenses"]):
             head = (f"{m['model']} ({m['selection']} + {m['evaluation']} records)", f"{m['seconds']:.0f} s") \
                 if i == 0 else ("", "")
-            out.append(f"| {head[0]} | {head[1]} | {d['name']} | {arrow(d['es_before'], d['es_after'])} | "
+            lo, hi = d["es_ci"]
+            out.append(f"| {head[0]} | {head[1]} | {d['name']} | {_settings(d['params'])} | "
+                       f"{arrow(d['es_before'], d['es_after'])} | {lo:+.3f} … {hi:+.3f} | "
                        f"{arrow(d['clean_before'], d['clean_after'])} | "
                        f"{arrow(d['reverse_before'], d['reverse_after'])} |")
     return "\n".join(out)
