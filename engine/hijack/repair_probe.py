@@ -16,9 +16,12 @@ question``; the defended side runs it under the defense:
 
 Per side: each target's whole probability (the product over its tokens, the tokens as
 ``engine.hijack.probe`` takes them: the ids that follow the prompt's ids in ids(prompt + target)), the
-top 5 next tokens and the greedy continuation (``k_tokens`` tokens, stopping at EOS). Full forwards,
-no cache; the hooks are on for one forward at a time, so ``ctx.pause()`` between forwards (a waiting
-probe answered) never runs under them.
+top 5 next tokens and the greedy continuation (``k_tokens`` tokens, stopping at EOS). The prompt runs
+once with its KV cache (``kv.extend``, under the defense's hooks where it has them, so the cache is the
+defended one); the targets' later tokens are teacher-forced after it in one batched step and each
+generated token is one step more (full forwards per target and per token where the model gives no
+cache: a sliding window). The hooks are on for one forward at a time, so ``ctx.pause()`` between
+forwards (a waiting probe answered) never runs under them.
 
 ``shape_on_pair``: the defense's settings chosen on the one record at hand (not held out; the view
 says so): heads = the top 3 by the rise of logit(true) − logit(false) when each alone is zero-ablated
@@ -107,27 +110,53 @@ def defended_probe(lm, question: str, prepend: str, targets: Sequence[str], defe
 
 
 class _Runner:
-    """Full forwards (log-probability rows, float32) of one side: plain, or under ``defense``'s hooks
-    for the one forward; a break (``ctx.pause``) and a cancel check before each."""
+    """Forwards of one side (log-probability rows, float32): plain, or under ``defense``'s hooks for the
+    one forward; a break (``ctx.pause``) and a cancel check before each. ``__call__``: a full forward of
+    ``ids``; ``start`` / ``step``: the prompt once with its KV cache (``kv.extend``), then a few tokens
+    after it (None where the model gives no cache: a sliding window, no KV reuse)."""
 
     def __init__(self, lm, ctx: JobContext, defense: Defense | None = None, span=None):
         self.lm, self.ctx, self.defense, self.span = lm, ctx, defense, span
 
-    def __call__(self, ids):
+    def _forward(self, fn, rows: int):
         import torch
 
         self.ctx.pause()
         self.ctx.check()
-        x = torch.as_tensor([list(ids)], device=self.lm.device)
         with torch.inference_mode():
             if self.defense is None:
-                logits = self.lm.model(input_ids=x, use_cache=False).logits
-            else:
-                with install(self.lm, self.defense) as state:
-                    if self.span is not None:
-                        state.rows([self.span])
-                    logits = self.lm.model(input_ids=x, use_cache=False).logits
+                return fn()
+            with install(self.lm, self.defense) as state:
+                if self.span is not None:
+                    state.rows([self.span] * rows)
+                return fn()
+
+    def __call__(self, ids):
+        import torch
+
+        x = torch.as_tensor([list(ids)], device=self.lm.device)
+        logits = self._forward(lambda: self.lm.model(input_ids=x, use_cache=False).logits, 1)
         return torch.log_softmax(logits[0].float(), dim=-1)
+
+    def start(self, ids):
+        """(log-probability rows of ``ids``, its cache or None)."""
+        import torch
+
+        from engine.hijack.kv import extend
+
+        logits, _, kv = self._forward(lambda: extend(self.lm, None, [list(ids)]), 1)
+        return torch.log_softmax(logits[0].float(), dim=-1), kv
+
+    def step(self, kv, rows: Sequence[Sequence[int]]):
+        """Log-probability rows (B, T, V) of token ``rows`` after the cache ``kv`` (one prompt's, repeated
+        for each row; right-padded rows) and the cache grown by them (one row: the next step's cache)."""
+        import torch
+
+        from engine.hijack.kv import extend
+
+        past = kv if len(rows) == 1 else kv.select([0] * len(rows))
+        logits, _, grown = self._forward(lambda: extend(self.lm, past, [list(r) for r in rows]), len(rows))
+        return torch.log_softmax(logits.float(), dim=-1), grown
 
 
 def _target_ids(lm, prompt: str, ids, targets):
@@ -176,6 +205,39 @@ def _greedy(lm, next_lp, first, k: int) -> list[int]:
 def _side(lm, run: _Runner, prompt: str, targets, k: int) -> ProbeSide:
     ids = lm.encode(prompt)
     t_ids = _target_ids(lm, prompt, ids, targets)
+    rows, kv = run.start(ids)
+    if kv is None:
+        return _side_full(lm, run, prompt, ids, t_ids, targets, k)
+    last = rows[-1]
+    probs = _cached_targets(run, kv, last, [t for t, _ in t_ids])
+
+    def next_lp(gen):
+        nonlocal kv
+        lp, kv = run.step(kv, [gen[-1:]])
+        return lp[0, -1]
+
+    gen = _greedy(lm, next_lp, last, _room(lm, ids, k))
+    return ProbeSide(prompt, tuple(zip(targets, probs)), tuple(e for _, e in t_ids), _top(lm, last),
+                     lm.tokenizer.decode(gen), tuple(gen))
+
+
+def _cached_targets(run: _Runner, kv, last, t_ids) -> list[float]:
+    """Each target's whole probability: its first token from ``last``, the rest teacher-forced after the
+    prompt's cache ``kv`` in one batched step (the longer targets only)."""
+    long = [t for t in t_ids if len(t) > 1]
+    rows = run.step(kv, [t[:-1] for t in long])[0] if long else None
+    out, i = [], 0
+    for t in t_ids:
+        lp = float(last[t[0]])
+        if len(t) > 1:
+            lp += sum(float(rows[i, j, tok]) for j, tok in enumerate(t[1:]))
+            i += 1
+        out.append(math.exp(lp))
+    return out
+
+
+def _side_full(lm, run: _Runner, prompt: str, ids, t_ids, targets, k: int) -> ProbeSide:
+    """``_side`` without a cache: a full forward per target and per generated token."""
     probs, last = [], None
     for t, _ in t_ids:
         rows = run(ids + t[:-1])
@@ -191,6 +253,38 @@ def _side(lm, run: _Runner, prompt: str, targets, k: int) -> ProbeSide:
 def _contrastive_side(lm, run: _Runner, question: str, prompt: str, targets, k: int, d: Defense) -> ProbeSide:
     q_ids, c_ids = lm.encode(question), lm.encode(prompt)
     t_ids = _target_ids(lm, prompt, c_ids, targets)
+    a, b = float(d.alpha), float(d.beta)
+    q_rows, q_kv = run.start(q_ids)
+    c_rows, c_kv = run.start(c_ids)
+    if q_kv is None or c_kv is None:
+        return _contrastive_full(lm, run, question, prompt, q_ids, c_ids, t_ids, targets, k, d)
+    first = contrastive_logp(q_rows[-1], c_rows[-1], a, b)
+    long = [t for t, _ in t_ids if len(t) > 1]
+    q_long = run.step(q_kv, [t[:-1] for t in long])[0] if long else None
+    c_long = run.step(c_kv, [t[:-1] for t in long])[0] if long else None
+    probs, i = [], 0
+    for t, _ in t_ids:
+        lp = float(first[t[0]])
+        if len(t) > 1:
+            mixed = contrastive_logp(q_long[i, :len(t) - 1], c_long[i, :len(t) - 1], a, b)
+            lp += sum(float(mixed[j, tok]) for j, tok in enumerate(t[1:]))
+            i += 1
+        probs.append(math.exp(lp))
+
+    def next_lp(gen):
+        nonlocal q_kv, c_kv
+        q, q_kv = run.step(q_kv, [gen[-1:]])
+        c, c_kv = run.step(c_kv, [gen[-1:]])
+        return contrastive_logp(q[0, -1], c[0, -1], a, b)
+
+    gen = _greedy(lm, next_lp, first, _room(lm, c_ids, k))
+    return ProbeSide(question, tuple(zip(targets, probs)), tuple(e for _, e in t_ids), _top(lm, first),
+                     lm.tokenizer.decode(gen), tuple(gen))
+
+
+def _contrastive_full(lm, run: _Runner, question: str, prompt: str, q_ids, c_ids, t_ids, targets, k: int,
+                      d: Defense) -> ProbeSide:
+    """``_contrastive_side`` without a cache: full forwards of both runs per target and per token."""
     a, b = float(d.alpha), float(d.beta)
     probs, first = [], None
     for t, _ in t_ids:

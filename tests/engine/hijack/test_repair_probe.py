@@ -54,7 +54,9 @@ def _case(lm):
     for rec in load_counterfact("builtin"):
         a, b = (_ids_after(lm, rec.text, " " + t) for t in (rec.target_true, rec.target_false))
         if a[0] != b[0]:
-            return rec.text, hijack_prefix(rec, "not-think", 2), (" " + rec.target_true, " " + rec.target_false)
+            # a third, longer target: the teacher-forced rows of targets of different lengths share a batch
+            return rec.text, hijack_prefix(rec, "not-think", 2), (" " + rec.target_true, " " + rec.target_false,
+                                                                  f" {rec.target_true} and {rec.target_false}")
     raise AssertionError("no record with distinct first target tokens")
 
 
@@ -152,7 +154,7 @@ def _same_continuation(got, want, tol):
 
 def _defenses(lm, question, prepend, targets):
     last = len(_parts(lm.model)[0]) - 1
-    steer = shape_on_pair(lm, question, prepend, *targets, "steer", 2.0)
+    steer = shape_on_pair(lm, question, prepend, *targets[:2], "steer", 2.0)
     return [Defense("none"), Defense("drop-context"), Defense("heads", 0.0, ((0, 1), (last, 2), (last, 3))),
             Defense("heads", 0.5, ((1, 0),)), Defense("attention", 0.25, blocks=tuple(range(last + 1))),
             Defense("attention", 0.0, blocks=(0,)), steer, Defense("contrastive", 1.0),
@@ -202,7 +204,7 @@ def test_the_record_and_bad_input(load):
     with pytest.raises(UserError):
         defended_probe(lm, question, prepend, targets, Defense("heads", 0.0, ((9, 0),)))
     with pytest.raises(UserError):
-        shape_on_pair(lm, question, prepend, *targets, "prune", 1.0)
+        shape_on_pair(lm, question, prepend, *targets[:2], "prune", 1.0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -214,7 +216,7 @@ def test_shape_on_pair_is_the_plain_ablation_and_capture(family, load):
     blocks, _, projs = _parts(lm.model)
     n_heads = lm.model.config.num_attention_heads
     ids = lm.encode(prepend + question)
-    a, b = (_ids_after(lm, question, t)[0] for t in targets)
+    a, b = (_ids_after(lm, question, t)[0] for t in targets[:2])
 
     def diff(hook=None, at=None):
         h = at.register_forward_pre_hook(hook) if at is not None else None
@@ -237,11 +239,11 @@ def test_shape_on_pair_is_the_plain_ablation_and_capture(family, load):
     d0 = diff()
     rises = sorted(((diff(zero(h), projs[blk]) - d0, (blk, h)) for blk in range(len(blocks)) for h in range(n_heads)),
                    key=lambda r: -r[0])
-    heads = shape_on_pair(lm, question, prepend, *targets, "heads", 0.25)
+    heads = shape_on_pair(lm, question, prepend, *targets[:2], "heads", 0.25)
     assert heads.alpha == 0.25 and set(heads.heads) == {bh for _, bh in rises[:3]}
-    att = shape_on_pair(lm, question, prepend, *targets, "attention", 2.0)
+    att = shape_on_pair(lm, question, prepend, *targets[:2], "attention", 2.0)
     assert att.blocks == tuple(range(len(blocks))) and att.alpha == 1.0
-    steer = shape_on_pair(lm, question, prepend, *targets, "steer", 3.0)
+    steer = shape_on_pair(lm, question, prepend, *targets[:2], "steer", 3.0)
     mid = len(blocks) // 2
     got = []
     for text in (question, prepend + question):
@@ -257,4 +259,19 @@ def test_shape_on_pair_is_the_plain_ablation_and_capture(family, load):
             h.remove()
         got.append(seen["h"][0, -1].float())
     assert steer.blocks == (mid,) and torch.allclose(steer.v, got[0] - got[1], atol=1e-5)
-    assert shape_on_pair(lm, question, prepend, *targets, "contrastive", 0.5) == Defense("contrastive", 0.5)
+    assert shape_on_pair(lm, question, prepend, *targets[:2], "contrastive", 0.5) == Defense("contrastive", 0.5)
+
+
+def test_one_long_target_alone(load):
+    """One target of several tokens: its teacher-forced step runs on the prompt's own cache (no copy), which
+    the continuation after it must not see."""
+    lm = load(("llama", "float32"))
+    question, prepend, targets = _case(lm)
+    one = (targets[2],)
+    assert len(_ids_after(lm, prepend + question, one[0])) > 1
+    for d in (Defense("none"), Defense("heads", 0.0, ((0, 1),)), Defense("contrastive", 1.0)):
+        got = defended_probe(lm, question, prepend, one, d, k_tokens=K)
+        want = plain(lm, question, prepend, one, None if d.name == "none" else d, K)
+        p, w = got.defended.probs[0][1], want["logp"][0]
+        assert _log(p) == w if math.isinf(w) or p == 0 else abs(_log(p) - w) <= 1e-4, (d.name, p, w)
+        _same_continuation(got.defended.continuation_ids, want, 1e-4)
