@@ -271,7 +271,12 @@ class LcaApp(App):
 
     @save_record.register(PinnedRepair)
     def _save_repair(self, record: PinnedRepair) -> None:
-        path = self.session.record_repair(record.result.to_dict())
+        from engine.hijack.defenses import HOOKED
+
+        data = record.result.to_dict()
+        if record.result.defense.name in HOOKED:  # the app shapes heads, blocks and v on the record at hand
+            data["shaped"] = "settings shaped on this record (not held out)"
+        path = self.session.record_repair(data)
         self.notify(f"repair pinned to the session: {path.name}", timeout=4)
 
     def on_pin_probe(self, msg: PinProbe) -> None:

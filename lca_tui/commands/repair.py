@@ -206,6 +206,8 @@ def _print(data: dict) -> None:
         return f"{number(before, '.2f')}→{number(after, '.2f')}"
 
     console = Console()
+    if not console.is_terminal:  # piped or redirected: wide enough for every column (no ellipses)
+        console = Console(width=160)
     console.print(f"[b]{data['model']}[/b] {data['scheme']} n = {data['n']}: selected on {len(data['selection'])} "
                   f"records, evaluated on {len(data['evaluation'])}")
     table = Table(title="evaluation half, before→after (ES: hijack success, lower is better; clean/reverse: "

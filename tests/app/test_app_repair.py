@@ -119,6 +119,7 @@ async def test_keys_bars_continuations_stale_answers_and_pin(tiny_lm_dir, tmp_pa
         await wait_for(pilot, lambda: len(app.session.items("repair")) == 1)
         saved = app.session.items("repair")[0].data
         assert saved["scope"] == "probe" and saved["defense"]["name"] == "heads"
+        assert saved["shaped"] == "settings shaped on this record (not held out)"
         assert saved["defense"]["params"]["heads"] == [list(h) for h in shaped.heads]
         assert saved["defended"]["probs"] == dict(shown.defended.probs)
         assert saved["undefended"]["continuation"] == shown.undefended.continuation
