@@ -59,7 +59,9 @@ def repair_rows(model: str, result: dict) -> list[dict]:
                "reverse_before": d["reverse_accuracy_before"], "reverse_after": d["reverse_accuracy_after"],
                "reverse_fall": rev["mean"] if rev else None, "reverse_fall_lo": rev["lo"] if rev else None,
                "reverse_fall_hi": rev["hi"] if rev else None,
-               "log_p_true_change": d["log_p_true_change"]["mean"]}
+               "log_p_true_change": d["log_p_true_change"]["mean"],
+               "reverse_log_p_true_change": (d.get("reverse_log_p_true_change") or {}).get("mean"),
+               "ties": d.get("tied_after")}
         rows.append(row)
     return rows
 
