@@ -96,3 +96,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+_LOADED: dict = {}
+
+
+@pytest.fixture(scope="session")
+def load_cell(family_dir):
+    """``load_cell((family, dtype, attention))`` -> the loaded tiny ``LanguageModel`` of that test-matrix cell
+    (``tests.engine.matrix.conftest.cells``), cached per run."""
+    from engine.hijack.lm import load_lm
+
+    def get(cell):
+        if cell not in _LOADED:
+            family, dtype, attn = cell
+            _LOADED[cell] = load_lm(str(family_dir(family)), device="cpu", dtype=dtype, attn_implementation=attn)
+        return _LOADED[cell]
+
+    return get

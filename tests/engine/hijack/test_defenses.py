@@ -20,7 +20,7 @@ from engine.hijack.efficacy_defended import defended_curve
 from engine.hijack.efficacy_plan import _plan
 from engine.hijack.schemes import hijack_prefix
 from engine.hijack.tolerance import tolerance
-from tests.engine.matrix.conftest import dtype_skip, logit_scale
+from tests.engine.matrix.conftest import cells, default_attn, logit_scale
 from tests.families import FAMILIES as ALL_FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -29,7 +29,6 @@ N = 2
 SCHEME = "not-think"
 FAMILIES = tuple(ALL_FAMILIES)  # every family the project claims (tests/families.py)
 WORST: dict = {}
-_LOADED: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -38,27 +37,7 @@ def records():
 
 
 def _cells():
-    out = []
-    for fam in FAMILIES:
-        for dtype in ("float32", "bfloat16", "float16"):
-            reason = dtype_skip(dtype)
-            out.append(pytest.param((fam, dtype), id=f"{fam}-{dtype}",
-                                    marks=[pytest.mark.skip(reason=reason)] if reason else []))
-    return out
-
-
-@pytest.fixture
-def load(family_dir):
-    from engine.hijack.lm import load_lm
-
-    def get(cell):
-        if cell not in _LOADED:
-            fam, dtype = cell
-            _LOADED[cell] = load_lm(str(family_dir(fam)), device="cpu", dtype=dtype,
-                                    attn_implementation="eager" if fam == "gemma2" else None)
-        return _LOADED[cell]
-
-    return get
+    return cells("default", ("float32", "bfloat16", "float16"), FAMILIES)
 
 
 # --- the plain implementation ------------------------------------------------------------------------
@@ -201,8 +180,8 @@ def _defenses(lm, records):
 
 
 @pytest.mark.parametrize("cell", _cells())
-def test_defended_sweeps_equal_the_plain_forwards(cell, load, records):
-    lm = load(cell)
+def test_defended_sweeps_equal_the_plain_forwards(cell, load_cell, records):
+    lm = load_cell(cell)
     base_tol = tolerance(lm.dtype, max(logit_scale(lm, r.text) for r in records))
     undefended = efficacy_curve(lm, records, SCHEME, N, batch_size=3)
     for d in _defenses(lm, records):
@@ -221,8 +200,8 @@ def test_defended_sweeps_equal_the_plain_forwards(cell, load, records):
 
 
 @pytest.mark.parametrize("cell", [c for c in _cells() if c.values[0][1] == "float32"])
-def test_identities(cell, load, records):
-    lm = load(cell)
+def test_identities(cell, load_cell, records):
+    lm = load_cell(cell)
     tol = tolerance(lm.dtype, max(logit_scale(lm, r.text) for r in records))
     base = efficacy_curve(lm, records, SCHEME, N, batch_size=3)
     v = steer_vector(lm, records, SCHEME, N, 0)
@@ -267,10 +246,10 @@ def test_bad_defenses_are_one_user_error(bad):
         Defense(**bad)
 
 
-def test_repair_selects_on_even_and_scores_on_odd_records(load):
+def test_repair_selects_on_even_and_scores_on_odd_records(load_cell):
     from engine.hijack.repair import repair, sign_test_p
 
-    lm = load(("llama", "float32"))
+    lm = load_cell(("llama", "float32", default_attn("llama")))
     recs = load_counterfact("builtin", limit=6, seed=1)
     out = repair(lm, recs, SCHEME, 2, defenses=("heads", "contrastive", "steer", "attention", "drop-context"),
                  batch_size=4)

@@ -18,35 +18,16 @@ from engine.hijack.repair_probe import defended_probe, shape_on_pair
 from engine.hijack.schemes import hijack_prefix
 from engine.hijack.tolerance import tolerance
 from tests.engine.hijack.test_defenses import _parts, _plain_hooks, _span
-from tests.engine.matrix.conftest import dtype_skip, logit_scale
+from tests.engine.matrix.conftest import cells, default_attn, logit_scale
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAMILIES = ("llama", "gpt2", "gemma3")
 K = 6
-_LOADED: dict = {}
 
 
 def _cells():
-    out = []
-    for fam in FAMILIES:
-        for dtype in ("float32", "bfloat16"):
-            reason = dtype_skip(dtype)
-            out.append(pytest.param((fam, dtype), id=f"{fam}-{dtype}",
-                                    marks=[pytest.mark.skip(reason=reason)] if reason else []))
-    return out
-
-
-@pytest.fixture
-def load(family_dir):
-    from engine.hijack.lm import load_lm
-
-    def get(cell):
-        if cell not in _LOADED:
-            _LOADED[cell] = load_lm(str(family_dir(cell[0])), device="cpu", dtype=cell[1])
-        return _LOADED[cell]
-
-    return get
+    return cells("default", ("float32", "bfloat16"), FAMILIES)
 
 
 def _case(lm):
@@ -162,8 +143,8 @@ def _defenses(lm, question, prepend, targets):
 
 
 @pytest.mark.parametrize("cell", _cells())
-def test_defended_probe_equals_the_plain_forwards(cell, load):
-    lm = load(cell)
+def test_defended_probe_equals_the_plain_forwards(cell, load_cell):
+    lm = load_cell(cell)
     question, prepend, targets = _case(lm)
     base = tolerance(lm.dtype, logit_scale(lm, prepend + question))
     ref0 = plain(lm, question, prepend, targets, None, K)
@@ -190,8 +171,8 @@ def test_defended_probe_equals_the_plain_forwards(cell, load):
         assert moved > 100 * tol or got.defended.continuation_ids != got.undefended.continuation_ids, d.name
 
 
-def test_the_record_and_bad_input(load):
-    lm = load(("llama", "float32"))
+def test_the_record_and_bad_input(load_cell):
+    lm = load_cell(("llama", "float32", default_attn("llama")))
     question, prepend, targets = _case(lm)
     got = defended_probe(lm, question, prepend, targets, Defense("drop-context"), k_tokens=3)
     data = got.to_dict()
@@ -208,10 +189,10 @@ def test_the_record_and_bad_input(load):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_shape_on_pair_is_the_plain_ablation_and_capture(family, load):
+def test_shape_on_pair_is_the_plain_ablation_and_capture(family, load_cell):
     import torch
 
-    lm = load((family, "float32"))
+    lm = load_cell((family, "float32", default_attn(family)))
     question, prepend, targets = _case(lm)
     blocks, _, projs = _parts(lm.model)
     n_heads = lm.model.config.num_attention_heads
@@ -262,10 +243,10 @@ def test_shape_on_pair_is_the_plain_ablation_and_capture(family, load):
     assert shape_on_pair(lm, question, prepend, *targets[:2], "contrastive", 0.5) == Defense("contrastive", 0.5)
 
 
-def test_one_long_target_alone(load):
+def test_one_long_target_alone(load_cell):
     """One target of several tokens: its teacher-forced step runs on the prompt's own cache (no copy), which
     the continuation after it must not see."""
-    lm = load(("llama", "float32"))
+    lm = load_cell(("llama", "float32", default_attn("llama")))
     question, prepend, targets = _case(lm)
     one = (targets[2],)
     assert len(_ids_after(lm, prepend + question, one[0])) > 1

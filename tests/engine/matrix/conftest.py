@@ -49,23 +49,6 @@ def default_attn(family: str) -> str:
     return "eager" if family in NO_SDPA else "sdpa"
 
 
-_LOADED: dict = {}
-
-
-@pytest.fixture(scope="session")
-def load_cell(family_dir):
-    """``load_cell((family, dtype, attention))`` -> the loaded ``LanguageModel`` (cached per run)."""
-    from engine.hijack.lm import load_lm
-
-    def get(cell):
-        if cell not in _LOADED:
-            family, dtype, attn = cell
-            _LOADED[cell] = load_lm(str(family_dir(family)), device="cpu", dtype=dtype, attn_implementation=attn)
-        return _LOADED[cell]
-
-    return get
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _dump_worst():
     yield
