@@ -35,6 +35,25 @@ TYPE_AT_START = "Indeed, so "                        # (b) each key edits the fi
 KEYS = {"pageup": "\x1b[5~", "pagedown": "\x1b[6~", "home": "\x1b[H", "end": "\x1b[F"}
 
 
+def open_view(view: str, threads: int, model: str | None = None, **env: str) -> PtyApp:
+    """This file's app (``child_main``) in a pseudo-terminal showing the hijack view ``view`` on ``PROMPT``
+    (``LCA_BENCH_*`` settings in ``env``), ready, the cursor at the prompt's very start."""
+    os.environ["LCA_BENCH_VIEW"] = view
+    for key, value in env.items():
+        os.environ[f"LCA_BENCH_{key.upper()}"] = value
+    if model:
+        os.environ["LCA_BENCH_MODEL"] = model
+    app = PtyApp(__file__, threads=threads)
+    try:
+        app.wait(lambda ev: ev["ev"] == "ready", timeout=900)
+        app.type(KEYS["pageup"] * 4 + KEYS["home"])
+        time.sleep(1.0)
+    except BaseException:
+        app.close()
+        raise
+    return app
+
+
 def child_main(log_path: str) -> None:
     """The app in the pseudo-terminal this process was started in, its instrumentation writing to
     ``log_path``. The subclass only types the prompt, waits for its first answer and logs ``ready``;

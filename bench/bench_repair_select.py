@@ -76,14 +76,10 @@ def run(args) -> dict:
 
 
 def _settings(p: dict) -> str:
-    parts = [f"α {p['alpha']:g}"]
-    if p.get("heads"):
-        parts.append(" ".join(f"L{b}H{h}" for b, h in p["heads"]))
-    if p.get("blocks"):
-        parts.append("block" + ("s " if len(p["blocks"]) > 1 else " ") + ",".join(map(str, p["blocks"])))
-    if "v_norm" in p:
-        parts.append(f"‖v‖ {p['v_norm']:.3g}")
-    return ", ".join(parts)
+    from engine.hijack.defenses import settings_text
+
+    rest = settings_text(p, ", ").replace("|v|", "‖v‖")  # a pipe would end the markdown cell
+    return f"α {p['alpha']:g}" + (f", {rest}" if rest else "")
 
 
 def markdown(r: dict) -> str:

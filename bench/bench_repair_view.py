@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from app_harness import RESULTS, PtyApp, bench_main, machine
+from app_harness import RESULTS, bench_main, machine
 
 HERE = Path(__file__).resolve().parent
 CHARS = "Indeed, so "
@@ -39,7 +39,7 @@ def _repair(app, want: str, t_key: float) -> float:
 
 def run(args) -> dict:
     import torch
-    from bench_app_latency import KEYS, PROMPT
+    from bench_app_latency import PROMPT, open_view
 
     from engine.hijack.lm import load_lm
     from engine.hijack.probe import Prober
@@ -52,16 +52,9 @@ def run(args) -> dict:
     alpha = GRIDS[args.defense][len(GRIDS[args.defense]) // 2]  # the view's default α
     defense = shape_on_pair(lm, QUESTION, PROMPT[: -len(QUESTION)], " Paris", " Chicago", args.defense, alpha)
     load0 = os.getloadavg()
-    os.environ["LCA_BENCH_VIEW"] = "repair"
-    os.environ["LCA_BENCH_DEFENSE"] = args.defense
-    if args.model:
-        os.environ["LCA_BENCH_MODEL"] = args.model
-    app = PtyApp(str(HERE / "bench_app_latency.py"), threads=args.threads)
+    app = open_view("repair", args.threads, args.model, defense=args.defense)
     rows = []
     try:
-        app.wait(lambda ev: ev["ev"] == "ready", timeout=900)
-        app.type(KEYS["pageup"] * 4 + KEYS["home"])  # to the very start of the prompt
-        time.sleep(1.0)
         typed = ""
         for i in range(args.keys):
             typed += CHARS[i % len(CHARS)]

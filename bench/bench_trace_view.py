@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from app_harness import RESULTS, PtyApp, bench_main, machine
+from app_harness import RESULTS, bench_main, machine
 
 HERE = Path(__file__).resolve().parent
 CHARS = "Indeed, so "
@@ -40,7 +40,7 @@ def _trace(app, want: str, t_key: float, estimate: bool) -> float:
 
 def run(args) -> dict:
     import torch
-    from bench_app_latency import KEYS, PROMPT
+    from bench_app_latency import PROMPT, open_view
 
     from engine.hijack import trace as T
     from engine.hijack.atp import atp
@@ -51,15 +51,9 @@ def run(args) -> dict:
     lm = load_lm(args.model, device="cpu")
     prober = Prober(lm)
     load0 = os.getloadavg()
-    os.environ["LCA_BENCH_VIEW"] = "trace"
-    if args.model:
-        os.environ["LCA_BENCH_MODEL"] = args.model
-    app = PtyApp(str(HERE / "bench_app_latency.py"), threads=args.threads)
+    app = open_view("trace", args.threads, args.model)
     rows = []
     try:
-        app.wait(lambda ev: ev["ev"] == "ready", timeout=900)
-        app.type(KEYS["pageup"] * 4 + KEYS["home"])  # to the very start of the prompt
-        time.sleep(1.0)
         typed = ""
         for i in range(args.keys):
             ch, ch2 = CHARS[(2 * i) % len(CHARS)], CHARS[(2 * i + 1) % len(CHARS)]

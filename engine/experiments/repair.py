@@ -15,6 +15,7 @@ from engine.experiments.grids import Grid
 from engine.experiments.jobs import Timer, current_context
 from engine.experiments.results import ExperimentResult, curve
 from engine.experiments.specs import SPECS
+from engine.hijack.defenses import settings_text
 
 #: every defense but none; drop-context is the ceiling (reported, not counted by the rule)
 DEFENSE_NAMES = ("drop-context", "heads", "attention", "contrastive", "steer")
@@ -31,27 +32,13 @@ GRIDS = {
 }
 
 
-def _settings(params: dict) -> str:
-    """A defense's settings but α, short (heads as LbHh, blocks as a range or a list)."""
-    parts = []
-    if params.get("heads"):
-        parts.append("heads " + " ".join(f"L{b}H{h}" for b, h in params["heads"]))
-    blocks = params.get("blocks")
-    if blocks:
-        whole = len(blocks) > 2 and blocks == list(range(blocks[0], blocks[-1] + 1))
-        parts.append(f"blocks {blocks[0]}-{blocks[-1]}" if whole else "blocks " + ",".join(map(str, blocks)))
-    if "v_norm" in params:
-        parts.append(f"|v| {params['v_norm']:.3g}")
-    return "; ".join(parts) or "-"
-
-
 def repair_rows(model: str, result: dict) -> list[dict]:
     """The rows ``judge_hijack_repair`` reads, one per defense of one ``engine.hijack.repair.repair`` dict."""
     rows = []
     for d in result["defenses"]:
         clean, rev = d["clean_fall"], d["reverse_fall"]
         row = {"model": model, "scheme": result["scheme"], "defense": d["name"], "alpha": d["params"]["alpha"],
-               "settings": _settings(d["params"]), "evaluated_on": len(result["evaluation"]),
+               "settings": settings_text(d["params"]) or "-", "evaluated_on": len(result["evaluation"]),
                "es_zero": d["es_zero_before"], "es_before": d["es_before"], "es_after": d["es_after"],
                "drop": d["es_drop"], "drop_lo": d["es_ci"][0], "drop_hi": d["es_ci"][1], "sign_p": d["sign_p"],
                "clean_before": d["clean_accuracy_before"], "clean_after": d["clean_accuracy_after"],

@@ -140,6 +140,27 @@ class Defense:
         return cls.from_dict(data, v)
 
 
+def settings_text(params: dict, sep: str = "; ") -> str:
+    """A defense's settings but α in words (``Defense.params``, or its JSON read back): heads as LbHh,
+    blocks (a range a–b when contiguous), β, |v|; "" when it has none. Malformed entries are skipped."""
+    p = params if isinstance(params, dict) else {}
+    parts = []
+    heads = [h for h in p.get("heads") or () if isinstance(h, (list, tuple)) and len(h) == 2]
+    if heads:
+        parts.append("heads " + " ".join(f"L{b}H{h}" for b, h in heads))
+    blocks = [b for b in p.get("blocks") or () if isinstance(b, int) and not isinstance(b, bool)]
+    if blocks:
+        run = len(blocks) > 2 and blocks == list(range(blocks[0], blocks[-1] + 1))
+        parts.append(f"blocks {blocks[0]}–{blocks[-1]}" if run else
+                     ("blocks " if len(blocks) > 1 else "block ") + ",".join(map(str, blocks)))
+    if p.get("sink") is False:
+        parts.append("position 0 in the span")
+    for key, name in (("beta", "β"), ("v_norm", "|v|")):
+        if isinstance(p.get(key), (int, float)) and not isinstance(p.get(key), bool):
+            parts.append(f"{name} {p[key]:.3g}")
+    return sep.join(parts)
+
+
 def check_defense(d: Defense) -> None:
     """One UserError for settings no model can run (the model-specific checks are in ``check_for``)."""
     if d.name not in DEFENSES:

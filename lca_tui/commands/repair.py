@@ -200,6 +200,7 @@ def _print(data: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from engine.hijack.defenses import settings_text
     from textnum import number
 
     def arrow(before, after) -> str:
@@ -226,9 +227,7 @@ def _print(data: dict) -> None:
                       number((d.get("log_p_true_change") or {}).get("mean"), "+.2f"),
                       number((d.get("reverse_log_p_true_change") or {}).get("mean"), "+.2f"),
                       str(d.get("tied_after", "")))
-        p = dict(d["params"])
-        if "heads" in p:
-            p["heads"] = " ".join(f"L{b}H{h}" for b, h in p["heads"])
-        settings.append(f"{d['name']}: " + ", ".join(f"{k} {v}" for k, v in p.items()))
+        rest = settings_text(d["params"], ", ")
+        settings.append(f"{d['name']}: alpha {d['params']['alpha']:g}" + (f", {rest}" if rest else ""))
     console.print(table)
     console.print("\n".join(settings), highlight=False, markup=False)

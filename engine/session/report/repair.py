@@ -11,28 +11,18 @@
 
 from __future__ import annotations
 
+from engine.hijack.defenses import settings_text
 from engine.session.report.document import Block, LineChart, Paragraph, Preformatted, Section, Table
 from engine.session.report.parts import obj, section, short_model
 from engine.session.report.values import fmt_time, num
 from textnum import number
 
 
-def settings_text(params: dict) -> str:
-    """A defense's settings in words: α, heads as LbHh, blocks, β, |v|."""
-    p = obj(params)
-    parts = [f"α = {number(p.get('alpha'), '.3g')}"]
-    heads = [h for h in p.get("heads") or [] if isinstance(h, (list, tuple)) and len(h) == 2]
-    if heads:
-        parts.append("heads " + " ".join(f"L{b}H{h}" for b, h in heads))
-    blocks = [b for b in p.get("blocks") or [] if isinstance(b, int)]
-    if blocks:
-        whole = len(blocks) > 2 and blocks == list(range(blocks[0], blocks[-1] + 1))
-        parts.append(f"blocks {blocks[0]}–{blocks[-1]}" if whole else "blocks " + ", ".join(map(str, blocks)))
-    if "beta" in p:
-        parts.append(f"β = {number(p.get('beta'), '.3g')}")
-    if "v_norm" in p:
-        parts.append(f"|v| = {number(p.get('v_norm'), '.3g')}")
-    return "; ".join(parts)
+def _settings(params) -> str:
+    """α and the defense's settings (``defenses.settings_text``)."""
+    alpha = f"α = {number(obj(params).get('alpha'), '.3g')}"
+    rest = settings_text(obj(params))
+    return f"{alpha}; {rest}" if rest else alpha
 
 
 def _arrow(before, after) -> str:
@@ -60,7 +50,7 @@ def _dataset(it) -> Block:
                      _arrow(e.get("reverse_accuracy_before"), e.get("reverse_accuracy_after")),
                      num(obj(e.get("log_p_true_change")).get("mean")),
                      num(obj(e.get("reverse_log_p_true_change")).get("mean")), e.get("tied_after"),
-                     settings_text(e.get("params"))])
+                     _settings(e.get("params"))])
     b.parts.append(Table(["defense", "ES", "drop 95% CI", "sign p", "clean acc.", "reverse acc.", "Δ log P(true)",
                           "Δ log P(true), reverse", "ties", "settings"], rows,
                          caption="Evaluation half, before → after (ties: records whose defended P(true) = P(false), "
@@ -91,7 +81,7 @@ def _probe(it) -> Block:
     defense = obj(d.get("defense"))
     b = Block(f"Defended probe {it.id} · {short_model(d.get('model'))} · {defense.get('name')}")
     b.parts.append(Paragraph(
-        f"model {d.get('model')}; defense {defense.get('name')} ({settings_text(defense.get('params'))}); "
+        f"model {d.get('model')}; defense {defense.get('name')} ({_settings(defense.get('params'))}); "
         f"{d.get('shaped') or 'settings as pinned'}; pinned {fmt_time(d.get('created'))}."))
     b.parts.append(Preformatted("prompt", str(d.get("prompt", ""))))
     rows = _target_rows(d)

@@ -270,3 +270,16 @@ def test_repair_selects_on_even_and_scores_on_odd_records(load_cell):
     drop = out["defenses"][-1]
     assert drop["clean_accuracy_after"] == drop["clean_accuracy_before"]  # n = 0 is the question alone already
     assert sign_test_p(3, 0) == 0.125 and sign_test_p(0, 0) == 1.0
+
+
+def test_settings_text_names_what_a_defense_has():
+    from engine.hijack.defenses import settings_text
+
+    assert settings_text(Defense("heads", 0.0, heads=((3, 1), (5, 0))).params) == "heads L3H1 L5H0"
+    assert settings_text(Defense("attention", 0.1, blocks=(0, 1, 2, 3)).params) == "blocks 0–3"
+    assert settings_text(Defense("attention", 0.1, blocks=(18, 23), sink=False).params, " · ") == \
+        "blocks 18,23 · position 0 in the span"
+    assert settings_text(Defense("attention", 0.1, blocks=(23,)).params) == "block 23"
+    assert settings_text(Defense("contrastive", 1.0).params) == "β 0.1"
+    assert settings_text(Defense("none").params) == ""
+    assert settings_text({"heads": [[1], "x"], "blocks": ["a", True], "v_norm": 28.64}) == "|v| 28.6"  # malformed skipped

@@ -27,7 +27,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Static
 
-from engine.hijack.defenses import DEFENSES
+from engine.hijack.defenses import DEFENSES, settings_text
 from engine.hijack.repair import GRIDS
 from lca_tui import instrument
 from lca_tui.messages import CancelModelJob, JobFinished, ModelJobWanted, RecordResult
@@ -46,24 +46,6 @@ K_TOKENS = 8
 def grid(name: str) -> tuple[float, ...]:
     """The α values ``<`` and ``>`` step through for ``name``."""
     return tuple(sorted(set(GRIDS.get(name, (1.0,))) | set(ENDS.get(name, ()))))
-
-
-def settings_text(d) -> str:
-    """A defense's settings for the info line: heads as LbHh, blocks, |v|, β."""
-    p = d.params
-    parts = []
-    if p.get("heads"):
-        parts.append("heads " + " ".join(f"L{b}H{h}" for b, h in p["heads"]))
-    if p.get("blocks"):
-        b = p["blocks"]
-        contiguous = len(b) > 2 and b == list(range(b[0], b[-1] + 1))
-        parts.append(f"blocks {b[0]}–{b[-1]}" if contiguous else "block" + ("s " if len(b) > 1 else " ")
-                     + ",".join(map(str, b)))
-    if "v_norm" in p:
-        parts.append(f"|v| {p['v_norm']:.3g}")
-    if "beta" in p:
-        parts.append(f"β {p['beta']:g}")
-    return " · ".join(parts)
 
 
 class RepairView(View):
@@ -112,10 +94,9 @@ class RepairView(View):
 
     def _ask(self, res, ctx: ProbeContext) -> None:
         """Ask for the defended probe of ``res``'s prompt unless the same is asked or shown already."""
-        args, why = pair_args(ctx.record, ctx.scheme, res.prompt)
-        clean = _clean_args(ctx.record, res.prompt) if why else None
-        if clean is not None:  # n = 0: the defense on the prompt alone, what it costs when nothing misleads
-            args, why = clean, None
+        # at n = 0 the defense acts on the prompt alone: what it costs when nothing misleads
+        args, why = pair_args(ctx.record, ctx.scheme, res.prompt, alone=True)
+        clean = not why and not args[1].strip()
         targets = tuple(t.target for t in res.targets)
         key = (ctx.model, ctx.record, args, why, targets, self.defense_name, self.alpha)
         if key == self.asked:
@@ -133,7 +114,7 @@ class RepairView(View):
             targets = tuple(dict.fromkeys((true, false, *targets)))
         shape_key = (ctx.model, ctx.record, ctx.scheme, ctx.n, self.defense_name)
         defense, shape = self.defense_for(shape_key)
-        if defense is None and clean is not None:  # nothing to shape on: the settings of this record at n >= 1
+        if defense is None and clean:  # nothing to shape on: the settings of this record at n >= 1
             defense = self.kept_for(ctx.model, ctx.record, ctx.scheme)
             if defense is None:
                 self.result = None
@@ -145,7 +126,7 @@ class RepairView(View):
             defense, shape = {"name": self.defense_name, "params": {"alpha": self.alpha}}, (true, false)
         req = ModelJobWanted(jobs.ModelJob(jobs.repair_probe, (question, prepend, targets, defense, K_TOKENS, shape)),
                              reply_to=self, meta={"shape_key": shape_key if shape is not None else None,
-                                                  "clean": clean is not None})
+                                                  "clean": clean})
         self.job = req.job_id
         self.ask(req)
         self.info(f"repairing with {self.defense_name} α={self.alpha:g}…" + (" (shaping it on this record first)"
@@ -257,19 +238,11 @@ class RepairView(View):
         says = self.query_one("#repair-says", Static)
         says.update(f"[b]says:[/b] {_said(r.undefended.continuation)}\n"
                     f"[b]with {d.name}:[/b] {_said(r.defended.continuation)}")
-        where = "question alone" if d.name == "drop-context" else settings_text(d)
+        where = "question alone" if d.name == "drop-context" else settings_text(d.params, " · ")
         shaped = " · [i]shaped on this record (not held out)[/i]" if d.name in SHAPED else ""
         alone = " · [b]n = 0: the prompt alone[/b] (what the defense costs when nothing misleads)" if clean else ""
         self.info(f"[b]{d.name}[/b] α={d.alpha:g}" + (f" · {escape(where)}" if where else "") + shaped + alone
                   + " · d: defense, < >: α, p: pin")
-
-
-def _clean_args(rec, prompt: str) -> tuple | None:
-    """(question, "", true, false, mention) when ``prompt`` is the record's prompt with nothing before it
-    (n = 0), else None."""
-    if rec is None or not prompt.endswith(rec.text) or prompt[: len(prompt) - len(rec.text)].strip():
-        return None
-    return rec.text, prompt[: len(prompt) - len(rec.text)], " " + rec.target_true, " " + rec.target_false, None
 
 
 def _said(text: str) -> str:

@@ -46,9 +46,10 @@ ESTIMATE = "estimate (attribution patching)"
 _SHORT = {"restore_resid": "resid", "restore_attn": "attn", "restore_mlp": "mlp", "heads": "heads"}
 
 
-def pair_args(rec, scheme: str, prompt: str) -> tuple[tuple, str | None]:
+def pair_args(rec, scheme: str, prompt: str, alone: bool = False) -> tuple[tuple, str | None]:
     """(prompt, prepend, true, false, mention) for the trace of ``prompt`` against the record ``rec``
-    under ``scheme``, or () and why not."""
+    under ``scheme``, or () and why not. ``alone``: the record's prompt with nothing prepended is taken
+    too (prepend "" or blank)."""
     from engine.hijack.schemes import is_reverse
 
     if rec is None:
@@ -56,7 +57,7 @@ def pair_args(rec, scheme: str, prompt: str) -> tuple[tuple, str | None]:
     if not prompt.endswith(rec.text):
         return (), f"the trace needs the prompt to end with the record's prompt {rec.text!r}"
     prepend = prompt[: len(prompt) - len(rec.text)]
-    if not prepend.strip():
+    if not prepend.strip() and not alone:
         return (), "nothing is prepended (n = 0): press + to prepend a sentence, or type text before the prompt"
     true, false = " " + rec.target_true, " " + rec.target_false
     mention = rec.target_true if is_reverse(scheme) else rec.target_false
